@@ -1,0 +1,81 @@
+"""The Spark RSI exception hierarchy.
+
+::
+
+    SparkError                      base of everything raised on purpose
+    ├── SparkMisuseError            the caller asked for something impossible; never retry
+    │   ├── InvalidGraphSpecError   a graph spec fails validation (names the field and node)
+    │   ├── UnknownGraphError       no graph registered under that id
+    │   ├── UnknownVersionError     no version stored under that id
+    │   ├── UnknownNodeTypeError    a node type is missing from the node registry
+    │   ├── InvalidChangeError      a change operation cannot apply to the spec
+    │   └── InvalidInputError       statistical or request input is unusable (NaN, empty arm...)
+    ├── SparkRuntimeError           something failed while running; may be transient
+    │   ├── NodeExecutionError      a node raised after its retries
+    │   ├── NodeTimeoutError        a node exceeded its timeout
+    │   └── TransientNodeError      a node failure worth retrying (raised by node implementations)
+    └── ReplayRefusedError          offline replay would repeat a real side effect
+
+Activities turn ``SparkMisuseError`` into a non-retryable Temporal ``ApplicationError`` whose
+``type`` is the class name, so a workflow fails at once with an actionable message.
+Business outcomes (rejected, inconclusive, rolled back) are return values, never exceptions.
+"""
+
+from __future__ import annotations
+
+
+class SparkError(Exception):
+    """Base class of every error Spark raises on purpose."""
+
+
+class SparkMisuseError(SparkError):
+    """The request can never succeed as written; retrying will not help."""
+
+
+class InvalidGraphSpecError(SparkMisuseError):
+    """A graph spec failed validation."""
+
+
+class UnknownGraphError(SparkMisuseError):
+    """No graph is registered under the given id."""
+
+
+class UnknownVersionError(SparkMisuseError):
+    """No graph version is stored under the given id."""
+
+
+class UnknownNodeTypeError(SparkMisuseError):
+    """A node references a type that the node registry does not hold."""
+
+
+class InvalidChangeError(SparkMisuseError):
+    """A change operation does not apply to the graph spec it targets."""
+
+
+class InvalidInputError(SparkMisuseError, ValueError):
+    """Input data (samples, requests, parameters) is unusable."""
+
+
+class SparkRuntimeError(SparkError):
+    """A failure while executing a graph; may be transient."""
+
+
+class NodeExecutionError(SparkRuntimeError):
+    """A node failed after exhausting its retries."""
+
+    def __init__(self, node_id: str, error_type: str, message: str) -> None:
+        super().__init__(f"node {node_id!r} failed with {error_type}: {message}")
+        self.node_id = node_id
+        self.error_type = error_type
+
+
+class NodeTimeoutError(SparkRuntimeError):
+    """A node exceeded its configured timeout."""
+
+
+class TransientNodeError(SparkRuntimeError):
+    """Raised by node implementations for failures that a retry may cure."""
+
+
+class ReplayRefusedError(SparkError):
+    """Offline replay cannot run without repeating a real side effect."""

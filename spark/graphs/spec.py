@@ -1,0 +1,236 @@
+"""The graph model: a JSON-serialisable, validated description of a production graph.
+
+A ``GraphSpec`` is data only. The runtime (``spark.graphs.runtime``) executes it through the node
+registry; RSI change operations (``spark.rsi.changes``) produce new specs from old ones. Validation
+errors always name the offending node or edge and the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+import networkx as nx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from spark.errors import InvalidGraphSpecError
+
+NodeTag = Literal["protected", "side_effects", "idempotent"]
+ConditionOp = Literal["eq", "ne", "in", "not_in", "truthy", "falsy"]
+
+_ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_.\-]{0,127}$"
+
+
+class NodeConfig(BaseModel):
+    """Per-node policy and model settings; a config-only change alters behaviour without code."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str | None = Field(default=None, max_length=20_000)
+    model: str | None = None
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    timeout_s: float | None = Field(default=None, gt=0.0, le=3600.0)
+    retries: int = Field(default=0, ge=0, le=10)
+    backoff_s: float = Field(default=0.05, ge=0.0, le=60.0)
+    cache_ttl_s: float | None = Field(default=None, gt=0.0)
+    fallback: str | None = Field(default=None, description="node type called when all attempts fail")
+    params: dict[str, Any] = Field(default_factory=dict, description="implementation-specific knobs")
+
+
+class NodeSpec(BaseModel):
+    """One node: a registered implementation type plus its config, data contract and tags."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=_ID_PATTERN)
+    type: str = Field(min_length=1)
+    config: NodeConfig = Field(default_factory=NodeConfig)
+    inputs: list[str] = Field(default_factory=list, description="state fields the node reads")
+    outputs: list[str] = Field(default_factory=list, description="state fields the node writes")
+    tags: list[NodeTag] = Field(default_factory=list)
+    description: str = ""
+
+    @field_validator("tags")
+    @classmethod
+    def _sorted_unique_tags(cls, tags: list[NodeTag]) -> list[NodeTag]:
+        return sorted(set(tags))
+
+    def has_tag(self, tag: NodeTag) -> bool:
+        """Whether the node carries ``tag``."""
+        return tag in self.tags
+
+
+class EdgeCondition(BaseModel):
+    """A declarative, non-executable condition on the graph state (never code)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str = Field(min_length=1)
+    op: ConditionOp = "eq"
+    value: Any = None
+
+    def holds(self, state: dict[str, Any]) -> bool:
+        """Evaluate the condition against the current graph state."""
+        actual = state.get(self.field)
+        match self.op:
+            case "eq":
+                return bool(actual == self.value)
+            case "ne":
+                return bool(actual != self.value)
+            case "in":
+                return actual in (self.value or [])
+            case "not_in":
+                return actual not in (self.value or [])
+            case "truthy":
+                return bool(actual)
+            case "falsy":
+                return not actual
+
+
+class EdgeSpec(BaseModel):
+    """A directed edge; with a condition it is taken only when the condition holds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str
+    target: str
+    condition: EdgeCondition | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The (source, target) pair that identifies the edge."""
+        return (self.source, self.target)
+
+
+class GraphSpec(BaseModel):
+    """A whole graph: nodes, edges, entry node, declared inputs and free metadata."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=_ID_PATTERN)
+    entry: str
+    nodes: list[NodeSpec] = Field(min_length=1)
+    edges: list[EdgeSpec] = Field(default_factory=list)
+    inputs: list[str] = Field(default_factory=list, description="fields a request must provide")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_structure(self) -> GraphSpec:
+        check_structure(self)
+        return self
+
+    def node(self, node_id: str) -> NodeSpec:
+        """The node with ``node_id``; raises ``InvalidGraphSpecError`` when absent."""
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        raise InvalidGraphSpecError(f"graph {self.id!r} has no node {node_id!r}")
+
+    def has_node(self, node_id: str) -> bool:
+        """Whether a node with ``node_id`` exists."""
+        return any(node.id == node_id for node in self.nodes)
+
+    def to_networkx(self) -> nx.DiGraph:
+        """The spec as a networkx DiGraph (node ids only)."""
+        return _digraph(self)
+
+    def predecessors(self, node_id: str) -> list[str]:
+        """Ids of the nodes with an edge into ``node_id``."""
+        return [edge.source for edge in self.edges if edge.target == node_id]
+
+    def successors(self, node_id: str) -> list[str]:
+        """Ids of the nodes ``node_id`` has an edge to."""
+        return [edge.target for edge in self.edges if edge.source == node_id]
+
+    def canonical_json(self) -> str:
+        """Deterministic JSON used for hashing and storage."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    def content_hash(self) -> str:
+        """SHA-256 of the canonical JSON: equal specs hash equally."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+
+def parse_graph_spec(data: dict[str, Any] | str) -> GraphSpec:
+    """Parse and validate a spec, turning pydantic errors into ``InvalidGraphSpecError``."""
+    try:
+        if isinstance(data, str):
+            return GraphSpec.model_validate_json(data)
+        return GraphSpec.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidGraphSpecError(_describe_validation_error(exc, data)) from exc
+
+
+def _describe_validation_error(exc: ValidationError, data: dict[str, Any] | str) -> str:
+    raw = json.loads(data) if isinstance(data, str) else data
+    parts = []
+    for err in exc.errors():
+        location = list(err["loc"])
+        where = ".".join(str(p) for p in location)
+        if len(location) >= 2 and location[0] == "nodes" and isinstance(location[1], int):
+            nodes = raw.get("nodes", []) if isinstance(raw, dict) else []
+            if location[1] < len(nodes) and isinstance(nodes[location[1]], dict):
+                where += f" (node {nodes[location[1]].get('id')!r})"
+        parts.append(f"{where}: {err['msg']}")
+    return "invalid graph spec: " + "; ".join(parts)
+
+
+def check_structure(spec: GraphSpec) -> None:
+    """Raise ``ValueError`` (pydantic turns it into a validation error) on structural faults."""
+    ids = [node.id for node in spec.nodes]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise ValueError(f"nodes: duplicate node id(s) {duplicates}")
+    if spec.entry not in ids:
+        raise ValueError(f"entry: node {spec.entry!r} does not exist")
+    _check_edges(spec, set(ids))
+    _check_acyclic_and_reachable(spec)
+    _check_data_flow(spec)
+
+
+def _check_edges(spec: GraphSpec, ids: set[str]) -> None:
+    seen: set[tuple[str, str]] = set()
+    for edge in spec.edges:
+        for end in (edge.source, edge.target):
+            if end not in ids:
+                raise ValueError(f"edges: edge {edge.source!r}->{edge.target!r} names unknown node {end!r}")
+        if edge.key in seen:
+            raise ValueError(f"edges: duplicate edge {edge.source!r}->{edge.target!r}")
+        if edge.source == edge.target:
+            raise ValueError(f"edges: self-loop on node {edge.source!r}")
+        seen.add(edge.key)
+    if spec.predecessors(spec.entry):
+        raise ValueError(f"entry: entry node {spec.entry!r} must have no incoming edge")
+
+
+def _digraph(spec: GraphSpec) -> nx.DiGraph:
+    graph = nx.DiGraph()
+    graph.add_nodes_from(node.id for node in spec.nodes)
+    graph.add_edges_from(edge.key for edge in spec.edges)
+    return graph
+
+
+def _check_acyclic_and_reachable(spec: GraphSpec) -> None:
+    graph = _digraph(spec)
+    if not nx.is_directed_acyclic_graph(graph):
+        cycle = nx.find_cycle(graph)
+        raise ValueError(f"edges: graph must be acyclic; cycle through {[a for a, _ in cycle]}")
+    reachable = nx.descendants(graph, spec.entry) | {spec.entry}
+    unreachable = sorted(set(graph.nodes) - reachable)
+    if unreachable:
+        raise ValueError(f"nodes: node(s) {unreachable} unreachable from entry {spec.entry!r}")
+
+
+def _check_data_flow(spec: GraphSpec) -> None:
+    graph = _digraph(spec)
+    for node in spec.nodes:
+        available = set(spec.inputs)
+        for ancestor in nx.ancestors(graph, node.id):
+            available.update(spec.node(ancestor).outputs)
+        missing = sorted(set(node.inputs) - available)
+        if missing:
+            raise ValueError(
+                f"nodes: node {node.id!r} reads input field(s) {missing} that no upstream node "
+                "or graph input provides"
+            )

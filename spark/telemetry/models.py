@@ -1,0 +1,81 @@
+"""Telemetry records produced by the runtime and consumed by the telemetry store.
+
+Plain slotted dataclasses: they are built on the request path, so they stay cheap. Pydantic models
+appear at the boundaries that need validation (API, Temporal payloads), not here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+RunStatus = Literal["ok", "error"]
+SpanStatus = Literal["ok", "error", "skipped"]
+RoutingArm = Literal["active", "candidate", "replay", "direct"]
+
+
+@dataclass(slots=True, frozen=True)
+class SpanRecord:
+    """One node execution inside a trace."""
+
+    span_id: str
+    trace_id: str
+    graph_id: str
+    version_id: str
+    node_id: str
+    node_type: str
+    started_at: float  # epoch seconds, UTC
+    duration_ms: float
+    status: SpanStatus
+    error_type: str | None = None
+    attempts: int = 1
+    cache_hit: bool = False
+    tokens: int = 0
+    cost: float = 0.0
+    output_json: str | None = None  # recorded only for nodes tagged side_effects (for replay)
+
+
+@dataclass(slots=True, frozen=True)
+class TraceRecord:
+    """One graph run."""
+
+    trace_id: str
+    graph_id: str
+    version_id: str
+    started_at: float  # epoch seconds, UTC
+    duration_ms: float
+    status: RunStatus
+    routing_arm: RoutingArm = "direct"
+    routing_key: str | None = None
+    input_fingerprint: str | None = None
+    inputs_json: str | None = None  # the request inputs, kept for offline replay
+    error_type: str | None = None
+    cost: float = 0.0
+    quality: float | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class FeedbackRecord:
+    """A score attached to a trace after the fact (user rating, grader, label)."""
+
+    trace_id: str
+    score: float
+    created_at: float
+    label: str | None = None
+    source: str = "user"
+
+
+@dataclass(slots=True)
+class RunTelemetry:
+    """A finished run: the trace and its spans, handed to a sink in one call."""
+
+    trace: TraceRecord
+    spans: list[SpanRecord] = field(default_factory=list)
+
+
+class TelemetrySink(Protocol):
+    """Where the runtime hands finished runs. Must not block the request path."""
+
+    def submit(self, run: RunTelemetry) -> None:
+        """Accept a finished run for (asynchronous) persistence."""
+        ...

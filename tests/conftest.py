@@ -1,0 +1,54 @@
+"""Shared fixtures: fresh SQLite and PostgreSQL databases for store tests."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from spark.db import dispose_engine, sqlite_url
+
+POSTGRES_ADMIN_DSN = os.environ.get(
+    "SPARK_TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test"
+)
+
+
+def _postgres_url(dbname: str) -> str:
+    params = dict(part.split("=", 1) for part in POSTGRES_ADMIN_DSN.split())
+    host, port, user = params.get("host", "127.0.0.1"), params.get("port", "5432"), params["user"]
+    return f"postgresql+psycopg://{user}@{host}:{port}/{dbname}"
+
+
+@pytest.fixture
+def sqlite_database_url(tmp_path: Path) -> Iterator[str]:
+    """A URL for an empty SQLite file, disposed after the test."""
+    url = sqlite_url(tmp_path / "spark.db")
+    yield url
+    dispose_engine(url)
+
+
+@pytest.fixture
+def postgres_database_url() -> Iterator[str]:
+    """A URL for a brand-new PostgreSQL database, dropped after the test.
+
+    Never skips: on CI PostgreSQL must be there, and a missing server is a failure.
+    """
+    dbname = f"spark_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{dbname}"')
+    url = _postgres_url(dbname)
+    yield url
+    dispose_engine(url)
+    with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Each store test runs once on SQLite and once on PostgreSQL."""
+    name = "sqlite_database_url" if request.param == "sqlite" else "postgres_database_url"
+    return str(request.getfixturevalue(name))
