@@ -32,6 +32,7 @@ class SpanRecord:
     cache_hit: bool = False
     tokens: int = 0
     cost: float = 0.0
+    input_fingerprint: str | None = None  # hash of the node's inputs (repeat detection)
     output_json: str | None = None  # recorded only for nodes tagged side_effects (for replay)
 
 

@@ -1,0 +1,75 @@
+"""Aggregated telemetry views returned by the telemetry store and read by RSI analysis.
+
+These are pydantic models: small summaries that may cross the Temporal boundary.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class NodeStats(BaseModel):
+    """Per-node statistics over a window of spans (skipped spans excluded)."""
+
+    graph_id: str
+    version_id: str | None = None
+    node_id: str
+    count: int
+    error_count: int
+    error_rate: float
+    mean_ms: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    total_cost: float = 0.0
+    mean_cost: float = 0.0
+    total_tokens: int = 0
+    mean_attempts: float = 1.0
+    cache_hit_rate: float = 0.0
+    distinct_input_ratio: float = 1.0  # distinct input fingerprints / count; low = repeated inputs
+    error_types: dict[str, int] = Field(default_factory=dict)
+
+
+class VersionStats(BaseModel):
+    """Whole-run statistics of one graph version over a window of traces."""
+
+    graph_id: str
+    version_id: str | None = None
+    count: int
+    error_count: int
+    error_rate: float
+    mean_ms: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    mean_cost: float = 0.0
+    mean_quality: float | None = None
+    quality_count: int = 0
+    first_started_at: float | None = None
+    last_started_at: float | None = None
+
+
+class TraceMetrics(BaseModel):
+    """Per-trace metric arrays for statistical tests (one entry per trace, same order)."""
+
+    graph_id: str
+    version_id: str | None = None
+    trace_ids: list[str] = Field(default_factory=list)
+    latency_ms: list[float] = Field(default_factory=list)
+    error: list[float] = Field(default_factory=list)  # 1.0 = failed run, 0.0 = ok
+    cost: list[float] = Field(default_factory=list)
+    quality: list[float | None] = Field(default_factory=list)  # feedback score or trace quality
+
+
+class RecordedRun(BaseModel):
+    """A production request kept for offline replay."""
+
+    trace_id: str
+    version_id: str
+    started_at: float
+    inputs: dict[str, Any]
+    side_effect_outputs: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="recorded outputs of side-effect nodes, by node id"
+    )
