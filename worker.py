@@ -1,1 +1,60 @@
-worker = None
+"""The Spark RSI worker: runs RSIWorkflow and every RSI activity on the ``spark-rsi`` queue.
+
+Configuration from the environment (local defaults): ``TEMPORAL_ADDRESS`` (localhost:7233),
+``TEMPORAL_NAMESPACE`` (default), ``SPARK_TASK_QUEUE`` (spark-rsi), ``SPARK_DATABASE_URL``
+(sqlite:///.spark/spark.db).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from datetime import timedelta
+
+import structlog
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities import ActivityDeps, build_activities
+from spark.logging import configure_logging
+from spark.settings import SparkSettings
+from spark.temporal import connect
+from workflows.rsi import RSIWorkflow
+
+log = structlog.get_logger("spark.worker")
+
+
+def build_worker(client: Client, settings: SparkSettings, deps: ActivityDeps | None = None) -> Worker:
+    """A worker for the RSI workflow and activities, bound to the configured database."""
+    deps = deps or ActivityDeps.from_database_url(settings.database_url)
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[RSIWorkflow],
+        activities=build_activities(deps),
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+async def run_worker(settings: SparkSettings) -> None:
+    """Connect, then poll until SIGINT/SIGTERM; in-flight activities get time to finish."""
+    client = await connect(settings)
+    worker = build_worker(client, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("worker started", task_queue=settings.task_queue, address=settings.temporal_address)
+    async with worker:
+        await stop.wait()
+    log.info("worker stopped")
+
+
+def main() -> None:
+    """Entry point: ``python worker.py``."""
+    configure_logging()
+    asyncio.run(run_worker(SparkSettings.from_env()))
+
+
+if __name__ == "__main__":
+    main()

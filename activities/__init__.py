@@ -1,0 +1,42 @@
+"""Temporal activities, one module per RSI phase. Thin: load inputs, call ``spark``, persist,
+return a pydantic result. Every one is idempotent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from activities.ab_test import ABTestActivities
+from activities.analysis import AnalysisActivities
+from activities.candidate import CandidateActivities
+from activities.deployment import DeploymentActivities
+from activities.deps import ActivityDeps
+from activities.hypotheses import HypothesisActivities
+from activities.learning import LearningActivities
+from activities.planning import PlanningActivities
+
+__all__ = ["ActivityDeps", "build_activities"]
+
+
+def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
+    """Every activity of the RSI loop, bound to ``deps``."""
+    planning = PlanningActivities(deps)
+    analysis = AnalysisActivities(deps)
+    hypotheses = HypothesisActivities(deps)
+    candidate = CandidateActivities(deps)
+    ab_test = ABTestActivities(deps)
+    deployment = DeploymentActivities(deps)
+    learning = LearningActivities(deps)
+    return [
+        planning.plan_cycle,
+        analysis.analyze_graph,
+        hypotheses.generate_hypotheses,
+        hypotheses.validate_hypotheses,
+        candidate.create_candidate,
+        ab_test.replay_ab_test,
+        deployment.deploy_version,
+        deployment.check_health,
+        deployment.rollback_deployment,
+        learning.record_attempt,
+        learning.extract_patterns,
+    ]

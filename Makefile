@@ -1,0 +1,40 @@
+# Entry points for a newcomer. Needs Python 3.11+ with pip; everything else installs into .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo dev worker test lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the project with its dev tools
+
+demo: $(STAMP) ## the main job: dev server + worker + the support-triage demo, then stop them
+	$(BIN)/python -m examples.run_demo
+
+dev: $(STAMP) ## keep a dev server (UI on :8233) and a worker running until Ctrl-C
+	$(BIN)/python -m spark.cli dev
+
+worker: $(STAMP) ## only the worker (TEMPORAL_ADDRESS, SPARK_DATABASE_URL from the environment)
+	$(BIN)/python worker.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy spark activities workflows worker.py examples
+
+test: $(STAMP) lint typecheck ## ruff, mypy and the whole pytest suite
+	$(BIN)/pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.decisions --json
+
+clean:
+	rm -rf .spark .pytest_cache .mypy_cache .ruff_cache

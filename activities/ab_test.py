@@ -1,0 +1,80 @@
+"""Phase 4: the A/B test, as an offline replay of recorded production inputs (paired)."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from activities._support import log, misuse_is_final, off_loop
+from activities.deps import ActivityDeps
+from spark.graphs.runtime import GraphRuntime
+from spark.rsi.contracts import ABTestInput, ABTestResult, MetricSummary
+from spark.rsi.replay import REPLAY_METRICS, ReplayArm, decide_replay, replay_pairs
+from spark.rsi.stats import Decision
+
+
+class ABTestActivities:
+    """Runs production's node implementations (loaded from the modules the graph was registered
+    with) on recorded inputs; writes no production telemetry."""
+
+    def __init__(self, deps: ActivityDeps) -> None:
+        self._deps = deps
+
+    @activity.defn(name="replay_ab_test")
+    @misuse_is_final
+    async def replay_ab_test(self, inp: ABTestInput) -> ABTestResult:
+        """Replay up to ``sample_size`` recorded runs through both versions and decide."""
+        if inp.primary_metric not in REPLAY_METRICS:
+            return ABTestResult(
+                outcome="invalid",
+                reasons=[f"{inp.primary_metric!r} cannot be measured by offline replay"],
+            )
+        baseline, candidate, runs = await off_loop(self._load, inp)
+        samples = await replay_pairs(
+            baseline, candidate, runs, on_progress=lambda done: activity.heartbeat(done)
+        )
+        log.info("replay finished", graph_id=inp.graph_id, replayed=samples.replayed, refused=samples.refused)
+        if samples.replayed < 10:
+            return ABTestResult(
+                outcome="invalid",
+                reasons=[f"only {samples.replayed} runs replayable ({samples.refused} refused)"],
+                replayed=samples.replayed,
+                refused=samples.refused,
+            )
+        decision = decide_replay(samples, inp.primary_metric, alpha=inp.alpha)
+        return _result(decision, samples.replayed, samples.refused)
+
+    def _load(self, inp: ABTestInput) -> tuple[ReplayArm, ReplayArm, list]:  # type: ignore[type-arg]
+        graph = self._deps.registry.get_graph(inp.graph_id)
+        self._deps.nodes.load_modules(list(graph.node_modules))
+        arms = []
+        for version_id in (inp.baseline_version_id, inp.candidate_version_id):
+            spec = self._deps.registry.get_version(version_id).spec
+            arms.append(ReplayArm(spec=spec, version_id=version_id, runtime=GraphRuntime(self._deps.nodes)))
+        runs = self._deps.telemetry.recorded_runs(
+            inp.graph_id, inp.baseline_version_id, limit=inp.sample_size
+        )
+        return arms[0], arms[1], runs
+
+
+def _result(decision: Decision, replayed: int, refused: int) -> ABTestResult:
+    outcome = "inconclusive" if decision.outcome == "continue" else decision.outcome
+    return ABTestResult(
+        outcome=outcome,
+        reasons=list(decision.reasons),
+        metrics=[
+            MetricSummary(
+                name=m.name,
+                role=m.role,
+                estimate=m.estimate,
+                ci_low=m.ci_low,
+                ci_high=m.ci_high,
+                p_value=m.p_value,
+                n_baseline=m.n_baseline,
+                n_candidate=m.n_candidate,
+                method=m.method,
+            )
+            for m in decision.metrics
+        ],
+        replayed=replayed,
+        refused=refused,
+    )

@@ -1,0 +1,46 @@
+"""Phase 1: analyze the active version's telemetry into a diagnostic report."""
+
+from __future__ import annotations
+
+import time
+
+from temporalio import activity
+
+from activities._support import misuse_is_final, off_loop
+from activities.deps import ActivityDeps
+from spark.rsi.analysis import analyze
+from spark.rsi.contracts import AnalyzeInput, AnalyzeResult, BottleneckSummary
+
+
+class AnalysisActivities:
+    """Reads telemetry aggregates (computed in SQL) and the version's spec."""
+
+    def __init__(self, deps: ActivityDeps) -> None:
+        self._deps = deps
+
+    @activity.defn(name="analyze_graph")
+    @misuse_is_final
+    async def analyze_graph(self, inp: AnalyzeInput) -> AnalyzeResult:
+        """Diagnose bottlenecks of ``inp.version_id`` over the window ending now."""
+        return await off_loop(self._analyze, inp)
+
+    def _analyze(self, inp: AnalyzeInput) -> AnalyzeResult:
+        spec = self._deps.registry.get_version(inp.version_id).spec
+        since = time.time() - inp.window_s
+        telemetry = self._deps.telemetry
+        node_stats = telemetry.node_stats(inp.graph_id, inp.version_id, since=since)
+        version_stats = telemetry.version_stats(inp.graph_id, inp.version_id, since=since)
+        report = analyze(spec, node_stats, version_stats, min_traces=inp.min_traces)
+        return AnalyzeResult(
+            graph_id=inp.graph_id,
+            version_id=inp.version_id,
+            trace_count=version_stats.count,
+            sufficient_data=report.sufficient_data,
+            bottlenecks=[
+                BottleneckSummary(
+                    node_id=b.node_id, kind=b.kind, severity=b.severity, metric_value=b.metric_value
+                )
+                for b in report.bottlenecks
+            ],
+            report=report.model_dump(mode="json"),
+        )

@@ -1,0 +1,104 @@
+"""Phase 5: deploy (switch routing), check health after deploy, roll back.
+
+Every routing change carries a business idempotency key (deployment id = graph, cycle, version),
+checked and stored in the same transaction, so a retried or replayed step never deploys twice.
+"""
+
+from __future__ import annotations
+
+import time
+
+from temporalio import activity
+
+from activities._support import log, misuse_is_final, off_loop
+from activities.deps import ActivityDeps
+from spark.rsi.contracts import (
+    DeployInput,
+    DeployResult,
+    HealthInput,
+    HealthResult,
+    RollbackInput,
+    RollbackResult,
+)
+from spark.rsi.monitoring import HealthPolicy, assess_health
+
+
+def deployment_id(graph_id: str, cycle: int, version_id: str) -> str:
+    """The idempotency key of one deployment."""
+    return f"{graph_id}:c{cycle}:{version_id}"
+
+
+class DeploymentActivities:
+    """Writes routing, deployment records and their audit events."""
+
+    def __init__(self, deps: ActivityDeps) -> None:
+        self._deps = deps
+
+    @activity.defn(name="deploy_version")
+    @misuse_is_final
+    async def deploy_version(self, inp: DeployInput) -> DeployResult:
+        """Route all traffic to ``to_version_id`` (strategy ``direct``); idempotent."""
+        return await off_loop(self._deploy, inp)
+
+    def _deploy(self, inp: DeployInput) -> DeployResult:
+        key = deployment_id(inp.graph_id, inp.cycle, inp.to_version_id)
+        record = self._deps.deployments.start(
+            key, inp.graph_id, inp.cycle, inp.from_version_id, inp.to_version_id, inp.strategy
+        )
+        state = self._deps.routing.apply(
+            inp.graph_id,
+            idempotency_key=f"deploy:{key}",
+            action="set_active",
+            active_version_id=inp.to_version_id,
+            actor=inp.actor,
+            reason=f"deploy hypothesis {inp.hypothesis_id}",
+        )
+        self._deps.deployments.finish(key, "deployed", "routing switched")
+        log.info("deployed", graph_id=inp.graph_id, deployment_id=key, version_id=inp.to_version_id)
+        return DeployResult(
+            deployment_id=key,
+            deployed_at=record.created_at.timestamp(),
+            routing_revision=state.revision,
+        )
+
+    @activity.defn(name="check_health")
+    @misuse_is_final
+    async def check_health(self, inp: HealthInput) -> HealthResult:
+        """Compare live traffic of the new version since deploy with the old one before it."""
+        return await off_loop(self._health, inp)
+
+    def _health(self, inp: HealthInput) -> HealthResult:
+        telemetry = self._deps.telemetry
+        baseline = telemetry.version_stats(
+            inp.graph_id,
+            inp.baseline_version_id,
+            since=inp.deployed_at - inp.baseline_window_s,
+            until=inp.deployed_at,
+        )
+        current = telemetry.version_stats(
+            inp.graph_id, inp.candidate_version_id, since=inp.deployed_at, until=time.time()
+        )
+        policy = HealthPolicy(min_traces=inp.min_traces, alpha=inp.alpha)
+        verdict = assess_health(baseline, current, policy)
+        return HealthResult(
+            status=verdict.status, reasons=list(verdict.reasons), candidate_traces=current.count
+        )
+
+    @activity.defn(name="rollback_deployment")
+    @misuse_is_final
+    async def rollback_deployment(self, inp: RollbackInput) -> RollbackResult:
+        """Route back to the replaced version; idempotent per deployment."""
+        return await off_loop(self._rollback, inp)
+
+    def _rollback(self, inp: RollbackInput) -> RollbackResult:
+        state = self._deps.routing.apply(
+            inp.graph_id,
+            idempotency_key=f"rollback:{inp.deployment_id}",
+            action="rollback",
+            active_version_id=inp.to_version_id,
+            actor=inp.actor,
+            reason=inp.reason,
+        )
+        self._deps.deployments.finish(inp.deployment_id, "rolled_back", inp.reason)
+        log.warning("rolled back", graph_id=inp.graph_id, deployment_id=inp.deployment_id, reason=inp.reason)
+        return RollbackResult(active_version_id=state.active_version_id, routing_revision=state.revision)

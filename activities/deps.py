@@ -1,0 +1,37 @@
+"""What activities need, built once per worker from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from spark.experience import ExperienceStore
+from spark.graphs.registry import NodeRegistry, default_registry
+from spark.registry import DeploymentStore, RegistryStore, RoutingStore
+from spark.rsi.generator import HypothesisGenerator, RuleBasedGenerator
+from spark.telemetry import TelemetryStore
+
+
+@dataclass
+class ActivityDeps:
+    """Stores, the node registry and the hypothesis generator, shared by all activities."""
+
+    database_url: str
+    telemetry: TelemetryStore
+    registry: RegistryStore
+    routing: RoutingStore
+    deployments: DeploymentStore
+    experience: ExperienceStore
+    nodes: NodeRegistry = field(default_factory=default_registry)
+    generator: HypothesisGenerator = field(default_factory=RuleBasedGenerator)
+
+    @classmethod
+    def from_database_url(cls, database_url: str) -> ActivityDeps:
+        """Open every store on one database (SQLite file or PostgreSQL)."""
+        return cls(
+            database_url=database_url,
+            telemetry=TelemetryStore(database_url),
+            registry=RegistryStore(database_url),
+            routing=RoutingStore(database_url),
+            deployments=DeploymentStore(database_url),
+            experience=ExperienceStore(database_url),
+        )

@@ -1,0 +1,85 @@
+"""The support-triage graph spec: parse → classify → lookup_kb → draft_reply → send_reply."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spark.graphs.spec import GraphSpec, parse_graph_spec
+
+GRAPH_ID = "support-triage"
+NODE_MODULES = ["examples.support_triage.nodes"]
+
+
+def build_spec(
+    graph_id: str = GRAPH_ID,
+    *,
+    classify_failure_rate: float = 0.2,
+    kb_latency_ms: float = 60.0,
+    rsi: dict[str, Any] | None = None,
+) -> GraphSpec:
+    """The production graph as first deployed: no retries, no cache."""
+    return parse_graph_spec(
+        {
+            "id": graph_id,
+            "entry": "parse",
+            "inputs": ["ticket", "customer_id"],
+            "metadata": {"owner": "support-platform", "rsi": rsi or {}},
+            "nodes": [
+                _node("parse", "support.parse_ticket", ["ticket"], ["text"]),
+                _node(
+                    "classify",
+                    "support.classify",
+                    ["text"],
+                    ["category", "priority"],
+                    params={"failure_rate": classify_failure_rate},
+                    tags=["idempotent"],
+                    prompt="Classify the support ticket into one of: billing, login, shipping, refund, bug, other.",
+                    model="small-llm",
+                ),
+                _node(
+                    "lookup_kb",
+                    "support.lookup_kb",
+                    ["category"],
+                    ["articles"],
+                    params={"latency_ms": kb_latency_ms},
+                    tags=["idempotent"],
+                ),
+                _node(
+                    "draft_reply",
+                    "support.draft_reply",
+                    ["text", "category", "priority", "articles"],
+                    ["reply"],
+                    prompt="Write a short, friendly reply citing the articles.",
+                    model="large-llm",
+                ),
+                _node("send_reply", "support.send_reply", ["reply", "customer_id"], ["delivery_id"], tags=["side_effects", "protected"]),
+            ],
+            "edges": [
+                {"source": "parse", "target": "classify"},
+                {"source": "classify", "target": "lookup_kb"},
+                {"source": "lookup_kb", "target": "draft_reply"},
+                {"source": "draft_reply", "target": "send_reply"},
+            ],
+        }
+    )
+
+
+def _node(
+    node_id: str,
+    node_type: str,
+    inputs: list[str],
+    outputs: list[str],
+    *,
+    params: dict[str, Any] | None = None,
+    tags: list[str] | None = None,
+    prompt: str | None = None,
+    model: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": node_id,
+        "type": node_type,
+        "inputs": inputs,
+        "outputs": outputs,
+        "tags": tags or [],
+        "config": {"params": params or {}, "prompt": prompt, "model": model},
+    }

@@ -1,0 +1,179 @@
+"""The production client: register graphs, run requests on the routed version, attach feedback,
+and drive the graph's RSI workflow on Temporal.
+
+::
+
+    client = SparkClient.from_env()
+    client.register_graph(spec, node_modules=["myapp.nodes"])
+    result = await client.run("support-triage", {"ticket": "..."}, routing_key="cust-42")
+    client.feedback(result.trace_id, score=0.9)
+    await client.start_improvement("support-triage")
+    status = await client.status("support-triage")
+
+Routing is read through a short-lived cache (never a database read per request); telemetry is
+written off the request path by a batched recorder.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+
+from spark.graphs.registry import NodeRegistry, default_registry
+from spark.graphs.runtime import GraphRuntime, RunResult
+from spark.graphs.spec import GraphSpec
+from spark.registry import RegistryStore, RoutingCache, RoutingStore, assign_arm
+from spark.registry.versions import GraphVersion
+from spark.rsi.contracts import ReviewDecision, RollbackRequest, RSIStatus, RSIWorkflowInput
+from spark.settings import SparkSettings
+from spark.telemetry import TelemetryConfig, TelemetryRecorder, TelemetryStore
+from spark.temporal import RSI_WORKFLOW, connect, rsi_workflow_id
+
+
+class SparkClient:
+    """One per process; thread-safe for concurrent ``run`` calls on one event loop."""
+
+    def __init__(
+        self,
+        settings: SparkSettings | None = None,
+        *,
+        nodes: NodeRegistry | None = None,
+        routing_ttl_s: float = 1.0,
+        temporal: Client | None = None,
+    ) -> None:
+        self.settings = settings or SparkSettings.from_env()
+        url = self.settings.database_url
+        self.registry = RegistryStore(url)
+        self.routing = RoutingStore(url)
+        self.telemetry = TelemetryStore(url)
+        self._routing_cache = RoutingCache(self.routing, ttl_s=routing_ttl_s)
+        self._recorder: TelemetryRecorder = TelemetryConfig.from_url(url).open_recorder()
+        self._nodes = nodes or default_registry()
+        self._runtime = GraphRuntime(self._nodes, sink=self._recorder)
+        self._specs: dict[str, GraphSpec] = {}
+        self._temporal = temporal
+
+    @classmethod
+    def from_env(cls) -> SparkClient:
+        """A client configured from ``SPARK_*`` / ``TEMPORAL_*`` environment variables."""
+        return cls(SparkSettings.from_env())
+
+    # ----- graphs and requests -----
+
+    def register_graph(self, spec: GraphSpec, node_modules: list[str], owner: str | None = None) -> GraphVersion:
+        """Register a graph with the modules holding its node implementations; idempotent.
+
+        Every node type must resolve in those modules (``UnknownNodeTypeError`` names the
+        missing type and node), so the worker can later replay production's own code.
+        """
+        self._nodes.load_modules(node_modules)
+        self._nodes.check_spec(spec)
+        return self.registry.register_graph(spec, node_modules, owner=owner)
+
+    async def run(
+        self,
+        graph_id: str,
+        inputs: dict[str, Any],
+        *,
+        routing_key: str | None = None,
+        version_id: str | None = None,
+    ) -> RunResult:
+        """Run one request on the version routing picks (or on ``version_id`` when given)."""
+        arm = "direct"
+        if version_id is None:
+            state = self._routing_cache.get(graph_id)
+            arm = assign_arm(graph_id, routing_key, state.candidate_share)
+            version_id = state.active_version_id
+            if arm == "candidate" and state.candidate_version_id:
+                version_id = state.candidate_version_id
+        spec = self._spec(version_id)
+        return await self._runtime.run(
+            spec, inputs, version_id=version_id, routing_arm=arm, routing_key=routing_key
+        )
+
+    def _spec(self, version_id: str) -> GraphSpec:
+        spec = self._specs.get(version_id)
+        if spec is None:
+            spec = self.registry.get_version(version_id).spec  # versions are immutable: cache forever
+            self._specs[version_id] = spec
+        return spec
+
+    def feedback(self, trace_id: str, score: float, label: str | None = None, source: str = "user") -> None:
+        """Attach a quality score to a finished run."""
+        self.flush()
+        self.telemetry.add_feedback(trace_id, score, label=label, source=source)
+
+    def flush(self) -> None:
+        """Block until every run so far is written."""
+        self._recorder.flush()
+
+    def close(self) -> None:
+        """Flush and stop the telemetry writer."""
+        self._recorder.close()
+
+    @property
+    def telemetry_dropped(self) -> int:
+        """Runs dropped because the telemetry queue was full (never silently)."""
+        return int(self._recorder.stats.dropped)
+
+    # ----- the RSI workflow -----
+
+    async def temporal(self) -> Client:
+        """The Temporal client (connected on first use)."""
+        if self._temporal is None:
+            self._temporal = await connect(self.settings)
+        return self._temporal
+
+    async def start_improvement(
+        self,
+        graph_id: str,
+        *,
+        continuous: bool = False,
+        max_cycles: int | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> WorkflowHandle[Any, RSIStatus]:
+        """Start the graph's RSI workflow (id ``rsi-<graph_id>``)."""
+        self.registry.get_graph(graph_id)
+        client = await self.temporal()
+        inp = RSIWorkflowInput(
+            graph_id=graph_id, continuous=continuous, max_cycles=max_cycles, settings=settings or {}
+        )
+        return await client.start_workflow(
+            RSI_WORKFLOW,
+            inp,
+            id=rsi_workflow_id(graph_id),
+            task_queue=self.settings.task_queue,
+            result_type=RSIStatus,
+            static_summary=f"RSI loop for graph {graph_id}",
+        )
+
+    async def handle(self, graph_id: str) -> WorkflowHandle[Any, RSIStatus]:
+        """The handle of the graph's RSI workflow (latest run)."""
+        client = await self.temporal()
+        return client.get_workflow_handle(rsi_workflow_id(graph_id), result_type=RSIStatus)
+
+    async def status(self, graph_id: str) -> RSIStatus:
+        """The ``status`` query of the graph's RSI workflow."""
+        handle = await self.handle(graph_id)
+        return await handle.query("status", result_type=RSIStatus)
+
+    async def rollback(self, graph_id: str, reason: str, actor: str = "operator") -> None:
+        """Signal a rollback of the version the loop deployed."""
+        handle = await self.handle(graph_id)
+        await handle.signal("rollback", RollbackRequest(reason=reason, actor=actor))
+
+    async def pause(self, graph_id: str) -> None:
+        """Signal the loop to stop at its next phase boundary."""
+        await (await self.handle(graph_id)).signal("pause")
+
+    async def resume(self, graph_id: str) -> None:
+        """Signal the loop to continue after a pause."""
+        await (await self.handle(graph_id)).signal("resume")
+
+    async def review(self, graph_id: str, *, approve: bool, reviewer: str, comment: str = "") -> None:
+        """Approve or reject the high-risk hypothesis awaiting review."""
+        handle = await self.handle(graph_id)
+        name = "approve_review" if approve else "reject_review"
+        await handle.signal(name, ReviewDecision(reviewer=reviewer, comment=comment))
+

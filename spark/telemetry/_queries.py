@@ -1,0 +1,188 @@
+"""The SQL of the telemetry aggregations, for PostgreSQL and SQLite.
+
+Aggregation happens in the database: PostgreSQL computes exact percentiles with
+``percentile_cont(ARRAY[...]) WITHIN GROUP``; SQLite gets the same numbers from a Python aggregate
+(``spark_percentiles``, registered on each connection) that sorts once in ``finalize``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+QUANTILES = (0.5, 0.95, 0.99)
+_SQLITE_FUNCTIONS_READY = "spark_percentiles_ready"
+_ERRORS = "sum(CASE WHEN {p}status = 'error' THEN 1 ELSE 0 END)"
+_QUALITY = (
+    "COALESCE((SELECT avg(f.score) FROM spark_feedback f WHERE f.trace_id = t.trace_id), t.quality)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Which rows an aggregation reads: one graph, optionally one version, arm and time range.
+
+    ``since`` is inclusive and ``until`` exclusive, both epoch seconds.
+    """
+
+    graph_id: str
+    version_id: str | None = None
+    since: float | None = None
+    until: float | None = None
+    routing_arm: str | None = None
+
+    def where(self, prefix: str = "") -> str:
+        """The SQL condition selecting the window (columns qualified with ``prefix``)."""
+        conditions = [f"{prefix}graph_id = :graph_id"]
+        if self.version_id is not None:
+            conditions.append(f"{prefix}version_id = :version_id")
+        if self.since is not None:
+            conditions.append(f"{prefix}started_at >= :since")
+        if self.until is not None:
+            conditions.append(f"{prefix}started_at < :until")
+        if self.routing_arm is not None:
+            conditions.append(f"{prefix}routing_arm = :routing_arm")
+        return " AND ".join(conditions)
+
+    def params(self) -> dict[str, Any]:
+        """The bind parameters used by ``where``."""
+        values = {
+            "graph_id": self.graph_id,
+            "version_id": self.version_id,
+            "since": self.since,
+            "until": self.until,
+            "routing_arm": self.routing_arm,
+        }
+        return {key: value for key, value in values.items() if value is not None}
+
+
+def percentiles_sql(column: str, postgres: bool) -> str:
+    """An aggregate expression yielding p50, p95 and p99 of ``column``."""
+    if postgres:
+        quantiles = ", ".join(str(q) for q in QUANTILES)
+        return f"percentile_cont(ARRAY[{quantiles}]) WITHIN GROUP (ORDER BY {column})"
+    return f"spark_percentiles({column})"
+
+
+def parse_percentiles(value: object) -> tuple[float, float, float]:
+    """p50, p95 and p99 from either dialect's result (array or text); zeros for no rows."""
+    if value is None:
+        return (0.0, 0.0, 0.0)
+    parts = value.split() if isinstance(value, str) else value
+    p50, p95, p99 = (float(part) for part in parts)  # type: ignore[attr-defined]
+    return p50, p95, p99
+
+
+def node_stats_sql(window: Window, postgres: bool) -> str:
+    """Per-node count, errors, latency percentiles, cost, tokens, attempts, cache and inputs."""
+    node = 'node_id COLLATE "C"' if postgres else "node_id"
+    return f"""
+        SELECT {node} AS node_id, count(*) AS n, {_ERRORS.format(p="")} AS errors,
+               avg(duration_ms) AS mean_ms, {percentiles_sql("duration_ms", postgres)} AS pct,
+               sum(cost) AS total_cost, avg(cost) AS mean_cost, sum(tokens) AS total_tokens,
+               avg(attempts) AS mean_attempts,
+               avg(CASE WHEN cache_hit THEN 1.0 ELSE 0.0 END) AS cache_hit_rate,
+               count(DISTINCT input_fingerprint) AS distinct_inputs,
+               count(input_fingerprint) AS fingerprinted
+        FROM spark_spans
+        WHERE {window.where()} AND status <> 'skipped'
+        GROUP BY 1 ORDER BY 1"""
+
+
+def error_types_sql(window: Window) -> str:
+    """Failed spans by node and error type (a missing type counts as ``unknown``)."""
+    return f"""
+        SELECT node_id, COALESCE(error_type, 'unknown') AS error_type, count(*) AS n
+        FROM spark_spans
+        WHERE {window.where()} AND status = 'error'
+        GROUP BY 1, 2"""
+
+
+def version_stats_sql(window: Window, postgres: bool) -> str:
+    """Whole-run statistics; quality is the mean feedback score, else the trace's own quality."""
+    return f"""
+        WITH scored AS (
+            SELECT t.status, t.duration_ms, t.cost, t.started_at, {_QUALITY} AS quality
+            FROM spark_traces t WHERE {window.where("t.")}
+        )
+        SELECT count(*) AS n, {_ERRORS.format(p="")} AS errors, avg(duration_ms) AS mean_ms,
+               {percentiles_sql("duration_ms", postgres)} AS pct, avg(cost) AS mean_cost,
+               avg(quality) AS mean_quality, count(quality) AS quality_count,
+               min(started_at) AS first_started_at, max(started_at) AS last_started_at
+        FROM scored"""
+
+
+def trace_metrics_sql(window: Window, limit: int | None) -> str:
+    """Per-trace latency, error flag, cost and quality, newest first (the caller reverses)."""
+    return f"""
+        SELECT t.trace_id, t.duration_ms, CASE WHEN t.status = 'error' THEN 1.0 ELSE 0.0 END AS error,
+               t.cost, {_QUALITY} AS quality
+        FROM spark_traces t WHERE {window.where("t.")}
+        ORDER BY t.started_at DESC, t.trace_id DESC{" LIMIT :limit" if limit is not None else ""}"""
+
+
+def recorded_runs_sql(window: Window) -> str:
+    """The newest traces that kept their inputs."""
+    return f"""
+        SELECT trace_id, version_id, started_at, inputs_json FROM spark_traces
+        WHERE {window.where()} AND inputs_json IS NOT NULL
+        ORDER BY started_at DESC, trace_id DESC LIMIT :limit"""
+
+
+SIDE_EFFECT_OUTPUTS_SQL = """
+    SELECT trace_id, node_id, output_json FROM spark_spans
+    WHERE output_json IS NOT NULL AND trace_id IN :trace_ids"""
+
+
+def count_traces_sql(window: Window) -> str:
+    """How many traces fall in the window."""
+    return f"SELECT count(*) FROM spark_traces WHERE {window.where()}"
+
+
+def assignment_counts_sql(window: Window) -> str:
+    """Traces per routing arm in the window."""
+    return f"""
+        SELECT routing_arm, count(*) AS n FROM spark_traces
+        WHERE {window.where()} GROUP BY routing_arm"""
+
+
+class _Percentiles:
+    """SQLite aggregate: collects values, sorts once, returns "p50 p95 p99" as text."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def step(self, value: float | None) -> None:
+        if value is not None:
+            self.values.append(value)
+
+    def finalize(self) -> str | None:
+        if not self.values:
+            return None
+        self.values.sort()
+        return " ".join(repr(interpolate(self.values, q)) for q in QUANTILES)
+
+
+def interpolate(ordered: list[float], q: float) -> float:
+    """The ``q`` quantile of sorted values by linear interpolation (``percentile_cont``)."""
+    position = q * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def install_sqlite_functions(engine: Engine) -> None:
+    """Make every connection of a SQLite engine know ``spark_percentiles`` (once per engine)."""
+    if not event.contains(engine, "checkout", _register_on_checkout):
+        event.listen(engine, "checkout", _register_on_checkout)
+
+
+def _register_on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    # On checkout rather than connect: the pool may hold connections opened before the listener.
+    if not record.info.get(_SQLITE_FUNCTIONS_READY):
+        dbapi_connection.create_aggregate("spark_percentiles", 1, _Percentiles)
+        record.info[_SQLITE_FUNCTIONS_READY] = True

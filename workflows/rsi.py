@@ -1,0 +1,484 @@
+"""RSIWorkflow: one long-running improvement loop per graph (workflow id ``rsi-<graph_id>``).
+
+A cycle reads as the business process: plan → analyze → hypothesize → validate → [review] →
+build candidate → replay A/B test → deploy → monitor on durable timers (auto-rollback) → learn.
+In continuous mode the workflow sleeps for the interval and continues as new, one cycle per run.
+Pure orchestration: no I/O, no clocks but ``workflow.now()``; activities do the work.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from spark.rsi.contracts import (
+        ABTestInput,
+        ABTestResult,
+        AnalyzeInput,
+        AnalyzeResult,
+        CandidateResult,
+        CreateCandidateInput,
+        CycleOutcome,
+        CyclePlan,
+        CycleSummary,
+        DeployInput,
+        DeployResult,
+        HealthInput,
+        HealthResult,
+        HypothesizeInput,
+        HypothesizeResult,
+        PatternsResult,
+        Phase,
+        PlanCycleInput,
+        RecordAttemptInput,
+        ReviewDecision,
+        RollbackInput,
+        RollbackRequest,
+        RollbackResult,
+        RSIStatus,
+        RSIWorkflowInput,
+        ValidatedHypothesis,
+        ValidateInput,
+        ValidateResult,
+    )
+    from spark.temporal import (
+        RSI_WORKFLOW,
+        SA_ACTIVE_VERSION,
+        SA_AWAITING_REVIEW,
+        SA_CANDIDATE_VERSION,
+        SA_CYCLE,
+        SA_DECISION,
+        SA_GRAPH_ID,
+        SA_PHASE,
+    )
+
+    from workflows.activity_calls import call
+
+HISTORY_KEPT = 20
+_OUTCOME_BY_AB = {
+    "reject": "rejected_test",
+    "inconclusive": "inconclusive",
+    "invalid": "invalid_test",
+}
+
+
+@workflow.defn(name=RSI_WORKFLOW)
+class RSIWorkflow:
+    """The improvement loop of one graph."""
+
+    @workflow.init
+    def __init__(self, inp: RSIWorkflowInput) -> None:
+        self._input = inp
+        self._status = RSIStatus(
+            graph_id=inp.graph_id,
+            cycle=inp.cycle,
+            phase="starting",
+            paused=inp.paused,
+            history=list(inp.history),
+        )
+        self._rollback: RollbackRequest | None = None
+        self._review: tuple[bool, ReviewDecision] | None = None
+        # (deployment id, version it replaced): what a rollback signal would undo
+        self._live_deployment: tuple[str, str] | None = inp.live_deployment
+
+    # ----- messages -----
+
+    @workflow.query
+    def status(self) -> RSIStatus:
+        """Where the loop is: phase, versions, hypothesis, recent cycles."""
+        return self._status
+
+    @workflow.signal
+    def rollback(self, request: RollbackRequest) -> None:
+        """Roll the version deployed by this loop back, now or at the next await."""
+        self._rollback = request
+        self._status.rollback_requested = True
+
+    @workflow.signal
+    def pause(self) -> None:
+        """Stop at the next phase boundary until ``resume``."""
+        self._status.paused = True
+
+    @workflow.signal
+    def resume(self) -> None:
+        """Continue after ``pause``."""
+        self._status.paused = False
+
+    @workflow.signal
+    def approve_review(self, decision: ReviewDecision) -> None:
+        """Approve the high-risk hypothesis awaiting review."""
+        self._record_review(True, decision)
+
+    @workflow.signal
+    def reject_review(self, decision: ReviewDecision) -> None:
+        """Reject the high-risk hypothesis awaiting review."""
+        self._record_review(False, decision)
+
+    def _record_review(self, approved: bool, decision: ReviewDecision) -> None:
+        if not self._status.awaiting_review:
+            self._status.details = (
+                f"review signal from {decision.reviewer!r} ignored: no review open"
+            )
+            return
+        self._review = (approved, decision)
+
+    # ----- the loop -----
+
+    @workflow.run
+    async def run(self, inp: RSIWorkflowInput) -> RSIStatus:
+        """Run one cycle; in continuous mode sleep, then continue as new for the next."""
+        workflow.upsert_search_attributes([SA_GRAPH_ID.value_set(inp.graph_id)])
+        plan = await self._plan()
+        summary = await self._cycle(plan)
+        self._close_cycle(summary)
+        if inp.continuous and (inp.max_cycles is None or inp.cycle < inp.max_cycles):
+            await self._between_cycles(plan)
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            workflow.continue_as_new(self._next_input())
+        await self._honour_late_rollback()
+        self._set_phase("done")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._status
+
+    async def _plan(self) -> CyclePlan:
+        self._set_phase("planning")
+        plan = await call(
+            "plan_cycle",
+            PlanCycleInput(graph_id=self._input.graph_id, overrides=self._input.settings),
+            CyclePlan,
+            summary=f"plan cycle {self._input.cycle}",
+        )
+        self._status.active_version_id = plan.active_version_id
+        workflow.upsert_search_attributes([SA_ACTIVE_VERSION.value_set(plan.active_version_id)])
+        return plan
+
+    async def _cycle(self, plan: CyclePlan) -> CycleSummary:
+        analysis = await self._analyze(plan)
+        if not analysis.sufficient_data:
+            return self._summary("insufficient_data", [f"{analysis.trace_count} traces in window"])
+        validated = await self._propose(plan, analysis)
+        if not validated:
+            return self._summary("no_hypothesis", ["no untried hypothesis for the diagnosis"])
+        chosen = await self._choose(plan, validated)
+        if chosen is None:
+            return self._summary("rejected_validation", _violations(validated))
+        return await self._test_and_ship(plan, chosen)
+
+    async def _analyze(self, plan: CyclePlan) -> AnalyzeResult:
+        await self._phase("analyzing")
+        settings = plan.settings
+        arg = AnalyzeInput(
+            graph_id=plan.graph_id,
+            version_id=plan.active_version_id,
+            window_s=settings.analysis_window_s,
+            min_traces=settings.min_traces,
+        )
+        return await call("analyze_graph", arg, AnalyzeResult, summary="analyze telemetry")
+
+    async def _propose(self, plan: CyclePlan, analysis: AnalyzeResult) -> list[ValidatedHypothesis]:
+        await self._phase("hypothesizing")
+        arg = HypothesizeInput(
+            graph_id=plan.graph_id,
+            version_id=plan.active_version_id,
+            report=analysis.report,
+            max_hypotheses=plan.settings.max_hypotheses,
+        )
+        proposed = await call("generate_hypotheses", arg, HypothesizeResult, summary="hypothesize")
+        if not proposed.hypotheses:
+            return []
+        await self._phase("validating")
+        checked = await call(
+            "validate_hypotheses",
+            ValidateInput(
+                graph_id=plan.graph_id,
+                version_id=plan.active_version_id,
+                hypotheses=proposed.hypotheses,
+            ),
+            ValidateResult,
+            summary=f"validate {len(proposed.hypotheses)} hypotheses",
+        )
+        return checked.items
+
+    async def _choose(
+        self, plan: CyclePlan, validated: list[ValidatedHypothesis]
+    ) -> ValidatedHypothesis | None:
+        for item in validated:
+            if not item.approved:
+                await self._record(plan, item, "rejected_validation", None, None)
+                continue
+            if not item.requires_review or await self._reviewed(plan, item):
+                return item
+            await self._record(plan, item, "rejected_review", None, None)
+        return None
+
+    async def _reviewed(self, plan: CyclePlan, item: ValidatedHypothesis) -> bool:
+        self._review = None
+        self._status.awaiting_review = True
+        self._status.hypothesis_title = item.hypothesis.title
+        workflow.upsert_search_attributes([SA_AWAITING_REVIEW.value_set(True)])
+        await self._phase("awaiting_review")
+        try:
+            await workflow.wait_condition(
+                lambda: self._review is not None,
+                timeout=timedelta(seconds=plan.settings.review_timeout_s),
+                timeout_summary=f"review of {item.hypothesis.title!r}",
+            )
+        except TimeoutError:
+            self._status.details = "review timed out: rejected by default"
+        self._status.awaiting_review = False
+        workflow.upsert_search_attributes([SA_AWAITING_REVIEW.value_set(False)])
+        return self._review is not None and self._review[0]
+
+    async def _test_and_ship(self, plan: CyclePlan, item: ValidatedHypothesis) -> CycleSummary:
+        hypothesis = item.hypothesis
+        self._status.hypothesis_title = hypothesis.title
+        candidate = await self._build_candidate(plan, item)
+        ab = await self._ab_test(plan, item, candidate.candidate_version_id)
+        effect = _primary_effect(ab, hypothesis.primary_metric)
+        if ab.outcome != "ship":
+            outcome: CycleOutcome = _OUTCOME_BY_AB[ab.outcome]  # type: ignore[assignment]
+            await self._record(plan, item, outcome, candidate.candidate_version_id, effect)
+            return self._summary(outcome, ab.reasons, candidate.candidate_version_id)
+        deployment = await self._deploy(plan, item, candidate.candidate_version_id)
+        outcome, reasons = await self._monitor(plan, candidate.candidate_version_id, deployment)
+        await self._record(plan, item, outcome, candidate.candidate_version_id, effect)
+        return self._summary(outcome, ab.reasons + reasons, candidate.candidate_version_id)
+
+    async def _build_candidate(self, plan: CyclePlan, item: ValidatedHypothesis) -> CandidateResult:
+        await self._phase("building_candidate")
+        arg = CreateCandidateInput(
+            graph_id=plan.graph_id,
+            base_version_id=plan.active_version_id,
+            hypothesis=item.hypothesis,
+        )
+        candidate = await call("create_candidate", arg, CandidateResult, summary="build candidate")
+        self._status.candidate_version_id = candidate.candidate_version_id
+        workflow.upsert_search_attributes(
+            [SA_CANDIDATE_VERSION.value_set(candidate.candidate_version_id)]
+        )
+        return candidate
+
+    async def _ab_test(
+        self, plan: CyclePlan, item: ValidatedHypothesis, candidate_id: str
+    ) -> ABTestResult:
+        await self._phase("ab_testing")
+        arg = ABTestInput(
+            graph_id=plan.graph_id,
+            baseline_version_id=plan.active_version_id,
+            candidate_version_id=candidate_id,
+            primary_metric=item.hypothesis.primary_metric,
+            sample_size=plan.settings.replay_sample,
+            alpha=plan.settings.alpha,
+        )
+        return await call(
+            "replay_ab_test",
+            arg,
+            ABTestResult,
+            summary=f"replay A/B {plan.active_version_id} vs {candidate_id}",
+            start_to_close=timedelta(minutes=30),
+            heartbeat=timedelta(minutes=1),
+        )
+
+    async def _deploy(
+        self, plan: CyclePlan, item: ValidatedHypothesis, candidate_id: str
+    ) -> DeployResult:
+        await self._phase("deploying")
+        arg = DeployInput(
+            graph_id=plan.graph_id,
+            cycle=self._input.cycle,
+            from_version_id=plan.active_version_id,
+            to_version_id=candidate_id,
+            strategy=plan.settings.strategy,
+            hypothesis_id=item.hypothesis.hypothesis_id,
+        )
+        deployment = await call(
+            "deploy_version", arg, DeployResult, summary=f"deploy {candidate_id}"
+        )
+        self._live_deployment = (deployment.deployment_id, plan.active_version_id)
+        self._status.active_version_id = candidate_id
+        workflow.upsert_search_attributes([SA_ACTIVE_VERSION.value_set(candidate_id)])
+        return deployment
+
+    async def _monitor(
+        self, plan: CyclePlan, candidate_id: str, deployment: DeployResult
+    ) -> tuple[CycleOutcome, list[str]]:
+        await self._phase("monitoring")
+        settings = plan.settings
+        step = timedelta(seconds=settings.monitor_window_s / settings.monitor_checks)
+        for check in range(1, settings.monitor_checks + 1):
+            self._set_details(f"monitoring check {check}/{settings.monitor_checks}")
+            if await self._rollback_requested_within(step):
+                return await self._roll_back(self._rollback_reason())
+            health = await self._check_health(plan, candidate_id, deployment)
+            if health.status == "regressed":
+                return await self._roll_back("; ".join(health.reasons))
+        return "shipped", []
+
+    async def _rollback_requested_within(self, duration: timedelta) -> bool:
+        try:
+            await workflow.wait_condition(
+                lambda: self._rollback is not None,
+                timeout=duration,
+                timeout_summary="post-deploy monitoring interval",
+            )
+        except TimeoutError:
+            return False
+        return True
+
+    async def _check_health(
+        self, plan: CyclePlan, candidate_id: str, deployment: DeployResult
+    ) -> HealthResult:
+        arg = HealthInput(
+            graph_id=plan.graph_id,
+            baseline_version_id=plan.active_version_id,
+            candidate_version_id=candidate_id,
+            deployed_at=deployment.deployed_at,
+            baseline_window_s=plan.settings.analysis_window_s,
+            min_traces=plan.settings.min_health_traces,
+            alpha=plan.settings.alpha,
+        )
+        return await call("check_health", arg, HealthResult, summary="post-deploy health check")
+
+    async def _roll_back(self, reason: str) -> tuple[CycleOutcome, list[str]]:
+        assert self._live_deployment is not None
+        deployment_id, previous = self._live_deployment
+        self._set_phase("rolling_back")
+        arg = RollbackInput(
+            graph_id=self._input.graph_id,
+            deployment_id=deployment_id,
+            to_version_id=previous,
+            reason=reason,
+        )
+        result = await call(
+            "rollback_deployment", arg, RollbackResult, summary=f"roll back: {reason}"
+        )
+        self._live_deployment = None
+        self._rollback = None
+        self._status.rollback_requested = False
+        self._status.active_version_id = result.active_version_id
+        workflow.upsert_search_attributes([SA_ACTIVE_VERSION.value_set(result.active_version_id)])
+        return "rolled_back", [f"rolled back: {reason}"]
+
+    def _rollback_reason(self) -> str:
+        request = self._rollback or RollbackRequest()
+        return f"{request.reason} (by {request.actor})"
+
+    async def _record(
+        self,
+        plan: CyclePlan,
+        item: ValidatedHypothesis,
+        outcome: CycleOutcome,
+        candidate_id: str | None,
+        effect: float | None,
+    ) -> None:
+        await self._phase("learning")
+        arg = RecordAttemptInput(
+            graph_id=plan.graph_id,
+            cycle=self._input.cycle,
+            base_version_id=plan.active_version_id,
+            candidate_version_id=candidate_id,
+            hypothesis=item.hypothesis,
+            outcome=outcome,
+            effect=effect,
+            details={"risk": item.risk, "violations": item.violations},
+        )
+        await call("record_attempt", arg, type(None), summary=f"record attempt: {outcome}")
+        await call("extract_patterns", None, PatternsResult, summary="extract patterns")
+
+    # ----- between cycles -----
+
+    async def _between_cycles(self, plan: CyclePlan) -> None:
+        self._set_phase("sleeping")
+        deadline = workflow.now() + timedelta(seconds=plan.settings.interval_s)
+        while True:
+            remaining = (deadline - workflow.now()).total_seconds()
+            if remaining <= 0:
+                break
+            try:
+                await workflow.wait_condition(
+                    lambda: self._rollback is not None,
+                    timeout=timedelta(seconds=remaining),
+                    timeout_summary="interval before next cycle",
+                )
+            except TimeoutError:
+                break
+            await self._honour_late_rollback()
+        await self._pause_point()
+
+    async def _honour_late_rollback(self) -> None:
+        if self._rollback is None:
+            return
+        if self._live_deployment is None:
+            self._status.details = "rollback signal ignored: nothing deployed by this run is live"
+            self._rollback = None
+            self._status.rollback_requested = False
+            return
+        await self._roll_back(self._rollback_reason())
+
+    def _next_input(self) -> RSIWorkflowInput:
+        return self._input.model_copy(
+            update={
+                "cycle": self._input.cycle + 1,
+                "history": self._status.history[-HISTORY_KEPT:],
+                "paused": self._status.paused,
+                "live_deployment": self._live_deployment,
+            }
+        )
+
+    # ----- phase bookkeeping -----
+
+    async def _phase(self, phase: Phase) -> None:
+        await self._pause_point()
+        self._set_phase(phase)
+
+    async def _pause_point(self) -> None:
+        if self._status.paused:
+            previous = self._status.phase
+            self._set_phase("paused")
+            await workflow.wait_condition(lambda: not self._status.paused)
+            self._set_phase(previous)
+
+    def _set_phase(self, phase: Phase) -> None:
+        self._status.phase = phase
+        workflow.upsert_search_attributes(
+            [SA_PHASE.value_set(phase), SA_CYCLE.value_set(self._input.cycle)]
+        )
+        self._set_details(f"cycle {self._input.cycle}: {phase}")
+
+    def _set_details(self, details: str) -> None:
+        self._status.details = details
+        workflow.set_current_details(details)
+
+    def _summary(
+        self, outcome: CycleOutcome, reasons: list[str], candidate_id: str | None = None
+    ) -> CycleSummary:
+        return CycleSummary(
+            cycle=self._input.cycle,
+            outcome=outcome,
+            hypothesis_title=self._status.hypothesis_title,
+            candidate_version_id=candidate_id,
+            active_version_id=self._status.active_version_id,
+            reasons=reasons,
+        )
+
+    def _close_cycle(self, summary: CycleSummary) -> None:
+        self._status.history.append(summary)
+        self._status.history = self._status.history[-HISTORY_KEPT:]
+        workflow.upsert_search_attributes([SA_DECISION.value_set(summary.outcome)])
+        workflow.logger.info(
+            "rsi cycle finished",
+            extra={"graph_id": self._input.graph_id, "outcome": summary.outcome},
+        )
+
+
+def _violations(validated: list[ValidatedHypothesis]) -> list[str]:
+    return [f"{v.hypothesis.title}: {'; '.join(v.violations)}" for v in validated if v.violations]
+
+
+def _primary_effect(ab: ABTestResult, metric: str) -> float | None:
+    for summary in ab.metrics:
+        if summary.name == metric:
+            return summary.estimate
+    return None
