@@ -7,7 +7,7 @@ from temporalio import activity
 from activities._support import misuse_is_final, off_loop
 from activities.deps import ActivityDeps
 from spark.experience import Attempt
-from spark.rsi.contracts import PatternsResult, RecordAttemptInput
+from spark.rsi.contracts import ExtractPatternsInput, PatternsResult, RecordAttemptInput
 
 
 class LearningActivities:
@@ -24,7 +24,7 @@ class LearningActivities:
 
     @activity.defn(name="extract_patterns")
     @misuse_is_final
-    async def extract_patterns(self) -> PatternsResult:
+    async def extract_patterns(self, inp: ExtractPatternsInput) -> PatternsResult:
         """Recompute success patterns per diagnosis kind and change kind."""
         patterns = await off_loop(self._deps.experience.extract_patterns)
         return PatternsResult(pattern_count=len(patterns))

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         CycleSummary,
         DeployInput,
         DeployResult,
+        ExtractPatternsInput,
         HealthInput,
         HealthResult,
         HypothesizeInput,
@@ -162,8 +163,8 @@ class RSIWorkflow:
         if not validated:
             return self._summary("no_hypothesis", ["no untried hypothesis for the diagnosis"])
         chosen = await self._choose(plan, validated)
-        if chosen is None:
-            return self._summary("rejected_validation", _violations(validated))
+        if isinstance(chosen, str):
+            return self._summary(chosen, _violations(validated))
         return await self._test_and_ship(plan, chosen)
 
     async def _analyze(self, plan: CyclePlan) -> AnalyzeResult:
@@ -203,15 +204,18 @@ class RSIWorkflow:
 
     async def _choose(
         self, plan: CyclePlan, validated: list[ValidatedHypothesis]
-    ) -> ValidatedHypothesis | None:
+    ) -> ValidatedHypothesis | CycleOutcome:
+        """The first approved hypothesis (reviewed when its risk asks for it), else why none."""
+        outcome: CycleOutcome = "rejected_validation"
         for item in validated:
             if not item.approved:
                 await self._record(plan, item, "rejected_validation", None, None)
                 continue
             if not item.requires_review or await self._reviewed(plan, item):
                 return item
-            await self._record(plan, item, "rejected_review", None, None)
-        return None
+            outcome = "rejected_review"
+            await self._record(plan, item, outcome, None, None)
+        return outcome
 
     async def _reviewed(self, plan: CyclePlan, item: ValidatedHypothesis) -> bool:
         self._review = None
@@ -385,7 +389,12 @@ class RSIWorkflow:
             details={"risk": item.risk, "violations": item.violations},
         )
         await call("record_attempt", arg, type(None), summary=f"record attempt: {outcome}")
-        await call("extract_patterns", None, PatternsResult, summary="extract patterns")
+        await call(
+            "extract_patterns",
+            ExtractPatternsInput(graph_id=plan.graph_id),
+            PatternsResult,
+            summary="extract patterns",
+        )
 
     # ----- between cycles -----
 

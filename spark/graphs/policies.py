@@ -157,19 +157,32 @@ async def execute_node(
     cache_key: CacheKey | None = None,
 ) -> PolicyOutcome:
     """Run one node under its config's cache, timeout, retry and fallback policies."""
-    ttl_s = ctx.config.cache_ttl_s
-    usable_cache = cache if ttl_s is not None and cache_key is not None else None
-    if usable_cache is not None and cache_key is not None:
-        hit = usable_cache.get(cache_key)
-        if hit is not None:
-            return PolicyOutcome(output=hit, attempts=0, cache_hit=True)
+    slot = _cache_slot(cache, cache_key, ctx.config.cache_ttl_s)
+    hit = slot.cache.get(slot.key) if slot is not None else None
+    if hit is not None:
+        return PolicyOutcome(output=hit, attempts=0, cache_hit=True)
     try:
         output = await call_with_retries(impl, inputs, ctx)
     except Exception as error:
         return await _fall_back(fallback, inputs, ctx, error)
-    if usable_cache is not None and cache_key is not None and ttl_s is not None:
-        usable_cache.put(cache_key, output, ttl_s)
+    if slot is not None:
+        slot.cache.put(slot.key, output, slot.ttl_s)
     return PolicyOutcome(output=output, attempts=ctx.attempt)
+
+
+@dataclass(slots=True, frozen=True)
+class _CacheSlot:
+    cache: ResultCache
+    key: CacheKey
+    ttl_s: float
+
+
+def _cache_slot(
+    cache: ResultCache | None, key: CacheKey | None, ttl_s: float | None
+) -> _CacheSlot | None:
+    if cache is None or key is None or ttl_s is None:
+        return None
+    return _CacheSlot(cache, key, ttl_s)
 
 
 async def call_with_retries(

@@ -336,6 +336,12 @@ class RecordAttemptInput(_Model):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
+class ExtractPatternsInput(_Model):
+    """Recompute learned patterns (the graph that triggered it, for logs)."""
+
+    graph_id: str
+
+
 class PatternsResult(_Model):
     """How many patterns the experience store now holds."""
 

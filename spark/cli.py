@@ -1,0 +1,95 @@
+"""``spark`` command line: run the dev stack, and talk to a graph's RSI workflow.
+
+    spark dev                          dev server (UI :8233, SQLite under .spark/) + worker
+    spark start GRAPH [--continuous]   start rsi-GRAPH
+    spark status GRAPH                 the status query
+    spark rollback GRAPH --reason R    signal a rollback
+    spark pause|resume GRAPH
+    spark review GRAPH approve|reject --reviewer NAME [--comment C]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from spark.client import SparkClient
+from spark.devserver import port_open, start_dev_server, stop
+
+STATE = Path(".spark")
+
+
+def _dev() -> int:
+    server = None if port_open("127.0.0.1", 7233) else start_dev_server(STATE / "temporal.db")
+    worker = subprocess.Popen([sys.executable, "worker.py"], env=dict(os.environ))
+    print("Temporal dev server on 127.0.0.1:7233, Web UI http://localhost:8233; worker on 'spark-rsi'.")
+    print("Ctrl-C stops both.")
+    try:
+        while worker.poll() is None:
+            time.sleep(0.5)
+        return worker.returncode or 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop(worker)
+        if server is not None:
+            stop(server)
+
+
+async def _workflow_command(args: argparse.Namespace) -> int:
+    client = SparkClient.from_env()
+    try:
+        if args.command == "start":
+            handle = await client.start_improvement(args.graph, continuous=args.continuous)
+            print(f"started {handle.id}")
+        elif args.command == "status":
+            print((await client.status(args.graph)).model_dump_json(indent=2))
+        elif args.command == "rollback":
+            await client.rollback(args.graph, args.reason, actor=args.actor)
+        elif args.command == "pause":
+            await client.pause(args.graph)
+        elif args.command == "resume":
+            await client.resume(args.graph)
+        elif args.command == "review":
+            await client.review(args.graph, approve=args.verdict == "approve", reviewer=args.reviewer, comment=args.comment)
+        return 0
+    finally:
+        client.close()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("dev", help="run a dev server and a worker")
+    start = commands.add_parser("start", help="start a graph's RSI workflow")
+    start.add_argument("graph")
+    start.add_argument("--continuous", action="store_true")
+    for name in ("status", "pause", "resume"):
+        commands.add_parser(name).add_argument("graph")
+    rollback = commands.add_parser("rollback")
+    rollback.add_argument("graph")
+    rollback.add_argument("--reason", required=True)
+    rollback.add_argument("--actor", default=os.environ.get("USER", "operator"))
+    review = commands.add_parser("review")
+    review.add_argument("graph")
+    review.add_argument("verdict", choices=["approve", "reject"])
+    review.add_argument("--reviewer", required=True)
+    review.add_argument("--comment", default="")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``spark`` command."""
+    args = _parser().parse_args(argv)
+    if args.command == "dev":
+        return _dev()
+    return asyncio.run(_workflow_command(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,311 @@
+"""The telemetry store: bulk writes of finished runs, feedback, and SQL aggregations for RSI.
+
+Writes take whole batches (COPY on PostgreSQL, ``executemany`` on SQLite) and are idempotent.
+Reads aggregate in the database and return the small pydantic views of
+``spark.telemetry.aggregates``; rows are never loaded into Python to be summarised.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import structlog
+from sqlalchemy import bindparam, delete, insert, select, text
+from sqlalchemy.engine import Row
+
+from spark.db import get_engine, is_postgres, normalize_url
+from spark.errors import InvalidInputError
+from spark.telemetry import _bulk, _queries
+from spark.telemetry._queries import Window
+from spark.telemetry.aggregates import NodeStats, RecordedRun, TraceMetrics, VersionStats
+from spark.telemetry.models import FeedbackRecord, RunTelemetry
+from spark.telemetry.tables import FeedbackRow
+
+log = structlog.get_logger(__name__)
+
+Timestamp = float | datetime
+FEEDBACK = FeedbackRow.__table__  # type: ignore[attr-defined]
+_IN_CHUNK = 500
+
+
+class PurgeCounts(NamedTuple):
+    """Rows removed by a retention purge, per table."""
+
+    traces: int
+    spans: int
+    feedback: int
+
+
+class TelemetryStore:
+    """Traces, spans and feedback in one database (SQLite file or PostgreSQL)."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = normalize_url(database_url)
+        self.is_postgres = is_postgres(self.database_url)
+        self._engine = get_engine(self.database_url)
+        if not self.is_postgres:
+            _queries.install_sqlite_functions(self._engine)
+        self._log = log.bind(backend=self._engine.dialect.name)
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def write_runs(self, runs: Sequence[RunTelemetry]) -> None:
+        """Store the traces and spans of ``runs`` in one transaction; already stored ids are kept."""
+        if not runs:
+            return
+        traces, spans = _bulk.trace_rows(runs), _bulk.span_rows(runs)
+        writer = _bulk.write_postgres if self.is_postgres else _bulk.write_sqlite
+        with self._raw_transaction() as connection:
+            writer(connection, traces, spans)
+
+    def add_feedback(
+        self, trace_id: str, score: float, label: str | None = None, source: str = "user"
+    ) -> FeedbackRecord:
+        """Attach a score to a trace (the trace may not be written yet: no foreign key)."""
+        if not math.isfinite(score):
+            raise InvalidInputError(f"feedback score for trace {trace_id!r} must be finite")
+        record = FeedbackRecord(trace_id, float(score), time.time(), label, source)
+        with self._engine.begin() as conn:
+            conn.execute(insert(FEEDBACK).values(**_feedback_values(record)))
+        self._log.debug("telemetry.feedback_added", trace_id=trace_id, source=source)
+        return record
+
+    def purge_older_than(self, cutoff: Timestamp) -> PurgeCounts:
+        """Delete traces and spans started before ``cutoff`` and the feedback of those traces."""
+        before = _epoch(cutoff)
+        old_traces = select(_bulk.TRACES.c.trace_id).where(_bulk.TRACES.c.started_at < before)
+        with self._engine.begin() as conn:
+            feedback = conn.execute(delete(FEEDBACK).where(FEEDBACK.c.trace_id.in_(old_traces)))
+            spans = conn.execute(delete(_bulk.SPANS).where(_bulk.SPANS.c.started_at < before))
+            traces = conn.execute(delete(_bulk.TRACES).where(_bulk.TRACES.c.started_at < before))
+        counts = PurgeCounts(traces.rowcount, spans.rowcount, feedback.rowcount)
+        self._log.info("telemetry.purged", cutoff=before, **counts._asdict())
+        return counts
+
+    # -- aggregations -----------------------------------------------------------------------
+
+    def node_stats(
+        self,
+        graph_id: str,
+        version_id: str | None = None,
+        since: Timestamp | None = None,
+        until: Timestamp | None = None,
+    ) -> list[NodeStats]:
+        """Per-node statistics of the window's non-skipped spans, ordered by node id."""
+        window = _window(graph_id, version_id, since, until)
+        rows = self._fetch(_queries.node_stats_sql(window, self.is_postgres), window.params())
+        error_types = self._error_types(window)
+        return [_node_stats(window, row, error_types.get(row.node_id, {})) for row in rows]
+
+    def version_stats(
+        self,
+        graph_id: str,
+        version_id: str | None = None,
+        since: Timestamp | None = None,
+        until: Timestamp | None = None,
+        routing_arm: str | None = None,
+    ) -> VersionStats:
+        """Whole-run statistics of the window's traces (zeros when there are none)."""
+        window = _window(graph_id, version_id, since, until, routing_arm)
+        sql = _queries.version_stats_sql(window, self.is_postgres)
+        return _version_stats(window, self._fetch(sql, window.params())[0])
+
+    def trace_metrics(
+        self,
+        graph_id: str,
+        version_id: str | None = None,
+        since: Timestamp | None = None,
+        until: Timestamp | None = None,
+        limit: int | None = None,
+        routing_arm: str | None = None,
+    ) -> TraceMetrics:
+        """Per-trace metric arrays, oldest first; with ``limit``, the most recent ``limit`` traces."""
+        window = _window(graph_id, version_id, since, until, routing_arm)
+        params = window.params() | ({"limit": limit} if limit is not None else {})
+        rows = self._fetch(_queries.trace_metrics_sql(window, limit), params)[::-1]
+        return TraceMetrics(
+            graph_id=graph_id,
+            version_id=version_id,
+            trace_ids=[row.trace_id for row in rows],
+            latency_ms=[float(row.duration_ms) for row in rows],
+            error=[float(row.error) for row in rows],
+            cost=[float(row.cost) for row in rows],
+            quality=[_optional_float(row.quality) for row in rows],
+        )
+
+    def recorded_runs(
+        self,
+        graph_id: str,
+        version_id: str | None = None,
+        since: Timestamp | None = None,
+        limit: int = 200,
+    ) -> list[RecordedRun]:
+        """The most recent runs that kept their inputs, newest first, with side-effect outputs."""
+        window = _window(graph_id, version_id, since)
+        traces = self._fetch(_queries.recorded_runs_sql(window), window.params() | {"limit": limit})
+        outputs = self._side_effect_outputs([row.trace_id for row in traces])
+        runs = (_recorded_run(row, outputs.get(row.trace_id, {})) for row in traces)
+        return [run for run in runs if run is not None]
+
+    def count_traces(
+        self,
+        graph_id: str,
+        version_id: str | None = None,
+        since: Timestamp | None = None,
+        routing_arm: str | None = None,
+    ) -> int:
+        """How many traces of the graph (and version, arm) started since ``since``."""
+        window = _window(graph_id, version_id, since, routing_arm=routing_arm)
+        return int(self._fetch(_queries.count_traces_sql(window), window.params())[0][0])
+
+    def assignment_counts(self, graph_id: str, since: Timestamp, until: Timestamp) -> dict[str, int]:
+        """Traces per routing arm in ``[since, until)`` (for sample-ratio-mismatch checks)."""
+        window = _window(graph_id, since=since, until=until)
+        rows = self._fetch(_queries.assignment_counts_sql(window), window.params())
+        return {row.routing_arm: int(row.n) for row in rows}
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _error_types(self, window: Window) -> dict[str, dict[str, int]]:
+        breakdown: dict[str, dict[str, int]] = {}
+        for row in self._fetch(_queries.error_types_sql(window), window.params()):
+            breakdown.setdefault(row.node_id, {})[row.error_type] = int(row.n)
+        return breakdown
+
+    def _side_effect_outputs(self, trace_ids: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+        outputs: dict[str, dict[str, dict[str, Any]]] = {}
+        query = text(_queries.SIDE_EFFECT_OUTPUTS_SQL).bindparams(
+            bindparam("trace_ids", expanding=True)
+        )
+        for start in range(0, len(trace_ids), _IN_CHUNK):
+            chunk = trace_ids[start : start + _IN_CHUNK]
+            with self._engine.connect() as conn:
+                for row in conn.execute(query, {"trace_ids": chunk}):
+                    output = _decode(row.output_json, row.trace_id)
+                    if output is not None:
+                        outputs.setdefault(row.trace_id, {})[row.node_id] = output
+        return outputs
+
+    def _fetch(self, sql: str, params: dict[str, Any]) -> Sequence[Row[Any]]:
+        with self._engine.connect() as conn:
+            return conn.execute(text(sql), params).all()
+
+    @contextmanager
+    def _raw_transaction(self) -> Iterator[Any]:
+        """The driver connection (sqlite3 / psycopg) in a transaction committed on success."""
+        pooled = self._engine.raw_connection()
+        try:
+            yield pooled.driver_connection
+            pooled.commit()
+        except BaseException:
+            pooled.rollback()
+            raise
+        finally:
+            pooled.close()
+
+
+def _window(
+    graph_id: str,
+    version_id: str | None = None,
+    since: Timestamp | None = None,
+    until: Timestamp | None = None,
+    routing_arm: str | None = None,
+) -> Window:
+    return Window(graph_id, version_id, _epoch(since), _epoch(until), routing_arm)
+
+
+def _epoch(moment: Timestamp | None) -> float | None:
+    """Epoch seconds from a float or an aware datetime."""
+    if moment is None or not isinstance(moment, datetime):
+        return moment
+    if moment.tzinfo is None:
+        raise InvalidInputError(f"naive datetime {moment.isoformat()!r}: give a UTC-aware one")
+    return moment.timestamp()
+
+
+def _node_stats(window: Window, row: Row[Any], error_types: dict[str, int]) -> NodeStats:
+    p50, p95, p99 = _queries.parse_percentiles(row.pct)
+    return NodeStats(
+        graph_id=window.graph_id,
+        version_id=window.version_id,
+        node_id=row.node_id,
+        count=row.n,
+        error_count=row.errors,
+        error_rate=row.errors / row.n,
+        mean_ms=float(row.mean_ms),
+        p50_ms=p50,
+        p95_ms=p95,
+        p99_ms=p99,
+        total_cost=float(row.total_cost),
+        mean_cost=float(row.mean_cost),
+        total_tokens=int(row.total_tokens),
+        mean_attempts=float(row.mean_attempts),
+        cache_hit_rate=float(row.cache_hit_rate),
+        distinct_input_ratio=row.distinct_inputs / row.fingerprinted if row.fingerprinted else 1.0,
+        error_types=error_types,
+    )
+
+
+def _version_stats(window: Window, row: Row[Any]) -> VersionStats:
+    p50, p95, p99 = _queries.parse_percentiles(row.pct)
+    count, errors = int(row.n), int(row.errors or 0)
+    return VersionStats(
+        graph_id=window.graph_id,
+        version_id=window.version_id,
+        count=count,
+        error_count=errors,
+        error_rate=errors / count if count else 0.0,
+        mean_ms=float(row.mean_ms or 0.0),
+        p50_ms=p50,
+        p95_ms=p95,
+        p99_ms=p99,
+        mean_cost=float(row.mean_cost or 0.0),
+        mean_quality=_optional_float(row.mean_quality),
+        quality_count=int(row.quality_count),
+        first_started_at=_optional_float(row.first_started_at),
+        last_started_at=_optional_float(row.last_started_at),
+    )
+
+
+def _recorded_run(row: Row[Any], outputs: dict[str, dict[str, Any]]) -> RecordedRun | None:
+    inputs = _decode(row.inputs_json, row.trace_id)
+    if inputs is None:
+        return None
+    return RecordedRun(
+        trace_id=row.trace_id,
+        version_id=row.version_id,
+        started_at=float(row.started_at),
+        inputs=inputs,
+        side_effect_outputs=outputs,
+    )
+
+
+def _decode(raw: str, trace_id: str) -> dict[str, Any] | None:
+    """A stored JSON document as an object (others wrapped as ``{"value": ...}``); None if corrupt."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        log.warning("telemetry.unreadable_json", trace_id=trace_id)
+        return None
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _feedback_values(record: FeedbackRecord) -> dict[str, Any]:
+    return {
+        "trace_id": record.trace_id,
+        "score": record.score,
+        "created_at": record.created_at,
+        "label": record.label,
+        "source": record.source,
+    }
+

@@ -1,0 +1,127 @@
+"""Fake activities registered under the real activity names, scripted per test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from temporalio import activity
+
+from spark.rsi.contracts import (
+    ABTestInput,
+    ABTestResult,
+    AnalyzeInput,
+    AnalyzeResult,
+    CandidateResult,
+    CreateCandidateInput,
+    CyclePlan,
+    DeployInput,
+    DeployResult,
+    ExtractPatternsInput,
+    HealthInput,
+    HealthResult,
+    HypothesizeInput,
+    HypothesizeResult,
+    MetricSummary,
+    PatternsResult,
+    PlanCycleInput,
+    RecordAttemptInput,
+    RollbackInput,
+    RollbackResult,
+    RSISettings,
+    ValidatedHypothesis,
+    ValidateInput,
+    ValidateResult,
+)
+from spark.rsi.hypotheses import Hypothesis, SetConfig
+
+BASE = "v-base"
+CANDIDATE = "v-candidate"
+
+
+def hypothesis() -> Hypothesis:
+    """A retry hypothesis on node ``classify``."""
+    return Hypothesis(
+        graph_id="g",
+        base_version_id=BASE,
+        title="retry classify",
+        diagnosis="classify fails 20% transiently",
+        changes=[SetConfig(node_id="classify", values={"retries": 2})],
+        primary_metric="error_rate",
+    )
+
+
+@dataclass
+class FakeRSI:
+    """Scripted outcomes plus a log of what the workflow asked for."""
+
+    requires_review: bool = False
+    ab_outcome: str = "ship"
+    health: list[str] = field(default_factory=lambda: ["healthy"])
+    settings: RSISettings = field(default_factory=lambda: RSISettings(monitor_window_s=60, monitor_checks=2, interval_s=30))
+    calls: list[str] = field(default_factory=list)
+    attempts: list[RecordAttemptInput] = field(default_factory=list)
+    rollbacks: list[RollbackInput] = field(default_factory=list)
+
+    def activities(self) -> list:
+        """The fake activities bound to this script."""
+
+        @activity.defn(name="plan_cycle")
+        async def plan_cycle(inp: PlanCycleInput) -> CyclePlan:
+            self.calls.append("plan_cycle")
+            return CyclePlan(graph_id=inp.graph_id, active_version_id=BASE, settings=self.settings)
+
+        @activity.defn(name="analyze_graph")
+        async def analyze_graph(inp: AnalyzeInput) -> AnalyzeResult:
+            self.calls.append("analyze_graph")
+            return AnalyzeResult(graph_id=inp.graph_id, version_id=inp.version_id, trace_count=500, sufficient_data=True)
+
+        @activity.defn(name="generate_hypotheses")
+        async def generate_hypotheses(inp: HypothesizeInput) -> HypothesizeResult:
+            self.calls.append("generate_hypotheses")
+            return HypothesizeResult(hypotheses=[hypothesis()])
+
+        @activity.defn(name="validate_hypotheses")
+        async def validate_hypotheses(inp: ValidateInput) -> ValidateResult:
+            self.calls.append("validate_hypotheses")
+            risk = "high" if self.requires_review else "low"
+            return ValidateResult(items=[ValidatedHypothesis(hypothesis=h, approved=True, risk=risk, requires_review=self.requires_review) for h in inp.hypotheses])
+
+        @activity.defn(name="create_candidate")
+        async def create_candidate(inp: CreateCandidateInput) -> CandidateResult:
+            self.calls.append("create_candidate")
+            return CandidateResult(candidate_version_id=CANDIDATE)
+
+        @activity.defn(name="replay_ab_test")
+        async def replay_ab_test(inp: ABTestInput) -> ABTestResult:
+            self.calls.append("replay_ab_test")
+            metric = MetricSummary(name="error_rate", role="primary", estimate=-0.8, ci_low=-0.9, ci_high=-0.7, p_value=0.001, n_baseline=200, n_candidate=200)
+            return ABTestResult(outcome=self.ab_outcome, reasons=[f"scripted {self.ab_outcome}"], metrics=[metric], replayed=200)  # type: ignore[arg-type]
+
+        @activity.defn(name="deploy_version")
+        async def deploy_version(inp: DeployInput) -> DeployResult:
+            self.calls.append("deploy_version")
+            return DeployResult(deployment_id=f"g:c{inp.cycle}:{inp.to_version_id}", deployed_at=1.0, routing_revision=2)
+
+        @activity.defn(name="check_health")
+        async def check_health(inp: HealthInput) -> HealthResult:
+            self.calls.append("check_health")
+            status = self.health.pop(0) if len(self.health) > 1 else self.health[0]
+            return HealthResult(status=status, reasons=[f"scripted {status}"])  # type: ignore[arg-type]
+
+        @activity.defn(name="rollback_deployment")
+        async def rollback_deployment(inp: RollbackInput) -> RollbackResult:
+            self.calls.append("rollback_deployment")
+            self.rollbacks.append(inp)
+            return RollbackResult(active_version_id=inp.to_version_id, routing_revision=3)
+
+        @activity.defn(name="record_attempt")
+        async def record_attempt(inp: RecordAttemptInput) -> None:
+            self.calls.append("record_attempt")
+            self.attempts.append(inp)
+
+        @activity.defn(name="extract_patterns")
+        async def extract_patterns(inp: ExtractPatternsInput) -> PatternsResult:
+            self.calls.append("extract_patterns")
+            return PatternsResult(pattern_count=1)
+
+        return [plan_cycle, analyze_graph, generate_hypotheses, validate_hypotheses, create_candidate, replay_ab_test, deploy_version, check_health, rollback_deployment, record_attempt, extract_patterns]
