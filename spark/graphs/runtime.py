@@ -1,0 +1,448 @@
+"""The graph runtime: executes one ``GraphSpec`` version through a node registry.
+
+Semantics of one run:
+
+- the shared state starts as the request inputs; each node reads the state restricted to its
+  declared ``inputs`` (the whole state when it declares none) and its output dict is merged in;
+- a node starts once every predecessor has settled (ran, failed or was skipped), so independent
+  branches run concurrently, one asyncio task per node;
+- it runs if it is the entry or one incoming edge is active: the source ran and the edge's
+  condition held on the state right after the source's output was merged; otherwise it is skipped;
+- a node that fails after its policies (``spark.graphs.policies``) fails the run: nodes still
+  running are cancelled, the rest skipped; the result says so, nothing is raised;
+- misuse raises before anything runs (unknown node type, missing inputs), and a replay that would
+  repeat a side effect raises ``ReplayRefusedError``;
+- every node gets exactly one span (``skipped`` included) and the run one trace, handed to the sink
+  in a single ``submit`` call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from spark.errors import InvalidInputError, NodeExecutionError, ReplayRefusedError
+from spark.graphs.policies import (
+    DEFAULT_CACHE_ENTRIES,
+    Clock,
+    PolicyOutcome,
+    ResultCache,
+    execute_node,
+    input_fingerprint,
+    try_canonical_json,
+)
+from spark.graphs.registry import NodeContext, NodeImpl, NodeRegistry, default_registry
+from spark.graphs.spec import EdgeSpec, GraphSpec, NodeSpec
+from spark.telemetry.models import (
+    RoutingArm,
+    RunStatus,
+    RunTelemetry,
+    SpanRecord,
+    SpanStatus,
+    TelemetrySink,
+    TraceRecord,
+)
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True, frozen=True)
+class RunResult:
+    """The outcome of one graph run; ``outputs`` holds the fields the nodes wrote."""
+
+    trace_id: str
+    graph_id: str
+    version_id: str
+    status: RunStatus
+    outputs: dict[str, Any]
+    duration_ms: float
+    node_statuses: dict[str, SpanStatus]
+    error_type: str | None = None
+    error_message: str | None = None
+    failed_node_id: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the run succeeded."""
+        return self.status == "ok"
+
+
+@dataclass(slots=True, frozen=True)
+class _RunRequest:
+    spec: GraphSpec
+    inputs: dict[str, Any]
+    version_id: str
+    trace_id: str
+    replay_outputs: dict[str, dict[str, Any]] | None
+
+
+class GraphRuntime:
+    """Runs graph specs: concurrency, per-node policies, telemetry, replay."""
+
+    def __init__(
+        self,
+        registry: NodeRegistry | None = None,
+        sink: TelemetrySink | None = None,
+        *,
+        clock: Clock = time.time,
+        cache_max_entries: int = DEFAULT_CACHE_ENTRIES,
+    ) -> None:
+        self.registry = registry if registry is not None else default_registry
+        self.sink = sink
+        self.clock = clock
+        self.cache = ResultCache(cache_max_entries, clock)
+
+    async def run(
+        self,
+        spec: GraphSpec,
+        inputs: Mapping[str, Any],
+        *,
+        version_id: str,
+        routing_arm: RoutingArm = "direct",
+        routing_key: str | None = None,
+        replay_outputs: dict[str, dict[str, Any]] | None = None,
+        trace_id: str | None = None,
+    ) -> RunResult:
+        """Run ``spec`` on ``inputs``; node failures are reported in the result, not raised.
+
+        With ``replay_outputs`` (even empty) nodes tagged ``side_effects`` are not executed: their
+        recorded output is reused, and a missing one raises ``ReplayRefusedError``.
+        """
+        check_inputs(spec, inputs)
+        request = _RunRequest(spec, dict(inputs), version_id, trace_id or uuid.uuid4().hex, replay_outputs)
+        execution = _Execution(self, request, resolve_impls(self.registry, spec, replay_outputs))
+        await execution.run()
+        self._submit(execution.telemetry(routing_arm, routing_key))
+        return execution.result()
+
+    def _submit(self, run: RunTelemetry) -> None:
+        if self.sink is None:
+            return
+        try:
+            self.sink.submit(run)
+        except Exception:
+            log.exception("telemetry_submit_failed", trace_id=run.trace.trace_id)
+
+
+def check_inputs(spec: GraphSpec, inputs: Mapping[str, Any]) -> None:
+    """Raise ``InvalidInputError`` listing the declared graph inputs the request lacks."""
+    if not isinstance(inputs, Mapping):
+        raise InvalidInputError(
+            f"graph {spec.id!r} inputs must be a mapping, got {type(inputs).__name__!r}"
+        )
+    missing = [name for name in spec.inputs if name not in inputs]
+    if missing:
+        raise InvalidInputError(f"graph {spec.id!r} is missing required input(s) {missing}")
+
+
+@dataclass(slots=True, frozen=True)
+class ResolvedImpls:
+    """The implementation (and fallback) of every node that may execute in a run."""
+
+    impls: dict[str, NodeImpl]
+    fallbacks: dict[str, NodeImpl]
+
+
+def resolve_impls(
+    registry: NodeRegistry, spec: GraphSpec, replay_outputs: dict[str, Any] | None = None
+) -> ResolvedImpls:
+    """Resolve every node type up front; ``UnknownNodeTypeError`` names the type and the node.
+
+    In replay, side-effect nodes never execute, so their types need not be registered.
+    """
+    nodes = [node for node in spec.nodes if not _replayed(node, replay_outputs)]
+    impls = {node.id: registry.resolve(node) for node in nodes}
+    fallbacks = {
+        node.id: registry.get(node.config.fallback, node_id=node.id)
+        for node in nodes
+        if node.config.fallback
+    }
+    return ResolvedImpls(impls, fallbacks)
+
+
+def _replayed(node: NodeSpec, replay_outputs: dict[str, Any] | None) -> bool:
+    return replay_outputs is not None and node.has_tag("side_effects")
+
+
+def node_inputs(node: NodeSpec, state: dict[str, Any]) -> dict[str, Any]:
+    """The state restricted to the node's declared inputs (a copy of all of it if none)."""
+    if not node.inputs:
+        return dict(state)
+    return {name: state[name] for name in node.inputs if name in state}
+
+
+def _ms(seconds: float) -> float:
+    return max(seconds, 0.0) * 1000.0
+
+
+class _NodeFailedError(Exception):
+    """Internal: a node task failed and recorded why in ``_Execution.failure``."""
+
+
+@dataclass(slots=True, frozen=True)
+class _Failure:
+    node_id: str
+    error: Exception
+
+
+class _Execution:
+    """The state of one run: shared state, settled nodes, active edges, spans."""
+
+    def __init__(self, runtime: GraphRuntime, request: _RunRequest, resolved: ResolvedImpls) -> None:
+        self.runtime = runtime
+        self.request = request
+        self.spec = request.spec
+        self.resolved = resolved
+        self.state: dict[str, Any] = dict(request.inputs)
+        self.written: dict[str, None] = {}
+        self.settled = {node.id: asyncio.Event() for node in self.spec.nodes}
+        self.active_edges: set[tuple[str, str]] = set()
+        self.spans: dict[str, SpanRecord] = {}
+        self.running: dict[str, tuple[float, NodeContext]] = {}
+        self.failure: _Failure | None = None
+        self.aborted = False
+        self.started_at = runtime.clock()
+        self.finished_at = self.started_at
+
+    async def run(self) -> None:
+        """Start one task per node, stop at the first failure, account for every node."""
+        tasks = [
+            asyncio.create_task(self._node_task(node), name=f"spark-node-{node.id}")
+            for node in self.spec.nodes
+        ]
+        try:
+            await _raise_first_error(tasks)
+        finally:
+            await _cancel_all(tasks)
+            self._record_unsettled()
+            self.finished_at = self.runtime.clock()
+
+    async def _node_task(self, node: NodeSpec) -> None:
+        try:
+            for source in self.spec.predecessors(node.id):
+                await self.settled[source].wait()
+            if self._activated(node) and not self.aborted:
+                await self._execute(node)
+            else:
+                self._record(self._skipped_span(node))
+        except asyncio.CancelledError:
+            self._record_cancelled(node)
+            raise
+        finally:
+            self.settled[node.id].set()
+
+    def _activated(self, node: NodeSpec) -> bool:
+        if node.id == self.spec.entry:
+            return True
+        return any((source, node.id) in self.active_edges for source in self.spec.predecessors(node.id))
+
+    async def _execute(self, node: NodeSpec) -> None:
+        ctx = self._context(node)
+        inputs = node_inputs(node, self.state)
+        fingerprint = input_fingerprint(inputs)
+        started = self.runtime.clock()
+        self.running[node.id] = (started, ctx)
+        outcome = await self._outcome(node, inputs, ctx, fingerprint)
+        self._record(self._executed_span(node, started, ctx, outcome, fingerprint))
+        if outcome.error is not None:
+            self._fail(node, outcome.error, outcome.attempts)
+        self._apply(node, outcome.output or {})
+
+    def _context(self, node: NodeSpec) -> NodeContext:
+        return NodeContext(
+            node_id=node.id,
+            node_type=node.type,
+            config=node.config,
+            graph_id=self.spec.id,
+            version_id=self.request.version_id,
+            trace_id=self.request.trace_id,
+        )
+
+    async def _outcome(
+        self, node: NodeSpec, inputs: dict[str, Any], ctx: NodeContext, fingerprint: str | None
+    ) -> PolicyOutcome:
+        if _replayed(node, self.request.replay_outputs):
+            return self._recorded_outcome(node)
+        key = (self.request.version_id, node.id, fingerprint) if fingerprint else None
+        return await execute_node(
+            self.resolved.impls[node.id],
+            inputs,
+            ctx,
+            fallback=self.resolved.fallbacks.get(node.id),
+            cache=self.runtime.cache,
+            cache_key=key,
+        )
+
+    def _recorded_outcome(self, node: NodeSpec) -> PolicyOutcome:
+        recorded = (self.request.replay_outputs or {}).get(node.id)
+        if recorded is None:
+            self.aborted = True
+            raise ReplayRefusedError(
+                f"replay of graph {self.spec.id!r} would repeat the side effects of node "
+                f"{node.id!r}: no recorded output for it"
+            )
+        return PolicyOutcome(output=copy.deepcopy(recorded), attempts=0)
+
+    def _fail(self, node: NodeSpec, error: Exception, attempts: int) -> None:
+        self.aborted = True
+        self.failure = _Failure(node.id, error)
+        log.warning(
+            "graph_node_failed",
+            graph_id=self.spec.id,
+            version_id=self.request.version_id,
+            trace_id=self.request.trace_id,
+            node_id=node.id,
+            error_type=type(error).__name__,
+            attempts=attempts,
+        )
+        raise _NodeFailedError(node.id)
+
+    def _apply(self, node: NodeSpec, output: dict[str, Any]) -> None:
+        self.state.update(output)
+        self.written.update(dict.fromkeys(output))
+        for edge in self.spec.edges:
+            if edge.source == node.id and _edge_holds(edge, self.state):
+                self.active_edges.add(edge.key)
+
+    def _record(self, span: SpanRecord) -> None:
+        self.spans.setdefault(span.node_id, span)
+
+    def _record_cancelled(self, node: NodeSpec) -> None:
+        if node.id in self.running and node.id not in self.spans:
+            started, ctx = self.running[node.id]
+            self._record(self._skipped_span(node, started, ctx, error_type="CancelledError"))
+
+    def _record_unsettled(self) -> None:
+        for node in self.spec.nodes:
+            if node.id not in self.spans:
+                self._record(self._skipped_span(node))
+
+    def _executed_span(
+        self,
+        node: NodeSpec,
+        started: float,
+        ctx: NodeContext,
+        outcome: PolicyOutcome,
+        fingerprint: str | None,
+    ) -> SpanRecord:
+        error = outcome.error
+        return self._span(
+            node,
+            started,
+            status="ok" if error is None else "error",
+            error_type=type(error).__name__ if error is not None else None,
+            attempts=outcome.attempts,
+            cache_hit=outcome.cache_hit,
+            tokens=ctx.usage.tokens,
+            cost=ctx.usage.cost,
+            input_fingerprint=fingerprint,
+            output_json=_side_effect_json(node, outcome.output),
+        )
+
+    def _skipped_span(
+        self,
+        node: NodeSpec,
+        started: float | None = None,
+        ctx: NodeContext | None = None,
+        error_type: str | None = None,
+    ) -> SpanRecord:
+        return self._span(
+            node,
+            started if started is not None else self.runtime.clock(),
+            status="skipped",
+            error_type=error_type,
+            attempts=ctx.attempt if ctx is not None else 0,
+            tokens=ctx.usage.tokens if ctx is not None else 0,
+            cost=ctx.usage.cost if ctx is not None else 0.0,
+        )
+
+    def _span(self, node: NodeSpec, started: float, **fields: Any) -> SpanRecord:
+        return SpanRecord(
+            span_id=uuid.uuid4().hex,
+            trace_id=self.request.trace_id,
+            graph_id=self.spec.id,
+            version_id=self.request.version_id,
+            node_id=node.id,
+            node_type=node.type,
+            started_at=started,
+            duration_ms=_ms(self.runtime.clock() - started),
+            **fields,
+        )
+
+    def telemetry(self, routing_arm: RoutingArm, routing_key: str | None) -> RunTelemetry:
+        """The trace and the spans (in spec node order) of the finished run."""
+        spans = [self.spans[node.id] for node in self.spec.nodes]
+        trace = TraceRecord(
+            trace_id=self.request.trace_id,
+            graph_id=self.spec.id,
+            version_id=self.request.version_id,
+            started_at=self.started_at,
+            duration_ms=_ms(self.finished_at - self.started_at),
+            status=self._status(),
+            routing_arm=routing_arm,
+            routing_key=routing_key,
+            input_fingerprint=input_fingerprint(self.request.inputs),
+            inputs_json=try_canonical_json(self.request.inputs),
+            error_type=self._error_type(),
+            cost=sum(span.cost for span in spans),
+        )
+        return RunTelemetry(trace=trace, spans=spans)
+
+    def result(self) -> RunResult:
+        """The caller-facing result of the finished run."""
+        failure = self.failure
+        return RunResult(
+            trace_id=self.request.trace_id,
+            graph_id=self.spec.id,
+            version_id=self.request.version_id,
+            status=self._status(),
+            outputs={name: self.state[name] for name in self.written},
+            duration_ms=_ms(self.finished_at - self.started_at),
+            node_statuses={node.id: self.spans[node.id].status for node in self.spec.nodes},
+            error_type=self._error_type(),
+            error_message=_failure_message(failure) if failure is not None else None,
+            failed_node_id=failure.node_id if failure is not None else None,
+        )
+
+    def _status(self) -> RunStatus:
+        return "ok" if self.failure is None else "error"
+
+    def _error_type(self) -> str | None:
+        return type(self.failure.error).__name__ if self.failure is not None else None
+
+
+def _edge_holds(edge: EdgeSpec, state: dict[str, Any]) -> bool:
+    return edge.condition is None or edge.condition.holds(state)
+
+
+def _side_effect_json(node: NodeSpec, output: dict[str, Any] | None) -> str | None:
+    if output is None or not node.has_tag("side_effects"):
+        return None
+    return try_canonical_json(output)
+
+
+def _failure_message(failure: _Failure) -> str:
+    error = failure.error
+    return str(NodeExecutionError(failure.node_id, type(error).__name__, str(error)))
+
+
+async def _raise_first_error(tasks: list[asyncio.Task[None]]) -> None:
+    """Wait for all tasks or the first error; re-raise anything but a recorded node failure."""
+    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    errors = [task.exception() for task in done if not task.cancelled()]
+    for error in errors:
+        if error is not None and not isinstance(error, _NodeFailedError):
+            raise error
+
+
+async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
