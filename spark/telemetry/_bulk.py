@@ -45,7 +45,9 @@ def write_sqlite(conn: sqlite3.Connection, traces: Sequence[Row], spans: Sequenc
     conn.executemany(_insert_sql(SPANS, SPAN_COLUMNS), spans)
 
 
-def write_postgres(conn: psycopg.Connection[Any], traces: Sequence[Row], spans: Sequence[Row]) -> None:
+def write_postgres(
+    conn: psycopg.Connection[Any], traces: Sequence[Row], spans: Sequence[Row]
+) -> None:
     """Binary-COPY the rows into session temp tables, then move the new ones in.
 
     The temp tables are emptied at each commit; the final ``INSERT ... ON CONFLICT DO NOTHING``

@@ -34,7 +34,9 @@ class TelemetryConfig(BaseModel):
     capture_inputs: bool = True
 
     @classmethod
-    def create_sqlite(cls, db_path: str | Path = "spark_telemetry.db", **kw: Any) -> TelemetryConfig:
+    def create_sqlite(
+        cls, db_path: str | Path = "spark_telemetry.db", **kw: Any
+    ) -> TelemetryConfig:
         """Telemetry in a SQLite file (WAL), created with its folder on first use."""
         return cls(database_url=sqlite_url(db_path), **kw)
 

@@ -13,15 +13,26 @@ import math
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from types import TracebackType
+from typing import Protocol
 
 import structlog
 
 from spark.telemetry.models import RunTelemetry
-from spark.telemetry.store import TelemetryStore
 
 log = structlog.get_logger(__name__)
+
+
+class RunWriter(Protocol):
+    """What the recorder writes through: ``TelemetryStore``, or a stand-in in tests."""
+
+    backend: str
+
+    def write_runs(self, runs: Sequence[RunTelemetry]) -> None:
+        """Persist a batch of runs; may be retried with the same batch."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +51,14 @@ class RecorderStats:
 class TelemetryRecorder:
     """Queues finished runs and writes them in batches from a background thread.
 
-    ``store=None`` makes a disabled recorder that ignores every run. Close it (or use it as a
-    context manager) to write what is still queued; an unclosed recorder is closed at exit.
+    ``store`` is usually a ``TelemetryStore``; ``None`` makes a disabled recorder that ignores
+    every run. Close it (or use it as a context manager) to write what is still queued; an
+    unclosed recorder is closed at interpreter exit.
     """
 
     def __init__(
         self,
-        store: TelemetryStore | None,
+        store: RunWriter | None,
         *,
         batch_size: int = 500,
         flush_interval_s: float = 0.5,
@@ -58,13 +70,16 @@ class TelemetryRecorder:
         self._store = store
         self._batch_size, self._max_queue = batch_size, max_queue
         self._flush_interval_s, self._capture_inputs = flush_interval_s, capture_inputs
-        self._drop_warning_interval_s, self._write_attempts = drop_warning_interval_s, write_attempts
+        self._drop_warning_interval_s, self._write_attempts = (
+            drop_warning_interval_s,
+            write_attempts,
+        )
         self._queue: deque[RunTelemetry | threading.Event] = deque()
         self._lock, self._wake = threading.Lock(), threading.Event()
         self._pending = self._submitted = self._dropped = 0
         self._written = self._failed = self._batches = self._spans_written = 0
         self._closed, self._last_drop_warning = False, -math.inf
-        self._log = log.bind(backend=store._engine.dialect.name if store else "disabled")
+        self._log = log.bind(backend=store.backend if store else "disabled")
         self._thread = self._start_writer() if store is not None else None
 
     # -- request path -----------------------------------------------------------------------
@@ -113,9 +128,10 @@ class TelemetryRecorder:
         self._wake.set()
         return marker.wait(timeout)
 
-    async def aflush(self, timeout: float | None = None) -> bool:
-        """``flush`` from async code, waiting in a worker thread."""
-        return await asyncio.to_thread(self.flush, timeout)
+    async def aflush(self) -> bool:
+        """``flush`` from async code, waiting in a worker thread (bound it with
+        ``asyncio.timeout``)."""
+        return await asyncio.to_thread(self.flush)
 
     def close(self, timeout: float | None = None) -> None:
         """Write what is queued, stop the writer; later submits are dropped (and counted)."""
@@ -126,11 +142,11 @@ class TelemetryRecorder:
         atexit.unregister(self.close)
         self._wake.set()
         self._thread.join(timeout)
-        self._log.info("telemetry.recorder_closed", **_as_dict(self.stats))
+        self._log.info("telemetry.recorder_closed", **asdict(self.stats))
 
-    async def aclose(self, timeout: float | None = None) -> None:
+    async def aclose(self) -> None:
         """``close`` from async code, waiting in a worker thread."""
-        await asyncio.to_thread(self.close, timeout)
+        await asyncio.to_thread(self.close)
 
     def __enter__(self) -> TelemetryRecorder:
         return self
@@ -195,25 +211,31 @@ class TelemetryRecorder:
         return runs, markers
 
     def _write(self, runs: list[RunTelemetry]) -> None:
-        assert self._store is not None  # only the enabled recorder has a writer
         if not self._capture_inputs:
             runs = [_without_inputs(run) for run in runs]
         for attempt in range(1, self._write_attempts + 1):
-            try:
-                self._store.write_runs(runs)
-            except Exception as exc:
-                self._log.warning(
-                    "telemetry.write_failed",
-                    attempt=attempt,
-                    runs=len(runs),
-                    error_type=type(exc).__name__,
-                )
-                time.sleep(0.1 * 2**attempt if attempt < self._write_attempts else 0)
-            else:
-                self._count_written(runs)
+            if self._try_write(runs, attempt):
                 return
+            if attempt < self._write_attempts:
+                time.sleep(0.1 * 2**attempt)
         self._failed += len(runs)
         self._log.error("telemetry.batch_lost", runs=len(runs), failed=self._failed)
+
+    def _try_write(self, runs: list[RunTelemetry], attempt: int) -> bool:
+        assert self._store is not None  # only an enabled recorder has a writer thread
+        try:
+            self._store.write_runs(runs)
+        except Exception as exc:  # the writer thread must survive any database failure
+            self._log.warning(
+                "telemetry.write_failed",
+                attempt=attempt,
+                runs=len(runs),
+                error_type=type(exc).__name__,
+                error=str(exc)[:200],
+            )
+            return False
+        self._count_written(runs)
+        return True
 
     def _count_written(self, runs: list[RunTelemetry]) -> None:
         self._written += len(runs)
@@ -235,7 +257,3 @@ class TelemetryRecorder:
 
 def _without_inputs(run: RunTelemetry) -> RunTelemetry:
     return RunTelemetry(replace(run.trace, inputs_json=None), run.spans)
-
-
-def _as_dict(stats: RecorderStats) -> dict[str, int]:
-    return {name: getattr(stats, name) for name in RecorderStats.__slots__}

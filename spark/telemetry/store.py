@@ -49,9 +49,10 @@ class TelemetryStore:
         self.database_url = normalize_url(database_url)
         self.is_postgres = is_postgres(self.database_url)
         self._engine = get_engine(self.database_url)
+        self.backend: str = self._engine.dialect.name
         if not self.is_postgres:
             _queries.install_sqlite_functions(self._engine)
-        self._log = log.bind(backend=self._engine.dialect.name)
+        self._log = log.bind(backend=self.backend)
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -164,7 +165,9 @@ class TelemetryStore:
         window = _window(graph_id, version_id, since, routing_arm=routing_arm)
         return int(self._fetch(_queries.count_traces_sql(window), window.params())[0][0])
 
-    def assignment_counts(self, graph_id: str, since: Timestamp, until: Timestamp) -> dict[str, int]:
+    def assignment_counts(
+        self, graph_id: str, since: Timestamp, until: Timestamp
+    ) -> dict[str, int]:
         """Traces per routing arm in ``[since, until)`` (for sample-ratio-mismatch checks)."""
         window = _window(graph_id, since=since, until=until)
         rows = self._fetch(_queries.assignment_counts_sql(window), window.params())
@@ -308,4 +311,3 @@ def _feedback_values(record: FeedbackRecord) -> dict[str, Any]:
         "label": record.label,
         "source": record.source,
     }
-

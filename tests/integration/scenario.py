@@ -1,0 +1,44 @@
+"""A small support-triage scenario on a given database: register, then send production traffic."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+from examples.support_triage.graph import NODE_MODULES, build_spec
+from examples.support_triage.traffic import make_ticket
+from spark.client import SparkClient
+from spark.registry.versions import GraphVersion
+from spark.settings import SparkSettings
+
+FAST_RSI = {
+    "min_traces": 60,
+    "replay_sample": 120,
+    "monitor_window_s": 4,
+    "monitor_checks": 2,
+    "analysis_window_s": 3600,
+    "min_health_traces": 20,
+}
+
+
+def client_for(database_url: str, task_queue: str = "spark-rsi", address: str = "127.0.0.1:7233") -> SparkClient:
+    """A production client on ``database_url``."""
+    return SparkClient(SparkSettings(database_url=database_url, task_queue=task_queue, temporal_address=address))
+
+
+async def register_with_traffic(client: SparkClient, graph_id: str, *, requests: int = 150, rsi: dict[str, Any] | None = None) -> GraphVersion:
+    """Register a fast support-triage graph (flaky classifier) and send ``requests`` runs."""
+    spec = build_spec(graph_id, classify_failure_rate=0.25, kb_latency_ms=8.0, rsi={**FAST_RSI, **(rsi or {})})
+    version = client.register_graph(spec, NODE_MODULES)
+    rng = random.Random(11)
+    gate = asyncio.Semaphore(16)
+
+    async def one() -> None:
+        ticket = make_ticket(rng)
+        async with gate:
+            await client.run(graph_id, ticket, routing_key=ticket["customer_id"])
+
+    await asyncio.gather(*(one() for _ in range(requests)))
+    client.flush()
+    return version

@@ -1,0 +1,51 @@
+"""Builders of telemetry records with sensible defaults, for the telemetry tests."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from spark.telemetry.models import RunTelemetry, SpanRecord, TraceRecord
+
+T0 = 1_700_000_000.0
+_ids = itertools.count()
+
+
+def new_id(prefix: str) -> str:
+    """A process-unique id such as ``trace-17``."""
+    return f"{prefix}-{next(_ids)}"
+
+
+def trace(**overrides: Any) -> TraceRecord:
+    """A successful trace of graph ``g`` version ``v1`` unless overridden."""
+    values: dict[str, Any] = {
+        "trace_id": new_id("trace"),
+        "graph_id": "g",
+        "version_id": "v1",
+        "started_at": T0,
+        "duration_ms": 100.0,
+        "status": "ok",
+    }
+    return TraceRecord(**(values | overrides))
+
+
+def span(parent: TraceRecord, node_id: str = "n1", **overrides: Any) -> SpanRecord:
+    """A successful span of ``node_id`` inside ``parent``, starting with it."""
+    values: dict[str, Any] = {
+        "span_id": new_id("span"),
+        "trace_id": parent.trace_id,
+        "graph_id": parent.graph_id,
+        "version_id": parent.version_id,
+        "node_id": node_id,
+        "node_type": "llm",
+        "started_at": parent.started_at,
+        "duration_ms": 10.0,
+        "status": "ok",
+    }
+    return SpanRecord(**(values | overrides))
+
+
+def run(n_spans: int = 2, **trace_overrides: Any) -> RunTelemetry:
+    """A run with ``n_spans`` spans over nodes ``n0``, ``n1``, ..."""
+    parent = trace(**trace_overrides)
+    return RunTelemetry(parent, [span(parent, f"n{i}") for i in range(n_spans)])
