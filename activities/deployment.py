@@ -20,12 +20,8 @@ from spark.rsi.contracts import (
     RollbackInput,
     RollbackResult,
 )
+from spark.registry.deployments import deployment_id_for
 from spark.rsi.monitoring import HealthPolicy, assess_health
-
-
-def deployment_id(graph_id: str, cycle: int, version_id: str) -> str:
-    """The idempotency key of one deployment."""
-    return f"{graph_id}:c{cycle}:{version_id}"
 
 
 class DeploymentActivities:
@@ -41,7 +37,7 @@ class DeploymentActivities:
         return await off_loop(self._deploy, inp)
 
     def _deploy(self, inp: DeployInput) -> DeployResult:
-        key = deployment_id(inp.graph_id, inp.cycle, inp.to_version_id)
+        key = deployment_id_for(inp.graph_id, inp.cycle, inp.to_version_id)
         record = self._deps.deployments.start(
             key, inp.graph_id, inp.cycle, inp.from_version_id, inp.to_version_id, inp.strategy
         )

@@ -30,28 +30,22 @@ class LearningActivities:
         return PatternsResult(pattern_count=len(patterns))
 
 
+# The bottleneck kind a hypothesis answers, named as analysis names it.
+DIAGNOSIS_KIND_BY_METRIC = {
+    "error_rate": "errors",
+    "latency": "latency",
+    "cost": "cost",
+    "quality": "quality",
+}
+
+
 def _attempt(inp: RecordAttemptInput) -> Attempt:
-    hypothesis = inp.hypothesis
-    return Attempt(
-        attempt_id=f"{inp.graph_id}:c{inp.cycle}:{hypothesis.hypothesis_id}",
-        graph_id=inp.graph_id,
+    return Attempt.from_hypothesis(
+        inp.hypothesis.model_copy(update={"base_version_id": inp.base_version_id}),
         cycle=inp.cycle,
-        base_version_id=inp.base_version_id,
+        diagnosis_kind=DIAGNOSIS_KIND_BY_METRIC[inp.hypothesis.primary_metric],
+        outcome=inp.outcome,  # type: ignore[arg-type]
         candidate_version_id=inp.candidate_version_id,
-        hypothesis_id=hypothesis.hypothesis_id,
-        title=hypothesis.title,
-        diagnosis_kind=_diagnosis_kind(hypothesis.primary_metric),
-        change_kinds=hypothesis.change_kinds,
-        target_nodes=hypothesis.target_nodes,
-        primary_metric=hypothesis.primary_metric,
-        risk=hypothesis.risk,
-        outcome=inp.outcome,
         effect=inp.effect,
         details=inp.details,
     )
-
-
-def _diagnosis_kind(primary_metric: str) -> str:
-    return {"error_rate": "errors", "latency": "latency", "cost": "cost", "quality": "quality"}[
-        primary_metric
-    ]

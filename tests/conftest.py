@@ -31,20 +31,35 @@ def sqlite_database_url(tmp_path: Path) -> Iterator[str]:
     dispose_engine(url)
 
 
-@pytest.fixture
-def postgres_database_url() -> Iterator[str]:
-    """A URL for a brand-new PostgreSQL database, dropped after the test.
+@pytest.fixture(scope="session")
+def postgres_test_database() -> Iterator[str]:
+    """One brand-new PostgreSQL database for the session, dropped at the end.
 
     Never skips: on CI PostgreSQL must be there, and a missing server is a failure.
     """
     dbname = f"spark_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{dbname}"')
-    url = _postgres_url(dbname)
-    yield url
-    dispose_engine(url)
+    yield dbname
     with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_database_url(postgres_test_database: str) -> Iterator[str]:
+    """A URL whose connections see only a fresh, empty schema (via ``search_path``).
+
+    A schema per test is ~50x cheaper than a database per test and just as isolated.
+    """
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin_dsn = psycopg.conninfo.make_conninfo(POSTGRES_ADMIN_DSN, dbname=postgres_test_database)
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    url = _postgres_url(postgres_test_database) + f"?options=-csearch_path%3D{schema}"
+    yield url
+    dispose_engine(url)
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

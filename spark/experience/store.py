@@ -28,6 +28,7 @@ Outcome = Literal[
     "rejected_review",
     "rejected_test",
     "inconclusive",
+    "invalid_test",
     "rolled_back",
     "failed",
 ]
@@ -57,7 +58,10 @@ class Attempt(BaseModel):
         default=None, description="measured relative change of the primary metric, e.g. -0.25"
     )
     details: dict[str, Any] = Field(default_factory=dict)
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime | None = Field(
+        default=None,
+        description="set by the store on first record (workflows must not read clocks)",
+    )
 
     @property
     def attempt_id(self) -> str:
@@ -171,7 +175,7 @@ class ExperienceStore:
         with write_session(self._engine) as session:
             row = session.get(AttemptRow, attempt.attempt_id, with_for_update=True)
             if row is None:
-                row = AttemptRow(attempt_id=attempt.attempt_id, **attempt.model_dump())
+                row = _new_row(attempt)
             else:
                 _update_outcome(row, attempt)
             session.add(row)
@@ -237,3 +241,9 @@ def _update_outcome(row: AttemptRow, attempt: Attempt) -> None:
     row.details = dict(attempt.details)
     if attempt.candidate_version_id is not None:
         row.candidate_version_id = attempt.candidate_version_id
+
+
+def _new_row(attempt: Attempt) -> AttemptRow:
+    row = AttemptRow(attempt_id=attempt.attempt_id, **attempt.model_dump(exclude={"created_at"}))
+    row.created_at = attempt.created_at or utcnow()
+    return row

@@ -58,12 +58,17 @@ class NodeImpl(Protocol):
 ImplT = TypeVar("ImplT", bound=Callable[..., Awaitable[dict[str, Any]]])
 
 
+def impl_module(impl: object) -> str:
+    """The module defining an implementation (its node class for class-based nodes)."""
+    target = getattr(impl, "node_class", impl)
+    return str(getattr(target, "__module__", None) or "?")
+
+
 def impl_origin(impl: object) -> str:
     """``module.qualname`` of an implementation (of its node class for class-based nodes)."""
     target = getattr(impl, "node_class", impl)
-    module = getattr(target, "__module__", None) or "?"
     qualname = getattr(target, "__qualname__", None) or type(target).__qualname__
-    return f"{module}.{qualname}"
+    return f"{impl_module(impl)}.{qualname}"
 
 
 class NodeRegistry:
@@ -86,7 +91,7 @@ class NodeRegistry:
                 f"{impl_origin(impl)!r} must use another name"
             )
         self._impls[type_name] = impl
-        self._modules[type_name] = getattr(impl, "__module__", None) or "?"
+        self._modules[type_name] = impl_module(impl)
         return impl
 
     def get(self, type_name: str, *, node_id: str | None = None) -> NodeImpl:

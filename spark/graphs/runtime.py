@@ -116,7 +116,9 @@ class GraphRuntime:
         recorded output is reused, and a missing one raises ``ReplayRefusedError``.
         """
         check_inputs(spec, inputs)
-        request = _RunRequest(spec, dict(inputs), version_id, trace_id or uuid.uuid4().hex, replay_outputs)
+        request = _RunRequest(
+            spec, dict(inputs), version_id, trace_id or uuid.uuid4().hex, replay_outputs
+        )
         execution = _Execution(self, request, resolve_impls(self.registry, spec, replay_outputs))
         await execution.run()
         self._submit(execution.telemetry(routing_arm, routing_key))
@@ -195,7 +197,9 @@ class _Failure:
 class _Execution:
     """The state of one run: shared state, settled nodes, active edges, spans."""
 
-    def __init__(self, runtime: GraphRuntime, request: _RunRequest, resolved: ResolvedImpls) -> None:
+    def __init__(
+        self, runtime: GraphRuntime, request: _RunRequest, resolved: ResolvedImpls
+    ) -> None:
         self.runtime = runtime
         self.request = request
         self.spec = request.spec
@@ -241,7 +245,9 @@ class _Execution:
     def _activated(self, node: NodeSpec) -> bool:
         if node.id == self.spec.entry:
             return True
-        return any((source, node.id) in self.active_edges for source in self.spec.predecessors(node.id))
+        return any(
+            (source, node.id) in self.active_edges for source in self.spec.predecessors(node.id)
+        )
 
     async def _execute(self, node: NodeSpec) -> None:
         ctx = self._context(node)

@@ -34,8 +34,12 @@ class NodeConfig(BaseModel):
     retries: int = Field(default=0, ge=0, le=10)
     backoff_s: float = Field(default=0.05, ge=0.0, le=60.0)
     cache_ttl_s: float | None = Field(default=None, gt=0.0)
-    fallback: str | None = Field(default=None, description="node type called when all attempts fail")
-    params: dict[str, Any] = Field(default_factory=dict, description="implementation-specific knobs")
+    fallback: str | None = Field(
+        default=None, description="node type called when all attempts fail"
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="implementation-specific knobs"
+    )
 
 
 class NodeSpec(BaseModel):
@@ -194,7 +198,9 @@ def _check_edges(spec: GraphSpec, ids: set[str]) -> None:
     for edge in spec.edges:
         for end in (edge.source, edge.target):
             if end not in ids:
-                raise ValueError(f"edges: edge {edge.source!r}->{edge.target!r} names unknown node {end!r}")
+                raise ValueError(
+                    f"edges: edge {edge.source!r}->{edge.target!r} names unknown node {end!r}"
+                )
         if edge.key in seen:
             raise ValueError(f"edges: duplicate edge {edge.source!r}->{edge.target!r}")
         if edge.source == edge.target:

@@ -52,7 +52,7 @@ class RoutingEvent(BaseModel):
 
     graph_id: str
     idempotency_key: str
-    action: str
+    action: RoutingAction
     active_version_id: str
     candidate_version_id: str | None
     candidate_share: float
@@ -97,6 +97,8 @@ class RoutingStore:
         """Apply one routing change exactly once per ``idempotency_key``.
 
         When an event with that key exists the current state is returned and nothing changes.
+        Keys are unique across all graphs, so build them from business ids, e.g.
+        ``"<graph>:c<cycle>:<version>:step-2"``.
         Otherwise the state update and its event are written in one transaction, holding the
         routing row's lock, so concurrent calls are serialised. Actions:
 
@@ -155,14 +157,7 @@ def _transition(session: Session, row: RoutingRow, change: _Change) -> None:
     for version_id in (change.active_version_id, change.candidate_version_id):
         if version_id is not None:
             _check_version(session, row.graph_id, version_id)
-    handlers: dict[str, Callable[[Session, RoutingRow, _Change], None]] = {
-        "set_candidate": _set_candidate,
-        "promote": _promote,
-        "rollback": _rollback,
-        "clear_candidate": _clear_candidate,
-        "set_active": _set_active,
-    }
-    handlers[change.action](session, row, change)
+    _HANDLERS[change.action](session, row, change)
 
 
 def _set_candidate(_session: Session, row: RoutingRow, change: _Change) -> None:
@@ -202,6 +197,15 @@ def _set_active(_session: Session, row: RoutingRow, change: _Change) -> None:
     row.active_version_id = change.active_version_id
     if row.candidate_version_id == change.active_version_id:
         _drop_candidate(row)
+
+
+_HANDLERS: dict[RoutingAction, Callable[[Session, RoutingRow, _Change], None]] = {
+    "set_candidate": _set_candidate,
+    "promote": _promote,
+    "rollback": _rollback,
+    "clear_candidate": _clear_candidate,
+    "set_active": _set_active,
+}
 
 
 def _drop_candidate(row: RoutingRow) -> None:

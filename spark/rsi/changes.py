@@ -24,13 +24,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any, assert_never
 
 from pydantic import ValidationError
 
 from spark.errors import InvalidChangeError, InvalidGraphSpecError
-from spark.graphs.spec import EdgeCondition, EdgeSpec, GraphSpec, NodeConfig, NodeSpec
-from spark.graphs.spec import parse_graph_spec
+from spark.graphs.spec import (
+    EdgeCondition,
+    EdgeSpec,
+    GraphSpec,
+    NodeConfig,
+    NodeSpec,
+    parse_graph_spec,
+)
 from spark.rsi.hypotheses import (
     AddCache,
     AddEdge,
@@ -234,7 +241,7 @@ def _check_chain(draft: _Draft, chain: list[str]) -> None:
         raise _Refused(f"chain {chain!r} repeats a node")
     for node_id in chain:
         draft.node(node_id)
-    for source, target in zip(chain, chain[1:], strict=False):
+    for source, target in pairwise(chain):
         _check_link(draft, source, target)
     if not draft.predecessors(chain[0]):
         raise _Refused(

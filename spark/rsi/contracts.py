@@ -331,7 +331,6 @@ class RecordAttemptInput(_Model):
     candidate_version_id: str | None = None
     hypothesis: Hypothesis
     outcome: CycleOutcome
-    diagnosis_kind: str = "unknown"
     effect: float | None = None
     details: dict[str, Any] = Field(default_factory=dict)
 

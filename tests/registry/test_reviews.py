@@ -31,7 +31,11 @@ def test_decide_is_idempotent(database_url: str) -> None:
     store = ReviewStore(database_url)
     _request(store)
     approved = store.decide("r-1", True, "ana", "looks safe")
-    assert (approved.status, approved.reviewer, approved.comment) == ("approved", "ana", "looks safe")
+    assert (approved.status, approved.reviewer, approved.comment) == (
+        "approved",
+        "ana",
+        "looks safe",
+    )
     assert approved.decided_at is not None
     assert store.decide("r-1", True, "bo", "retry") == approved
     assert store.get("r-1") == approved
@@ -43,7 +47,7 @@ def test_opposite_verdict_on_a_decided_review_is_misuse(database_url: str) -> No
     store = ReviewStore(database_url)
     _request(store)
     store.decide("r-1", False, "ana", "too risky")
-    with pytest.raises(SparkMisuseError, match="'r-1'.*'rejected'"):
+    with pytest.raises(SparkMisuseError, match=r"'r-1'.*'rejected'"):
         store.decide("r-1", True, "bo", "")
     assert store.get("r-1").status == "rejected"
 

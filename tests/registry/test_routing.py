@@ -60,7 +60,9 @@ def test_promote_makes_the_candidate_active(database_url: str) -> None:
     _root, candidate = _versions(database_url, 2)
     store = RoutingStore(database_url)
     _canary(store, candidate.version_id)
-    state = store.apply(GRAPH, idempotency_key="c1:promote", action="promote", actor="bo", reason="won")
+    state = store.apply(
+        GRAPH, idempotency_key="c1:promote", action="promote", actor="bo", reason="won"
+    )
     assert (state.active_version_id, state.candidate_version_id) == (candidate.version_id, None)
     assert (state.candidate_share, state.revision) == (0.0, 3)
     last = store.history(GRAPH)[-1]
@@ -132,7 +134,9 @@ def test_clear_candidate_keeps_the_active_version(database_url: str) -> None:
     root, candidate = _versions(database_url, 2)
     store = RoutingStore(database_url)
     _canary(store, candidate.version_id)
-    state = store.apply(GRAPH, idempotency_key="c1:clr", action="clear_candidate", actor="u", reason="")
+    state = store.apply(
+        GRAPH, idempotency_key="c1:clr", action="clear_candidate", actor="u", reason=""
+    )
     assert (state.active_version_id, state.candidate_version_id) == (root.version_id, None)
 
 

@@ -1,0 +1,585 @@
+"""Hypothesis generators: turn a diagnostic report into typed, ranked change proposals.
+
+``RuleBasedGenerator`` (the default; needs no model key) maps each diagnosis to the change that
+answers it:
+
+======================  ==================================================================
+diagnosis kind          proposal
+======================  ==================================================================
+transient_errors        retry-safe node: ``set_config`` retries (2-3) with backoff;
+                        otherwise ``add_fallback`` to a type from
+                        ``params["fallback_candidates"]`` (never a retry)
+persistent_errors       ``add_fallback`` to a type from ``params["fallback_candidates"]``
+repeated_inputs         slow or costly node without side effects whose inputs repeat
+                        (distinct_input_ratio <= 0.7): ``add_cache`` with a TTL sized to the
+                        mean gap between repeats in the window
+heavy_tail              retry-safe node with p99/p50 >= 4 on the critical path:
+                        ``set_config`` timeout_s = 1.5 x p95 plus one retry
+sequential_chain        parallelizable chain on the critical path: ``parallelize``
+costly_model            cost bottleneck with ``params["cheaper_models"]``: ``set_config``
+                        model (primary cost; quality is the guardrail)
+poor_quality            prompted node with bad-output failures or low quality: ``set_prompt``
+                        with an "Output requirements" section built from the failures
+======================  ==================================================================
+
+Every proposal carries an expected impact: the relative improvement of its primary metric that
+the report's figures support. Ranking multiplies it by a weight learned from ``PatternHint`` s
+(a shrunk success rate of that change kind on that diagnosis kind). Protected nodes are never
+targeted, nor are the neighbours a change would rewire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, get_args
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from spark.errors import InvalidInputError
+from spark.graphs.spec import GraphSpec, NodeSpec
+from spark.rsi.analysis import Bottleneck, BottleneckKind, DiagnosticReport, is_retry_safe
+from spark.rsi.changes import nodes_affected
+from spark.rsi.hypotheses import (
+    AddCache,
+    AddFallback,
+    ChangeOp,
+    Hypothesis,
+    Metric,
+    Parallelize,
+    SetConfig,
+    SetPrompt,
+)
+from spark.rsi.validation import assess_risk
+
+DiagnosisKind = Literal[
+    "transient_errors",
+    "persistent_errors",
+    "repeated_inputs",
+    "heavy_tail",
+    "sequential_chain",
+    "costly_model",
+    "poor_quality",
+]
+ChangeKind = Literal[
+    "set_prompt",
+    "set_config",
+    "replace_node",
+    "add_edge",
+    "remove_edge",
+    "reroute_edge",
+    "parallelize",
+    "add_cache",
+    "add_fallback",
+]
+DIAGNOSIS_CATEGORY: dict[DiagnosisKind, BottleneckKind] = {
+    "transient_errors": "errors",
+    "persistent_errors": "errors",
+    "repeated_inputs": "latency",
+    "heavy_tail": "latency",
+    "sequential_chain": "latency",
+    "costly_model": "cost",
+    "poor_quality": "quality",
+}
+_METRIC_CATEGORY: dict[Metric, BottleneckKind] = {
+    "error_rate": "errors",
+    "latency": "latency",
+    "cost": "cost",
+    "quality": "quality",
+}
+
+TRANSIENT_SHARE_MIN = 0.5
+MAX_PROPOSED_RETRIES = 3
+REPEATED_INPUT_MAX_RATIO = 0.7
+CACHE_HIT_EFFICIENCY = 0.9
+TIMEOUT_P95_FACTOR = 1.5
+MIN_PARALLEL_GAIN = 0.05
+FALLBACK_CURE_PRIOR = 0.5
+PROMPT_FIX_PRIOR = 0.5
+DEFAULT_CHEAPER_COST_FACTOR = 0.5
+MAX_PROMPT_CHARS = 10_000
+PROMPT_SECTION = "\n\n### Output requirements (added by Spark RSI)\n"
+
+
+class PatternHint(BaseModel):
+    """What the learning store knows about one change kind answering one diagnosis kind.
+
+    ``diagnosis_kind`` is a ``DiagnosisKind`` or a coarse bottleneck kind (``errors``,
+    ``latency``, ``cost``, ``quality``) that then covers every diagnosis of that kind.
+    ``mean_effect`` is the mean measured relative change of the primary metric (e.g. -0.25).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    diagnosis_kind: str = Field(min_length=1)
+    change_kind: ChangeKind
+    success_rate: float = Field(ge=0.0, le=1.0)
+    attempts: int = Field(ge=0)
+    mean_effect: float | None = None
+
+
+class HypothesisGenerator(Protocol):
+    """Anything that proposes hypotheses for a diagnosed graph (rules, an LLM...)."""
+
+    def generate(
+        self,
+        report: DiagnosticReport,
+        spec: GraphSpec,
+        *,
+        patterns: Sequence[PatternHint] = (),
+        base_version_id: str,
+        max_hypotheses: int = 5,
+    ) -> list[Hypothesis]:
+        """At most ``max_hypotheses`` hypotheses on ``base_version_id``, best first."""
+        ...
+
+
+def diagnosis_kind_of(hypothesis: Hypothesis) -> str:
+    """The diagnosis kind a hypothesis answers: the ``DiagnosisKind`` prefix of its diagnosis,
+    or the coarse kind of its primary metric for hypotheses from other generators."""
+    prefix = hypothesis.diagnosis.split(":", 1)[0].strip()
+    if prefix in get_args(DiagnosisKind):
+        return prefix
+    return _METRIC_CATEGORY[hypothesis.primary_metric]
+
+
+@dataclass(frozen=True)
+class _Proposal:
+    """One rule's answer to one diagnosis, before ranking."""
+
+    kind: DiagnosisKind
+    title: str
+    detail: str
+    changes: tuple[ChangeOp, ...]
+    rationale: str
+    primary_metric: Metric
+    impact: float
+    expected_effects: dict[Metric, float] = field(default_factory=dict)
+
+    def hypothesis(self, spec: GraphSpec, base_version_id: str) -> Hypothesis:
+        """The proposal as a hypothesis on ``base_version_id``."""
+        return Hypothesis(
+            graph_id=spec.id,
+            base_version_id=base_version_id,
+            title=self.title,
+            diagnosis=f"{self.kind}: {self.detail}",
+            changes=list(self.changes),
+            rationale=self.rationale,
+            primary_metric=self.primary_metric,
+            expected_effects=self.expected_effects,
+            risk=assess_risk(spec, self.changes),
+            source="rules",
+        )
+
+
+class RuleBasedGenerator:
+    """The default generator: deterministic rules over the report, ranked with learned hints."""
+
+    def generate(
+        self,
+        report: DiagnosticReport,
+        spec: GraphSpec,
+        *,
+        patterns: Sequence[PatternHint] = (),
+        base_version_id: str,
+        max_hypotheses: int = 5,
+    ) -> list[Hypothesis]:
+        """At most ``max_hypotheses`` hypotheses, best expected impact first; none when the
+        report lacks data. Never targets protected nodes."""
+        if report.graph_id != spec.id:
+            raise InvalidInputError(f"report is for graph {report.graph_id!r}, not {spec.id!r}")
+        if not report.sufficient_data or max_hypotheses <= 0:
+            return []
+        proposals = [p for p in _Rules(report, spec).proposals() if not _protected(spec, p)]
+        ranked = _rank(proposals, patterns)
+        hypotheses = _unique(p.hypothesis(spec, base_version_id) for p in ranked)
+        return hypotheses[:max_hypotheses]
+
+
+def _protected(spec: GraphSpec, proposal: _Proposal) -> bool:
+    affected = set().union(*(nodes_affected(spec, change) for change in proposal.changes))
+    return any(spec.has_node(n) and spec.node(n).has_tag("protected") for n in affected)
+
+
+def _unique(hypotheses: Iterator[Hypothesis]) -> list[Hypothesis]:
+    by_id: dict[str, Hypothesis] = {}
+    for hypothesis in hypotheses:
+        by_id.setdefault(hypothesis.hypothesis_id, hypothesis)
+    return list(by_id.values())
+
+
+# ----- ranking -----
+
+
+def _rank(proposals: Sequence[_Proposal], patterns: Sequence[PatternHint]) -> list[_Proposal]:
+    weights = {
+        id(p): pattern_weight(p.kind, p.changes[0].op, p.primary_metric, patterns)
+        for p in proposals
+    }
+    return sorted(proposals, key=lambda p: (-p.impact * weights[id(p)], p.kind, p.title))
+
+
+def pattern_weight(
+    kind: DiagnosisKind, change_kind: str, primary_metric: Metric, patterns: Sequence[PatternHint]
+) -> float:
+    """A multiplier in [0, 2]: twice the success rate shrunk toward 1/2 (one prior success and
+    one prior failure), halved when the measured effect was on average a change for the worse.
+    1.0 without matching hints."""
+    hints = [
+        h
+        for h in patterns
+        if h.change_kind == change_kind and h.diagnosis_kind in (kind, DIAGNOSIS_CATEGORY[kind])
+    ]
+    attempts = sum(h.attempts for h in hints)
+    successes = sum(h.success_rate * h.attempts for h in hints)
+    weight = 2 * (successes + 1) / (attempts + 2)
+    return weight / 2 if _harmful(hints, primary_metric) else weight
+
+
+def _harmful(hints: Sequence[PatternHint], primary_metric: Metric) -> bool:
+    measured = [(h.mean_effect, h.attempts) for h in hints if h.mean_effect is not None]
+    total = sum(attempts for _, attempts in measured)
+    if not measured or total == 0:
+        return False
+    mean_effect = sum(effect * attempts for effect, attempts in measured) / total
+    return mean_effect < 0 if primary_metric == "quality" else mean_effect > 0
+
+
+# ----- rules -----
+
+
+class _Rules:
+    """The rule set applied to one report and spec."""
+
+    def __init__(self, report: DiagnosticReport, spec: GraphSpec) -> None:
+        self.report, self.spec = report, spec
+
+    def proposals(self) -> list[_Proposal]:
+        """Every proposal any rule makes."""
+        rules = (
+            self.retries,
+            self.fallbacks,
+            self.caches,
+            self.timeouts,
+            self.parallelizations,
+            self.cheaper_models,
+            self.prompts,
+        )
+        return [proposal for rule in rules for proposal in rule()]
+
+    def _bottlenecks(self, kind: BottleneckKind) -> Iterator[tuple[Bottleneck, NodeSpec]]:
+        for bottleneck in self.report.bottlenecks_of(kind):
+            if self.spec.has_node(bottleneck.node_id):
+                yield bottleneck, self.spec.node(bottleneck.node_id)
+
+    def _latency_share(self, node_id: str) -> float:
+        return self.report.structure.latency_share(node_id)
+
+    def _cost_share(self, node_id: str) -> float:
+        shares = [b.share for b in self.report.bottlenecks_of("cost") if b.node_id == node_id]
+        return max(shares, default=0.0)
+
+    # errors
+
+    def retries(self) -> Iterator[_Proposal]:
+        """Retries with backoff for mostly transient failures of a retry-safe node."""
+        for bottleneck, node in self._bottlenecks("errors"):
+            if _retryable(bottleneck, node):
+                yield self._retry(bottleneck, node)
+
+    def _retry(self, bottleneck: Bottleneck, node: NodeSpec) -> _Proposal:
+        evidence, current = bottleneck.evidence, node.config.retries
+        retries = min(
+            MAX_PROPOSED_RETRIES, max(current + 1, 2 if bottleneck.metric_value < 0.2 else 3)
+        )
+        backoff = max(node.config.backoff_s, _clamp(evidence.get("p50_ms", 100.0) / 1000, 0.1, 2.0))
+        cure = _retry_cure(bottleneck.metric_value, current, retries)
+        transient = evidence.get("transient_share", 0.0)
+        error_effect = bottleneck.share * transient * cure
+        latency_cost = bottleneck.metric_value * transient * self._latency_share(node.id)
+        return _Proposal(
+            kind="transient_errors",
+            title=f"Retry transient failures of {node.id!r}",
+            detail=f"node {node.id!r} fails {bottleneck.metric_value:.1%} of executions, "
+            f"{transient:.0%} transient ({_types(evidence)})",
+            changes=(
+                SetConfig(
+                    node_id=node.id, values={"retries": retries, "backoff_s": round(backoff, 3)}
+                ),
+            ),
+            rationale=f"The failures are mostly transient and {node.id!r} is safe to re-run; "
+            f"{retries} retries with {backoff:.2f}s backoff should absorb about {cure:.0%} of them.",
+            primary_metric="error_rate",
+            impact=error_effect,
+            expected_effects={
+                "error_rate": -round(error_effect, 4),
+                "latency": round(latency_cost, 4),
+            },
+        )
+
+    def fallbacks(self) -> Iterator[_Proposal]:
+        """A fallback type (from ``params["fallback_candidates"]``) where retrying cannot help."""
+        for bottleneck, node in self._bottlenecks("errors"):
+            fallback = _fallback_candidate(node)
+            if fallback is not None and not _retryable(bottleneck, node):
+                yield self._fallback(bottleneck, node, fallback)
+
+    def _fallback(self, bottleneck: Bottleneck, node: NodeSpec, fallback: str) -> _Proposal:
+        transient = bottleneck.evidence.get("transient_share", 0.0) >= TRANSIENT_SHARE_MIN
+        why = "is not safe to retry" if transient else "fails persistently"
+        effect = bottleneck.share * FALLBACK_CURE_PRIOR
+        return _Proposal(
+            kind="transient_errors" if transient else "persistent_errors",
+            title=f"Fall back to {fallback!r} when {node.id!r} fails",
+            detail=f"node {node.id!r} fails {bottleneck.metric_value:.1%} of executions and {why} "
+            f"({_types(bottleneck.evidence)})",
+            changes=(AddFallback(node_id=node.id, fallback_type=fallback),),
+            rationale=f"{node.id!r} {why}; its spec names {fallback!r} as a fallback candidate.",
+            primary_metric="error_rate",
+            impact=effect,
+            expected_effects={"error_rate": -round(effect, 4)},
+        )
+
+    # latency and cost
+
+    def caches(self) -> Iterator[_Proposal]:
+        """A cache for slow or costly nodes without side effects whose inputs repeat."""
+        seen: set[str] = set()
+        for kind in ("latency", "cost"):
+            for bottleneck, node in self._bottlenecks(kind):
+                if node.id not in seen and _cacheable(bottleneck, node):
+                    seen.add(node.id)
+                    yield self._cache(bottleneck, node)
+
+    def _cache(self, bottleneck: Bottleneck, node: NodeSpec) -> _Proposal:
+        ratio = float(bottleneck.evidence["distinct_input_ratio"])
+        hits = (1 - ratio) * CACHE_HIT_EFFICIENCY
+        latency, cost = self._latency_share(node.id) * hits, self._cost_share(node.id) * hits
+        ttl = _cache_ttl(self.report.window_seconds, ratio)
+        return _Proposal(
+            kind="repeated_inputs",
+            title=f"Cache {node.id!r} for {ttl:g}s",
+            detail=f"node {node.id!r} sees only {ratio:.0%} distinct inputs and accounts for "
+            f"{bottleneck.share:.0%} of the run's {bottleneck.kind}",
+            changes=(AddCache(node_id=node.id, ttl_s=ttl),),
+            rationale=f"{1 - ratio:.0%} of {node.id!r}'s calls repeat an earlier input; it has no "
+            f"side effects, so a {ttl:g}s cache answers them without the call.",
+            primary_metric="latency" if latency >= cost else "cost",
+            impact=max(latency, cost),
+            expected_effects={"latency": -round(latency, 4), "cost": -round(cost, 4)},
+        )
+
+    def timeouts(self) -> Iterator[_Proposal]:
+        """A timeout near p95 plus a retry for retry-safe nodes with a heavy latency tail."""
+        for bottleneck, node in self._bottlenecks("latency"):
+            evidence = bottleneck.evidence
+            if not evidence.get("heavy_tail") or not is_retry_safe(node):
+                continue
+            timeout_s = _clamp(TIMEOUT_P95_FACTOR * evidence["p95_ms"] / 1000, 0.01, 3600.0)
+            if node.config.timeout_s is None or node.config.timeout_s > timeout_s:
+                yield self._timeout(bottleneck, node, round(timeout_s, 3))
+
+    def _timeout(self, bottleneck: Bottleneck, node: NodeSpec, timeout_s: float) -> _Proposal:
+        evidence = bottleneck.evidence
+        retries = max(node.config.retries, 1)
+        cut = 1 - min(1.0, (timeout_s * 1000 + evidence["p50_ms"]) / evidence["p99_ms"])
+        effect = evidence["tail_share"] * cut
+        return _Proposal(
+            kind="heavy_tail",
+            title=f"Time out slow calls of {node.id!r} at {timeout_s:g}s and retry",
+            detail=f"node {node.id!r} has p99 {evidence['p99_ms']:.0f} ms vs p50 "
+            f"{evidence['p50_ms']:.0f} ms and explains {evidence['tail_share']:.0%} of the run's tail",
+            changes=(
+                SetConfig(node_id=node.id, values={"timeout_s": timeout_s, "retries": retries}),
+            ),
+            rationale=f"Calls beyond {TIMEOUT_P95_FACTOR:g} x p95 are outliers; cutting them and "
+            "retrying (the node is safe to re-run) trims the tail.",
+            primary_metric="latency",
+            impact=effect,
+            expected_effects={"latency": -round(effect, 4), "error_rate": 0.0},
+        )
+
+    def parallelizations(self) -> Iterator[_Proposal]:
+        """Fan-out/fan-in for independent chains on the critical path worth the change."""
+        structure = self.report.structure
+        for chain in structure.parallelizable_chains:
+            if not set(chain) <= set(structure.critical_path) or structure.critical_path_ms <= 0:
+                continue
+            weights = [structure.node_latency_ms.get(n, 0.0) for n in chain]
+            gain = (sum(weights) - max(weights)) / structure.critical_path_ms
+            if gain >= MIN_PARALLEL_GAIN:
+                yield _parallelize(chain, gain)
+
+    def cheaper_models(self) -> Iterator[_Proposal]:
+        """A cheaper model (from ``params["cheaper_models"]``) for cost bottlenecks."""
+        for bottleneck, node in self._bottlenecks("cost"):
+            choice = _cheaper_model(node)
+            if choice is not None:
+                yield _model_swap(bottleneck, node, *choice)
+
+    # quality
+
+    def prompts(self) -> Iterator[_Proposal]:
+        """A prompt with explicit output requirements for prompted nodes with quality issues."""
+        for bottleneck, node in self._bottlenecks("quality"):
+            prompt = improved_prompt(node, bottleneck.evidence)
+            if (
+                node.config.prompt
+                and prompt != node.config.prompt
+                and len(prompt) <= MAX_PROMPT_CHARS
+            ):
+                yield self._prompt(bottleneck, node, prompt)
+
+    def _prompt(self, bottleneck: Bottleneck, node: NodeSpec, prompt: str) -> _Proposal:
+        failures = bottleneck.evidence.get("quality_failures", 0)
+        metric: Metric = "error_rate" if failures else "quality"
+        gap = _quality_gap(bottleneck.evidence)
+        effect = bottleneck.share * PROMPT_FIX_PRIOR if failures else gap * PROMPT_FIX_PRIOR
+        sign = -1 if metric == "error_rate" else 1
+        return _Proposal(
+            kind="poor_quality",
+            title=f"Tighten the output requirements of {node.id!r}'s prompt",
+            detail=f"node {node.id!r}: {failures} bad-output failures, mean run quality "
+            f"{self.report.mean_quality}",
+            changes=(SetPrompt(node_id=node.id, prompt=prompt),),
+            rationale="The failures show outputs that miss the required format or quality; the "
+            "prompt now states the requirements and the observed failure types.",
+            primary_metric=metric,
+            impact=effect,
+            expected_effects={metric: sign * round(effect, 4)},
+        )
+
+
+# ----- rule helpers -----
+
+
+def _retryable(bottleneck: Bottleneck, node: NodeSpec) -> bool:
+    transient = bottleneck.evidence.get("transient_share", 0.0) >= TRANSIENT_SHARE_MIN
+    return transient and is_retry_safe(node) and node.config.retries < MAX_PROPOSED_RETRIES
+
+
+def _retry_cure(observed_rate: float, current: int, proposed: int) -> float:
+    """Share of transient failures extra attempts absorb, assuming independent attempts."""
+    per_attempt = observed_rate ** (1 / (current + 1))
+    return 1 - per_attempt ** (proposed - current)
+
+
+def _cacheable(bottleneck: Bottleneck, node: NodeSpec) -> bool:
+    ratio = bottleneck.evidence.get("distinct_input_ratio", 1.0)
+    no_cache = node.config.cache_ttl_s is None
+    return no_cache and not node.has_tag("side_effects") and ratio <= REPEATED_INPUT_MAX_RATIO
+
+
+def _cache_ttl(window_s: float | None, distinct_ratio: float) -> float:
+    """Twice the mean gap between repeats of one input (window x distinct ratio), 1 min to 1 day;
+    one hour when the window is unknown."""
+    if not window_s:
+        return 3600.0
+    return float(round(_clamp(2 * window_s * distinct_ratio, 60.0, 86_400.0)))
+
+
+def _fallback_candidate(node: NodeSpec) -> str | None:
+    if node.config.fallback is not None:
+        return None
+    candidates = node.config.params.get("fallback_candidates") or []
+    if isinstance(candidates, str):
+        candidates = [candidates]
+    usable = [c for c in candidates if isinstance(c, str) and c and c != node.type]
+    return usable[0] if usable else None
+
+
+def _cheaper_model(node: NodeSpec) -> tuple[str, float] | None:
+    """The first listed cheaper model other than the current one, with its relative cost."""
+    listed: Any = node.config.params.get("cheaper_models") or []
+    factors = (
+        listed if isinstance(listed, dict) else dict.fromkeys(listed, DEFAULT_CHEAPER_COST_FACTOR)
+    )
+    for model, factor in factors.items():
+        if (
+            isinstance(model, str)
+            and model != node.config.model
+            and isinstance(factor, int | float)
+        ):
+            return model, _clamp(float(factor), 0.0, 1.0)
+    return None
+
+
+def _model_swap(bottleneck: Bottleneck, node: NodeSpec, model: str, factor: float) -> _Proposal:
+    effect = bottleneck.share * (1 - factor)
+    return _Proposal(
+        kind="costly_model",
+        title=f"Switch {node.id!r} to the cheaper model {model!r}",
+        detail=f"node {node.id!r} accounts for {bottleneck.share:.0%} of the cost "
+        f"(model {node.config.model!r})",
+        changes=(SetConfig(node_id=node.id, values={"model": model}),),
+        rationale=f"{model!r} is listed as a cheaper model for {node.id!r}; the A/B test must show "
+        "lower cost with quality as the guardrail (no degradation).",
+        primary_metric="cost",
+        impact=effect,
+        expected_effects={"cost": -round(effect, 4), "quality": 0.0},
+    )
+
+
+def _parallelize(chain: list[str], gain: float) -> _Proposal:
+    return _Proposal(
+        kind="sequential_chain",
+        title=f"Run {', '.join(repr(n) for n in chain)} in parallel",
+        detail=f"nodes {chain!r} run one after another on the critical path with no data "
+        "dependency between them",
+        changes=(Parallelize(node_ids=list(chain)),),
+        rationale=f"Running the chain concurrently saves about {gain:.0%} of the critical path.",
+        primary_metric="latency",
+        impact=gain,
+        expected_effects={"latency": -round(gain, 4)},
+    )
+
+
+def improved_prompt(node: NodeSpec, evidence: dict[str, Any]) -> str:
+    """``node``'s prompt with an "Output requirements" section built from failure evidence;
+    a section added earlier is replaced, so repeated cycles do not grow the prompt."""
+    base = (node.config.prompt or "").split(PROMPT_SECTION)[0]
+    return base + PROMPT_SECTION + "\n".join(_requirements(node, evidence))
+
+
+def _requirements(node: NodeSpec, evidence: dict[str, Any]) -> list[str]:
+    error_types: dict[str, int] = evidence.get("error_types") or {}
+    lines = []
+    if node.outputs:
+        lines.append(f"- Produce exactly these fields: {', '.join(node.outputs)}; nothing else.")
+    if any(_is_format_error(t) for t in error_types):
+        lines.append(
+            "- Return output that parses in the required format: no commentary, no "
+            "markdown fences, no trailing text."
+        )
+    if _quality_gap(evidence) > 0:
+        lines.append(
+            "- Base the answer only on the given inputs; say what is missing instead of guessing."
+        )
+    lines.append("- Check the answer against these requirements before replying.")
+    if error_types:
+        observed = ", ".join(
+            f"{t} ({n})" for t, n in sorted(error_types.items(), key=lambda i: (-i[1], i[0]))
+        )
+        lines.append(f"- Recent failures to avoid: {observed}.")
+    return lines
+
+
+def _quality_gap(evidence: dict[str, Any]) -> float:
+    """How far the mean run quality falls below the floor (0 when unknown or above)."""
+    quality, floor = evidence.get("mean_quality"), evidence.get("quality_floor")
+    return 0.0 if quality is None or floor is None else max(0.0, floor - quality)
+
+
+def _is_format_error(error_type: str) -> bool:
+    name = error_type.lower()
+    return any(m in name for m in ("parse", "json", "schema", "format", "decode", "validation"))
+
+
+def _types(evidence: dict[str, Any]) -> str:
+    error_types: dict[str, int] = evidence.get("error_types") or {}
+    top = sorted(error_types.items(), key=lambda item: (-item[1], item[0]))[:3]
+    return ", ".join(f"{name} x{count}" for name, count in top) or "untyped errors"
+
+
+def _clamp(value: float, low: float, high: float) -> float:
+    return max(low, min(high, value))

@@ -1,0 +1,167 @@
+"""The telemetry recorder: batching off the request path, flush, overflow counting, failures."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+
+import pytest
+from structlog.testing import capture_logs
+
+from spark.telemetry import RunTelemetry, TelemetryConfig, TelemetryRecorder, TelemetryStore
+from tests.telemetry import factories
+
+
+class FakeWriter:
+    """A stand-in store that records batches, can be held shut, and can fail on purpose."""
+
+    backend = "fake"
+
+    def __init__(self, failures: int = 0) -> None:
+        self.open = threading.Event()
+        self.open.set()
+        self.entered = threading.Event()
+        self.failures = failures
+        self.batches: list[list[RunTelemetry]] = []
+
+    def write_runs(self, runs: Sequence[RunTelemetry]) -> None:
+        """Wait until open, fail while failures remain, else keep the batch."""
+        self.entered.set()
+        assert self.open.wait(10)
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("database went away")
+        self.batches.append(list(runs))
+
+
+@pytest.fixture
+def writer() -> FakeWriter:
+    """A fake writer that accepts every batch."""
+    return FakeWriter()
+
+
+@pytest.fixture
+def stuck_recorder(writer: FakeWriter) -> Iterator[TelemetryRecorder]:
+    """A recorder whose writer is blocked inside a write of one run (queue bound 5)."""
+    writer.open.clear()
+    recorder = TelemetryRecorder(writer, max_queue=5, flush_interval_s=0.01)
+    recorder.submit(factories.run())
+    assert writer.entered.wait(5)
+    yield recorder
+    writer.open.set()
+    recorder.close()
+
+
+def test_recorder_writes_in_batches_and_flush_waits(database_url: str) -> None:
+    """Runs reach the database in batches of at most batch_size; flush returns once all are in."""
+    store = TelemetryStore(database_url)
+    with TelemetryRecorder(store, batch_size=10, flush_interval_s=60) as recorder:
+        for _ in range(35):
+            recorder.submit(factories.run(n_spans=3))
+        assert recorder.flush(timeout=10)
+        stats = recorder.stats
+    assert (stats.submitted, stats.written, stats.spans_written, stats.pending) == (35, 35, 105, 0)
+    assert 4 <= stats.batches <= 6
+    assert store.count_traces("g") == 35
+
+
+def test_batches_never_exceed_batch_size(writer: FakeWriter) -> None:
+    """A backlog is cut into batch_size pieces, in submission order."""
+    with TelemetryRecorder(writer, batch_size=4, flush_interval_s=60) as recorder:
+        runs = [factories.run(0) for _ in range(10)]
+        for run in runs:
+            recorder.submit(run)
+        assert recorder.flush(timeout=5)
+    assert max(len(batch) for batch in writer.batches) <= 4
+    assert [run for batch in writer.batches for run in batch] == runs
+
+
+def test_submit_never_blocks_while_the_writer_is_stuck(stuck_recorder: TelemetryRecorder) -> None:
+    """With the database write hung, thousands of submits still return at once."""
+    started = time.perf_counter()
+    for _ in range(5_000):
+        stuck_recorder.submit(factories.run(0))
+    assert time.perf_counter() - started < 0.5
+
+
+def test_overflow_is_dropped_counted_and_warned_once(
+    stuck_recorder: TelemetryRecorder, writer: FakeWriter
+) -> None:
+    """Past max_queue, runs are dropped and counted, with one rate-limited warning."""
+    with capture_logs() as logs:
+        for _ in range(20):
+            stuck_recorder.submit(factories.run(0))
+    assert (stuck_recorder.stats.pending, stuck_recorder.stats.dropped) == (5, 15)
+    warnings = [e for e in logs if e["event"] == "telemetry.runs_dropped"]
+    assert len(warnings) == 1 and warnings[0]["log_level"] == "warning"
+    writer.open.set()
+    assert stuck_recorder.flush(timeout=5)
+    assert stuck_recorder.stats.written == 6
+
+
+def test_flush_times_out_while_the_writer_is_stuck(stuck_recorder: TelemetryRecorder) -> None:
+    """flush reports False when the timeout passes before earlier runs are written."""
+    stuck_recorder.submit(factories.run(0))
+    assert stuck_recorder.flush(timeout=0.05) is False
+
+
+def test_failed_writes_are_retried_with_the_same_batch() -> None:
+    """A transient database failure is retried, and the batch is written once it recovers."""
+    writer = FakeWriter(failures=1)
+    with TelemetryRecorder(writer, flush_interval_s=60) as recorder:
+        recorder.submit(factories.run(0))
+        assert recorder.flush(timeout=5)
+        assert (recorder.stats.written, recorder.stats.failed) == (1, 0)
+
+
+def test_a_batch_that_keeps_failing_is_counted_as_failed() -> None:
+    """After the last attempt the batch is given up, counted and logged; the writer lives on."""
+    writer = FakeWriter(failures=2)
+    with capture_logs() as logs, TelemetryRecorder(writer, write_attempts=2) as recorder:
+        recorder.submit(factories.run(0))
+        assert recorder.flush(timeout=5)
+        recorder.submit(factories.run(0))
+        assert recorder.flush(timeout=5)
+        assert (recorder.stats.failed, recorder.stats.written) == (1, 1)
+    assert any(e["event"] == "telemetry.batch_lost" for e in logs)
+
+
+def test_close_writes_what_is_queued_then_drops_later_runs(writer: FakeWriter) -> None:
+    """Closing drains the queue; a run submitted afterwards is dropped and counted."""
+    recorder = TelemetryRecorder(writer, flush_interval_s=60)
+    for _ in range(3):
+        recorder.submit(factories.run(0))
+    recorder.close()
+    recorder.submit(factories.run(0))
+    assert (recorder.stats.written, recorder.stats.dropped) == (3, 1)
+    assert recorder.flush(timeout=1)
+
+
+def test_capture_inputs_false_strips_inputs_before_writing(writer: FakeWriter) -> None:
+    """With capture_inputs off, traces are stored without their request inputs."""
+    with TelemetryRecorder(writer, capture_inputs=False) as recorder:
+        recorder.submit(factories.run(1, inputs_json='{"secret": 1}'))
+    (batch,) = writer.batches
+    assert batch[0].trace.inputs_json is None
+    assert len(batch[0].spans) == 1
+
+
+def test_disabled_config_gives_a_recorder_that_ignores_runs() -> None:
+    """A disabled recorder starts no thread, opens no database and counts nothing."""
+    config = TelemetryConfig.from_url("sqlite:////nonexistent/dir/t.db", enabled=False)
+    with config.open_recorder() as recorder:
+        recorder.submit(factories.run())
+        assert recorder.flush()
+    assert recorder.stats.submitted == recorder.stats.dropped == 0
+
+
+async def test_aflush_and_aclose_from_async_code(database_url: str) -> None:
+    """The async flush and close wait in a thread and leave every run written."""
+    config = TelemetryConfig.from_url(database_url, batch_size=7)
+    async with config.open_recorder() as recorder:
+        for _ in range(50):
+            recorder.submit(factories.run(2))
+        assert await recorder.aflush()
+        assert config.open_store().count_traces("g") == 50
+    assert recorder.stats.written == 50
