@@ -12,6 +12,7 @@ from temporalio import activity
 
 from activities._support import log, misuse_is_final, off_loop
 from activities.deps import ActivityDeps
+from spark.registry.deployments import deployment_id_for
 from spark.rsi.contracts import (
     DeployInput,
     DeployResult,
@@ -20,7 +21,6 @@ from spark.rsi.contracts import (
     RollbackInput,
     RollbackResult,
 )
-from spark.registry.deployments import deployment_id_for
 from spark.rsi.monitoring import HealthPolicy, assess_health
 
 

@@ -8,6 +8,7 @@ from activities._support import misuse_is_final, off_loop
 from activities.deps import ActivityDeps
 from spark.experience import Attempt
 from spark.rsi.contracts import ExtractPatternsInput, PatternsResult, RecordAttemptInput
+from spark.rsi.generator import diagnosis_kind_of
 
 
 class LearningActivities:
@@ -30,20 +31,11 @@ class LearningActivities:
         return PatternsResult(pattern_count=len(patterns))
 
 
-# The bottleneck kind a hypothesis answers, named as analysis names it.
-DIAGNOSIS_KIND_BY_METRIC = {
-    "error_rate": "errors",
-    "latency": "latency",
-    "cost": "cost",
-    "quality": "quality",
-}
-
-
 def _attempt(inp: RecordAttemptInput) -> Attempt:
     return Attempt.from_hypothesis(
         inp.hypothesis.model_copy(update={"base_version_id": inp.base_version_id}),
         cycle=inp.cycle,
-        diagnosis_kind=DIAGNOSIS_KIND_BY_METRIC[inp.hypothesis.primary_metric],
+        diagnosis_kind=diagnosis_kind_of(inp.hypothesis),
         outcome=inp.outcome,  # type: ignore[arg-type]
         candidate_version_id=inp.candidate_version_id,
         effect=inp.effect,

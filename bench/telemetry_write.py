@@ -12,18 +12,27 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
 
 from spark.db import dispose_engine, sqlite_url
-from spark.telemetry import RunTelemetry, SpanRecord, TelemetryConfig, TraceRecord
+from spark.telemetry import (
+    RunTelemetry,
+    SpanRecord,
+    TelemetryConfig,
+    TelemetryRecorder,
+    TraceRecord,
+    _bulk,
+)
 
 ADMIN_DSN = os.environ.get(
     "SPARK_TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test"
@@ -91,17 +100,58 @@ def measure_direct(config: TelemetryConfig, runs: list[RunTelemetry]) -> float:
 
 def _renamed(run: RunTelemetry) -> RunTelemetry:
     """The same run under new ids (and another graph), so it is inserted rather than skipped."""
-    trace = TraceRecord(**{**_fields(run.trace), "trace_id": "d" + run.trace.trace_id})
-    trace = TraceRecord(**{**_fields(trace), "graph_id": "direct"})
+    trace = replace(run.trace, trace_id="d" + run.trace.trace_id, graph_id="direct")
     spans = [
-        SpanRecord(**{**_fields(s), "span_id": "d" + s.span_id, "graph_id": "direct"})
-        for s in run.spans
+        replace(span, span_id="d" + span.span_id, trace_id=trace.trace_id, graph_id="direct")
+        for span in run.spans
     ]
     return RunTelemetry(trace, spans)
 
 
-def _fields(record: object) -> dict[str, object]:
-    return {name: getattr(record, name) for name in record.__slots__}  # type: ignore[attr-defined]
+def measure_ceiling(config: TelemetryConfig, runs: list[RunTelemetry]) -> float:
+    """Spans/s of the bare driver path into an index-free temp copy of the span table, same
+    batches: ``sqlite3`` executemany or psycopg binary COPY (physical-limits.md, side by side)."""
+    store = config.open_store()
+    rows, names = _bulk.span_rows(runs), ", ".join(_bulk.SPAN_COLUMNS)
+    per_batch = config.batch_size * len(runs[0].spans)
+    with store._raw_transaction() as conn:
+        conn.execute(f"CREATE TEMP TABLE ceiling AS SELECT {names} FROM spark_spans WHERE 1 = 0")
+    insert = _copy_rows if store.is_postgres else _executemany_rows
+    started = time.perf_counter()
+    for start in range(0, len(rows), per_batch):
+        with store._raw_transaction() as conn:
+            insert(conn, rows[start : start + per_batch])
+    return len(rows) / (time.perf_counter() - started)
+
+
+def _copy_rows(conn: psycopg.Connection, rows: list[tuple]) -> None:
+    with conn.cursor() as cursor:
+        _bulk._copy(cursor, "ceiling", _bulk.SPANS, _bulk.SPAN_COLUMNS, rows)
+
+
+def _executemany_rows(conn: sqlite3.Connection, rows: list[tuple]) -> None:
+    marks = ", ".join("?" for _ in _bulk.SPAN_COLUMNS)
+    conn.executemany(f"INSERT INTO ceiling VALUES ({marks})", rows)
+
+
+class _NullWriter:
+    backend = "null"
+
+    def write_runs(self, runs: Sequence[RunTelemetry]) -> None:
+        """Discard the batch."""
+
+
+def measure_submit_floor(runs: list[RunTelemetry]) -> float:
+    """ns per ``submit`` with the writer idle (no database, no GIL contention)."""
+    recorder = TelemetryRecorder(
+        _NullWriter(), batch_size=len(runs) + 1, flush_interval_s=3600, max_queue=len(runs) + 1
+    )
+    started = time.perf_counter_ns()
+    for run in runs:
+        recorder.submit(run)
+    elapsed = time.perf_counter_ns() - started
+    recorder.close()
+    return elapsed / len(runs)
 
 
 def median_seconds(action: Callable[[], object], repeats: int = 3) -> float:
@@ -119,11 +169,13 @@ def bench(label: str, url: str, runs: list[RunTelemetry]) -> dict[str, float | s
     config = TelemetryConfig.from_url(url, max_queue=len(runs) + 1)
     recorded = measure_recorder(config, runs)
     direct = measure_direct(config, runs)
+    ceiling = measure_ceiling(config, runs)
     store = config.open_store()
     return {
         "db": label,
         **recorded,
         "direct_spans_per_s": direct,
+        "ceiling_spans_per_s": ceiling,
         "node_stats_all_s": median_seconds(lambda: store.node_stats("bench")),
         "node_stats_version_s": median_seconds(lambda: store.node_stats("bench", "v0")),
     }
@@ -164,9 +216,12 @@ def main() -> None:
     args = parser.parse_args()
     runs = make_runs(args.spans, args.spans_per_run)
     print(f"{len(runs)} runs, {sum(len(r.spans) for r in runs)} spans, {VERSIONS} versions")
-    print("| db | submit ns/run | recorder spans/s | batches | dropped | direct write_runs spans/s "
-          "| node_stats all (s) | node_stats one version (s) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"submit with the writer idle: {measure_submit_floor(runs):.0f} ns/run")
+    print(
+        "| db | submit ns/run | recorder spans/s | batches | dropped | write_runs spans/s "
+        "| bare driver, no index, spans/s | node_stats all (s) | node_stats one version (s) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for label, database in (("sqlite", sqlite_database), ("postgres", postgres_database)):
         if args.only in (None, label):
             with database() as url:
@@ -174,6 +229,7 @@ def main() -> None:
             print(
                 f"| {row['db']} | {row['submit_ns']:.0f} | {row['spans_per_s']:,.0f} "
                 f"| {row['batches']:.0f} | {row['dropped']:.0f} | {row['direct_spans_per_s']:,.0f} "
+                f"| {row['ceiling_spans_per_s']:,.0f} "
                 f"| {row['node_stats_all_s']:.3f} | {row['node_stats_version_s']:.3f} |",
                 flush=True,
             )

@@ -90,7 +90,7 @@ class Node(abc.ABC):
     def __init_subclass__(cls, register: bool = True, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if register and not inspect.isabstract(cls):
-            default_registry.register(cls.registered_type(), _NodeClassImpl(cls))
+            default_registry().register(cls.registered_type(), _NodeClassImpl(cls))
 
     @classmethod
     def registered_type(cls) -> str:
@@ -203,7 +203,7 @@ class SpecNode(Node, register=False):
         self, type_name: str, *, registry: NodeRegistry | None = None, **kwargs: Any
     ) -> None:
         self._type_name = type_name
-        self.registry = registry if registry is not None else default_registry
+        self.registry = registry if registry is not None else default_registry()
         super().__init__(**kwargs)
 
     def _own_type(self) -> str:
@@ -294,7 +294,7 @@ class Graph:
         self.spec = spec
         self.nodes = nodes
         self.version_id = version_id or default_version_id(spec)
-        self.registry = registry if registry is not None else default_registry
+        self.registry = registry if registry is not None else default_registry()
         self.telemetry_config = telemetry_config
         self.runtime = GraphRuntime(_GraphNodeRegistry(self.registry, nodes))
         self._recorder: TelemetryRecorderLike | None = None
@@ -445,7 +445,7 @@ def infer_graph_inputs(nodes: Sequence[Node]) -> list[str]:
 
 def node_from_spec(node_spec: NodeSpec, registry: NodeRegistry | None = None) -> Node:
     """A ``Node`` for ``node_spec``: its registered ``Node`` class if any, else a ``SpecNode``."""
-    registry = registry if registry is not None else default_registry
+    registry = registry if registry is not None else default_registry()
     kwargs: dict[str, Any] = {
         "id": node_spec.id,
         "config": node_spec.config,

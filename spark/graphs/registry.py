@@ -1,7 +1,7 @@
 """The node registry: node type names mapped to async implementations.
 
 An implementation is ``async def impl(inputs: dict, ctx: NodeContext) -> dict``. Modules register
-theirs with ``@node("name")`` into ``default_registry``; a worker makes a stored spec runnable by
+theirs with ``@node("name")`` into ``default_registry()``; a worker makes a stored spec runnable by
 importing the modules that define its types (``NodeRegistry.load_modules``).
 """
 
@@ -116,16 +116,28 @@ class NodeRegistry:
         """Registered type names, sorted."""
         return sorted(self._impls)
 
+    def check_spec(self, spec: GraphSpec) -> None:
+        """Raise ``UnknownNodeTypeError`` naming every unregistered type and the node using it."""
+        missing = [
+            f"{type_name!r} ({role} {node_id!r})"
+            for node_id, role, type_name in _type_uses(spec)
+            if type_name not in self
+        ]
+        if missing:
+            raise UnknownNodeTypeError(
+                f"graph {spec.id!r} uses unregistered node type(s): {', '.join(missing)}"
+            )
+
     def missing_types(self, spec: GraphSpec) -> list[str]:
         """Node and fallback types ``spec`` uses that are not registered, sorted."""
-        return sorted({name for name in _types_used(spec) if name not in self})
+        return sorted({type_name for _, _, type_name in _type_uses(spec) if type_name not in self})
 
     def load_modules(self, module_names: Iterable[str]) -> None:
         """Import modules so their ``@node`` registrations exist, and adopt those types here."""
         for module_name in module_names:
             _import_node_module(module_name)
-            if self is not default_registry:
-                self._adopt_from(default_registry, module_name)
+            if self is not _DEFAULT_REGISTRY:
+                self._adopt_from(_DEFAULT_REGISTRY, module_name)
 
     def _adopt_from(self, other: NodeRegistry, module_name: str) -> None:
         for type_name, module in other._modules.items():
@@ -133,9 +145,15 @@ class NodeRegistry:
                 self.register(type_name, other._impls[type_name])
 
 
-def _types_used(spec: GraphSpec) -> set[str]:
-    fallbacks = {node.config.fallback for node in spec.nodes if node.config.fallback}
-    return {node.type for node in spec.nodes} | fallbacks
+def _type_uses(spec: GraphSpec) -> list[tuple[str, str, str]]:
+    """(node id, role, type) for every node type and fallback type the spec uses."""
+    uses = [(node.id, "node", node.type) for node in spec.nodes]
+    uses += [
+        (node.id, "fallback of node", node.config.fallback)
+        for node in spec.nodes
+        if node.config.fallback
+    ]
+    return uses
 
 
 def _import_node_module(module_name: str) -> None:
@@ -147,14 +165,19 @@ def _import_node_module(module_name: str) -> None:
         ) from exc
 
 
-default_registry = NodeRegistry()
+_DEFAULT_REGISTRY = NodeRegistry()
+
+
+def default_registry() -> NodeRegistry:
+    """The process-wide registry that ``@node`` and ``Node`` subclasses register into."""
+    return _DEFAULT_REGISTRY
 
 
 def node(type_name: str, *, registry: NodeRegistry | None = None) -> Callable[[ImplT], ImplT]:
     """Decorator registering an async node implementation under ``type_name``."""
 
     def register(impl: ImplT) -> ImplT:
-        target = registry if registry is not None else default_registry
+        target = registry if registry is not None else _DEFAULT_REGISTRY
         target.register(type_name, impl)
         return impl
 

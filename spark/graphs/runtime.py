@@ -64,6 +64,8 @@ class RunResult:
     outputs: dict[str, Any]
     duration_ms: float
     node_statuses: dict[str, SpanStatus]
+    cost: float = 0.0
+    tokens: int = 0
     error_type: str | None = None
     error_message: str | None = None
     failed_node_id: str | None = None
@@ -94,7 +96,7 @@ class GraphRuntime:
         clock: Clock = time.time,
         cache_max_entries: int = DEFAULT_CACHE_ENTRIES,
     ) -> None:
-        self.registry = registry if registry is not None else default_registry
+        self.registry = registry if registry is not None else default_registry()
         self.sink = sink
         self.clock = clock
         self.cache = ResultCache(cache_max_entries, clock)
@@ -299,7 +301,7 @@ class _Execution:
     def _fail(self, node: NodeSpec, error: Exception, attempts: int) -> None:
         self.aborted = True
         self.failure = _Failure(node.id, error)
-        log.warning(
+        log.info(
             "graph_node_failed",
             graph_id=self.spec.id,
             version_id=self.request.version_id,
@@ -412,6 +414,8 @@ class _Execution:
             outputs={name: self.state[name] for name in self.written},
             duration_ms=_ms(self.finished_at - self.started_at),
             node_statuses={node.id: self.spans[node.id].status for node in self.spec.nodes},
+            cost=sum(span.cost for span in self.spans.values()),
+            tokens=sum(span.tokens for span in self.spans.values()),
             error_type=self._error_type(),
             error_message=_failure_message(failure) if failure is not None else None,
             failed_node_id=failure.node_id if failure is not None else None,

@@ -5,8 +5,8 @@ Inputs are the SQL aggregates of one version over one window (``NodeStats`` per 
 
 - **errors**: a node's error rate, banded (>= 0.5% low, 2% medium, 5% high, 20% critical) once
   its 95% Wilson lower bound clears 0.5% (a lone failure is noise). The band drops one level when
-  the run error rate shows the node's failures are mostly absorbed (fallbacks), and rises one when
-  the node causes most failures while runs fail often.
+  the run error rate shows that less than a quarter of the node's failures reach users (absorbed
+  by fallbacks or optional branches).
 - **latency**: a node's share of the critical path, where each node weighs its mean latency times
   how often it runs; or a heavy tail (p99/p50 >= 4) that makes up a real part of the run's tail.
 - **cost**: a node's share of the total cost.
@@ -323,7 +323,7 @@ class _Findings:
         """An error bottleneck when the node fails measurably often."""
         if stats.count <= 0 or wilson_lower_bound(stats.error_count, stats.count) < 0.005:
             return None
-        level = _band(stats.error_rate, ERROR_RATE_BANDS)
+        level = _band(stats.error_count / stats.count, ERROR_RATE_BANDS)
         if level is None:
             return None
         share = stats.error_count / self.total_errors
@@ -332,20 +332,16 @@ class _Findings:
             node_id=stats.node_id,
             kind="errors",
             severity=_severity(level),
-            metric_value=stats.error_rate,
+            metric_value=stats.error_count / stats.count,
             share=share,
             evidence=self._error_evidence(stats),
         )
 
     def _run_calibration(self, stats: NodeStats, share: float) -> int:
-        """-1 when runs rarely fail although the node does (failures absorbed); +1 when the node
-        causes most failures of runs that fail often."""
+        """-1 when runs rarely fail although the node does: its failures are mostly absorbed
+        (fallbacks, optional branches) before they reach users."""
         user_facing = min(1.0, share * self.run.error_count / stats.error_count)
-        if user_facing < 0.25:
-            return -1
-        if share >= 0.5 and self.run.error_rate >= ERROR_RATE_BANDS[2]:
-            return 1
-        return 0
+        return -1 if user_facing < 0.25 else 0
 
     def _error_evidence(self, stats: NodeStats) -> dict[str, Any]:
         categories = _category_counts(stats)

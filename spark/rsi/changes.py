@@ -116,34 +116,41 @@ class _Draft:
 
     @classmethod
     def of(cls, spec: GraphSpec) -> _Draft:
+        """A deep copy of ``spec``'s nodes and edges."""
         nodes = {node.id: node.model_copy(deep=True) for node in spec.nodes}
         return cls(nodes, [edge.model_copy(deep=True) for edge in spec.edges])
 
     def node(self, node_id: str) -> NodeSpec:
+        """The node, or a refusal naming the missing id."""
         if node_id not in self.nodes:
             raise _Refused(f"node {node_id!r} does not exist")
         return self.nodes[node_id]
 
     def find_edge(self, source: str, target: str) -> int | None:
+        """Index of the edge ``source -> target``, or None."""
         for index, edge in enumerate(self.edges):
             if edge.key == (source, target):
                 return index
         return None
 
     def edge(self, source: str, target: str) -> int:
+        """Index of the edge ``source -> target``, or a refusal naming it."""
         index = self.find_edge(source, target)
         if index is None:
             raise _Refused(f"edge {source!r}->{target!r} does not exist")
         return index
 
     def require_no_edge(self, source: str, target: str) -> None:
+        """Refuse when the edge ``source -> target`` exists."""
         if self.find_edge(source, target) is not None:
             raise _Refused(f"edge {source!r}->{target!r} already exists")
 
     def predecessors(self, node_id: str) -> list[str]:
+        """Sources of the edges into ``node_id``."""
         return [edge.source for edge in self.edges if edge.target == node_id]
 
     def successors(self, node_id: str) -> list[str]:
+        """Targets of the edges out of ``node_id``."""
         return [edge.target for edge in self.edges if edge.source == node_id]
 
 

@@ -2,6 +2,7 @@
 
 Rows are plain tuples taken straight from the slotted records (``attrgetter`` in C), never ORM
 objects. Both paths skip rows whose primary key is already stored, so a retried batch is harmless.
+The SQL names only our own tables and columns: no value is ever formatted into it.
 """
 
 from __future__ import annotations
@@ -48,10 +49,11 @@ def write_sqlite(conn: sqlite3.Connection, traces: Sequence[Row], spans: Sequenc
 def write_postgres(
     conn: psycopg.Connection[Any], traces: Sequence[Row], spans: Sequence[Row]
 ) -> None:
-    """Binary-COPY the rows into session temp tables, then move the new ones in.
+    """Binary-COPY the rows in the caller's transaction, skipping primary keys already stored.
 
-    The temp tables are emptied at each commit; the final ``INSERT ... ON CONFLICT DO NOTHING``
-    makes a retried batch a no-op.
+    COPY goes straight into the table under a savepoint. Only if that hits a stored key (a retried
+    batch) does it fall back to COPY into a session temp table and ``INSERT ... ON CONFLICT DO
+    NOTHING``, which is about a third slower than the direct COPY.
     """
     with conn.cursor() as cursor:
         for table, columns, rows in ((TRACES, TRACE_COLUMNS, traces), (SPANS, SPAN_COLUMNS, spans)):
@@ -62,17 +64,39 @@ def write_postgres(
 def _copy_new_rows(
     cursor: psycopg.Cursor[Any], table: Table, columns: tuple[str, ...], rows: Sequence[Row]
 ) -> None:
+    cursor.execute("SAVEPOINT spark_copy")
+    try:
+        _copy(cursor, table.name, table, columns, rows)
+    except psycopg.errors.UniqueViolation:
+        cursor.execute("ROLLBACK TO SAVEPOINT spark_copy")
+        _copy_through_temp_table(cursor, table, columns, rows)
+    cursor.execute("RELEASE SAVEPOINT spark_copy")
+
+
+def _copy_through_temp_table(
+    cursor: psycopg.Cursor[Any], table: Table, columns: tuple[str, ...], rows: Sequence[Row]
+) -> None:
     load, names = f"{table.name}_load", ", ".join(columns)
     cursor.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS {load} (LIKE {table.name}) ON COMMIT DELETE ROWS"
     )
-    with cursor.copy(f"COPY {load} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types([_binary_type(table, name) for name in columns])
-        for row in rows:
-            copy.write_row(row)
+    _copy(cursor, load, table, columns, rows)
     cursor.execute(
         f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {load} ON CONFLICT DO NOTHING"
     )
+
+
+def _copy(
+    cursor: psycopg.Cursor[Any],
+    target: str,
+    table: Table,
+    columns: tuple[str, ...],
+    rows: Sequence[Row],
+) -> None:
+    with cursor.copy(f"COPY {target} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types([_binary_type(table, name) for name in columns])
+        for row in rows:
+            copy.write_row(row)
 
 
 def _binary_type(table: Table, column: str) -> str:

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 QUANTILES = (0.5, 0.95, 0.99)
 _SQLITE_FUNCTIONS_READY = "spark_percentiles_ready"
+_SQLITE_MMAP_BYTES = 256 * 1024 * 1024
 _ERRORS = "sum(CASE WHEN {p}status = 'error' THEN 1 ELSE 0 END)"
 _QUALITY = (
     "COALESCE((SELECT avg(f.score) FROM spark_feedback f WHERE f.trace_id = t.trace_id), t.quality)"
@@ -176,7 +177,11 @@ def interpolate(ordered: list[float], q: float) -> float:
 
 
 def install_sqlite_functions(engine: Engine) -> None:
-    """Make every connection of a SQLite engine know ``spark_percentiles`` (once per engine)."""
+    """Give every connection of a SQLite engine ``spark_percentiles`` and memory-mapped reads.
+
+    Aggregations read many pages in index order; mapping the file (rather than copying pages into
+    SQLite's 2 MB cache) roughly halves a whole-graph ``node_stats``. Once per engine.
+    """
     if not event.contains(engine, "checkout", _register_on_checkout):
         event.listen(engine, "checkout", _register_on_checkout)
 
@@ -185,4 +190,5 @@ def _register_on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> No
     # On checkout rather than connect: the pool may hold connections opened before the listener.
     if not record.info.get(_SQLITE_FUNCTIONS_READY):
         dbapi_connection.create_aggregate("spark_percentiles", 1, _Percentiles)
+        dbapi_connection.execute(f"PRAGMA mmap_size={_SQLITE_MMAP_BYTES}")
         record.info[_SQLITE_FUNCTIONS_READY] = True

@@ -68,12 +68,12 @@ class TelemetryRecorder:
         write_attempts: int = 3,
     ) -> None:
         self._store = store
-        self._batch_size, self._max_queue = batch_size, max_queue
-        self._flush_interval_s, self._capture_inputs = flush_interval_s, capture_inputs
-        self._drop_warning_interval_s, self._write_attempts = (
-            drop_warning_interval_s,
-            write_attempts,
-        )
+        self._batch_size = batch_size
+        self._max_queue = max_queue
+        self._flush_interval_s = flush_interval_s
+        self._capture_inputs = capture_inputs
+        self._drop_warning_interval_s = drop_warning_interval_s
+        self._write_attempts = write_attempts
         self._queue: deque[RunTelemetry | threading.Event] = deque()
         self._lock, self._wake = threading.Lock(), threading.Event()
         self._pending = self._submitted = self._dropped = 0

@@ -12,6 +12,7 @@ from sqlalchemy import Index, Text, text
 from sqlmodel import Field, SQLModel
 
 _HAS_OUTPUT = text("output_json IS NOT NULL")
+_FAILED = text("status = 'error'")
 
 
 class TraceRow(SQLModel, table=True):
@@ -49,7 +50,17 @@ class SpanRow(SQLModel, table=True):
             "node_id",
             "started_at",
         ),
-        # Partial: only side-effect spans carry an output, so this index stays tiny and cheap.
+        # Partial indexes stay small and cheap to maintain: failures are rare (the error-type
+        # breakdown reads only them), and only side-effect spans carry an output (replay).
+        Index(
+            "ix_spark_spans_failed",
+            "graph_id",
+            "version_id",
+            "node_id",
+            "started_at",
+            sqlite_where=_FAILED,
+            postgresql_where=_FAILED,
+        ),
         Index(
             "ix_spark_spans_trace_with_output",
             "trace_id",

@@ -90,9 +90,9 @@ class _TelemetryConfig:
 
 def test_node_subclasses_register_under_class_or_type_name() -> None:
     """Defining a ``Node`` subclass registers it; ``type_name`` overrides the class name."""
-    assert "ApiClassify" in default_registry
-    assert "api_greeter" in default_registry
-    assert "ApiGreeter" not in default_registry
+    assert "ApiClassify" in default_registry()
+    assert "api_greeter" in default_registry()
+    assert "ApiGreeter" not in default_registry()
 
 
 def test_to_spec_captures_nodes_edges_conditions_and_inputs() -> None:

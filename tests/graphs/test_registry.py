@@ -76,6 +76,36 @@ def test_missing_types_lists_node_and_fallback_types(registry: NodeRegistry) -> 
     assert registry.missing_types(spec) == ["cheap", "fancy"]
 
 
+def test_check_spec_names_every_missing_type_and_its_node(registry: NodeRegistry) -> None:
+    """``check_spec`` lists each unregistered node or fallback type with the node using it."""
+    registry.register("echo", _echo)
+    spec = make_spec(
+        [
+            {"id": "a", "type": "echo", "config": {"fallback": "cheap"}},
+            {"id": "b", "type": "fancy"},
+        ],
+        [("a", "b")],
+    )
+
+    with pytest.raises(UnknownNodeTypeError) as raised:
+        registry.check_spec(spec)
+
+    assert "'cheap' (fallback of node 'a')" in str(raised.value)
+    assert "'fancy' (node 'b')" in str(raised.value)
+
+
+def test_check_spec_accepts_a_fully_registered_spec(registry: NodeRegistry) -> None:
+    """A spec whose types are all registered passes ``check_spec``."""
+    registry.register("echo", _echo)
+
+    registry.check_spec(make_spec([{"id": "a", "type": "echo"}]))
+
+
+def test_default_registry_is_one_per_process() -> None:
+    """``default_registry()`` always returns the same registry."""
+    assert default_registry() is default_registry()
+
+
 def test_load_modules_names_a_missing_module(registry: NodeRegistry) -> None:
     """Loading a module that does not exist raises ``UnknownNodeTypeError`` with its name."""
     with pytest.raises(UnknownNodeTypeError, match="'spark_no_such_node_module'"):
@@ -99,7 +129,7 @@ def test_load_modules_adopts_the_module_node_types(
     registry.load_modules([module])
 
     assert "plugin_upper" in registry
-    assert registry.get("plugin_upper") is default_registry.get("plugin_upper")
+    assert registry.get("plugin_upper") is default_registry().get("plugin_upper")
 
 
 def test_report_usage_accumulates() -> None:

@@ -548,7 +548,8 @@ async def test_sink_receives_one_run_with_trace_and_spans(
     assert [span.node_id for span in spans] == ["first", "second"]
     assert {span.trace_id for span in spans} == {"t1"} == {result.trace_id}
     assert (spans[0].tokens, spans[0].cost) == (120, pytest.approx(0.003))
-    assert trace.cost == pytest.approx(0.006)
+    assert trace.cost == pytest.approx(0.006) == result.cost
+    assert result.tokens == 240
     assert (trace.version_id, trace.routing_arm, trace.routing_key) == ("v7", "candidate", "user-1")
     assert trace.inputs_json == '{"q":"hi"}'
     assert trace.input_fingerprint == spans[0].input_fingerprint

@@ -11,6 +11,7 @@ from spark.rsi.hypotheses import (
     AddCache,
     AddEdge,
     AddFallback,
+    ChangeOp,
     Parallelize,
     RemoveEdge,
     ReplaceNode,
@@ -76,7 +77,10 @@ def test_an_empty_change_list_is_refused() -> None:
 
 def test_an_unknown_node_is_refused_with_the_change_index() -> None:
     """A change on a missing node names the change's position, op and the node."""
-    changes = [AddCache(node_id="classify", ttl_s=60), SetPrompt(node_id="ghost", prompt="x")]
+    changes: list[ChangeOp] = [
+        AddCache(node_id="classify", ttl_s=60),
+        SetPrompt(node_id="ghost", prompt="x"),
+    ]
     with pytest.raises(InvalidChangeError, match=r"change #1 \(set_prompt.*'ghost' does not exist"):
         apply_changes(support_spec(), changes)
 

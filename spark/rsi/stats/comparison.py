@@ -78,12 +78,35 @@ def fieller_interval(
 class Comparison(Protocol):
     """What the decision rule needs from a two-arm test."""
 
-    method: str
-    n_baseline: int
-    n_candidate: int
-    baseline_value: float
-    candidate_value: float
-    df: float | None
+    @property
+    def method(self) -> str:
+        """Name of the test."""
+        ...
+
+    @property
+    def n_baseline(self) -> int:
+        """Baseline sample size."""
+        ...
+
+    @property
+    def n_candidate(self) -> int:
+        """Candidate sample size."""
+        ...
+
+    @property
+    def baseline_value(self) -> float:
+        """The baseline's location (mean, geometric mean, median or quantile)."""
+        ...
+
+    @property
+    def candidate_value(self) -> float:
+        """The candidate's location, on the same footing as ``baseline_value``."""
+        ...
+
+    @property
+    def df(self) -> float | None:
+        """Degrees of freedom of the t reference, or None for a normal reference."""
+        ...
 
     @property
     def ratio(self) -> float:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 
 from spark.errors import InvalidInputError
 from spark.rsi.stats.comparison import MeanComparison
-from spark.rsi.stats.inputs import FloatArray, as_samples, check_paired
+from spark.rsi.stats.inputs import Samples, as_samples, check_paired
 
 
 def welch_df(var_b: float, n_b: int, var_c: float, n_c: int) -> float | None:
@@ -37,7 +36,7 @@ def welch_from_moments(
     )
 
 
-def welch(baseline: Sequence[float] | FloatArray, candidate: Sequence[float] | FloatArray) -> MeanComparison:
+def welch(baseline: Samples, candidate: Samples) -> MeanComparison:
     """Welch's t test of the means of two independent samples (as ``scipy.stats.ttest_ind``)."""
     b = as_samples(baseline, label="baseline")
     c = as_samples(candidate, label="candidate")
@@ -46,7 +45,7 @@ def welch(baseline: Sequence[float] | FloatArray, candidate: Sequence[float] | F
     )
 
 
-def paired_t(baseline: Sequence[float] | FloatArray, candidate: Sequence[float] | FloatArray) -> MeanComparison:
+def paired_t(baseline: Samples, candidate: Samples) -> MeanComparison:
     """Paired t test on per-input differences (as ``scipy.stats.ttest_rel``)."""
     b = as_samples(baseline, label="baseline")
     c = as_samples(candidate, label="candidate")
@@ -67,8 +66,8 @@ def paired_t(baseline: Sequence[float] | FloatArray, candidate: Sequence[float] 
 
 
 def bootstrap_ratio_interval(
-    baseline: Sequence[float] | FloatArray,
-    candidate: Sequence[float] | FloatArray,
+    baseline: Samples,
+    candidate: Samples,
     *,
     confidence: float = 0.95,
     resamples: int = 2000,
@@ -92,7 +91,9 @@ def bootstrap_ratio_interval(
     return (float(low), float(high))
 
 
-def summary_moments(count: int, total: float, sum_squares: float, label: str) -> tuple[float, float]:
+def summary_moments(
+    count: int, total: float, sum_squares: float, label: str
+) -> tuple[float, float]:
     """Mean and sample variance from count, sum and sum of squares (SQL aggregates)."""
     if count < 2:
         raise InvalidInputError(f"{label!r} has {count} samples, needs 2")

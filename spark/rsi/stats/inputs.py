@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -11,9 +12,10 @@ from spark.errors import InvalidInputError
 from spark.rsi.stats.models import MetricKind
 
 FloatArray = NDArray[np.float64]
+Samples = Sequence[float] | NDArray[Any]
 
 
-def as_samples(values: Sequence[float] | FloatArray, *, label: str, minimum: int = 2) -> FloatArray:
+def as_samples(values: Samples, *, label: str, minimum: int = 2) -> FloatArray:
     """Return ``values`` as a finite 1-D float array of at least ``minimum`` entries."""
     array = np.asarray(values, dtype=np.float64)
     if array.ndim != 1:
@@ -27,7 +29,7 @@ def as_samples(values: Sequence[float] | FloatArray, *, label: str, minimum: int
     return array
 
 
-def as_metric_samples(values: Sequence[float] | FloatArray, kind: MetricKind, label: str) -> FloatArray:
+def as_metric_samples(values: Samples, kind: MetricKind, label: str) -> FloatArray:
     """Return clean samples for a metric of ``kind``: positive latencies, 0/1 rates."""
     array = as_samples(values, label=label)
     if kind == "latency" and np.any(array <= 0):
@@ -38,8 +40,8 @@ def as_metric_samples(values: Sequence[float] | FloatArray, kind: MetricKind, la
 
 
 def as_pair(
-    baseline: Sequence[float] | FloatArray,
-    candidate: Sequence[float] | FloatArray,
+    baseline: Samples,
+    candidate: Samples,
     kind: MetricKind,
     name: str,
 ) -> tuple[FloatArray, FloatArray]:

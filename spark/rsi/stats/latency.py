@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,9 +19,7 @@ from scipy.stats import rankdata
 from spark.errors import InvalidInputError
 from spark.rsi.stats.comparison import LogMeanComparison, Side, safe_exp, standardise
 from spark.rsi.stats.continuous import welch_df
-from spark.rsi.stats.inputs import FloatArray, as_metric_samples, check_paired
-
-Samples = Sequence[float] | FloatArray
+from spark.rsi.stats.inputs import FloatArray, Samples, as_metric_samples, check_paired
 
 
 def _logs(values: Samples, label: str) -> FloatArray:
@@ -68,7 +65,9 @@ def paired_log_ratio(baseline: Samples, candidate: Samples) -> LogMeanComparison
     )
 
 
-def quantile_ratio(baseline: Samples, candidate: Samples, quantile: float = 0.95) -> LogMeanComparison:
+def quantile_ratio(
+    baseline: Samples, candidate: Samples, quantile: float = 0.95
+) -> LogMeanComparison:
     """Ratio of a high quantile (p95 by default) with distribution-free standard errors.
 
     Each arm's error of ``ln(quantile)`` comes from the order statistics that bound the

@@ -111,8 +111,10 @@ class MetricResult(BaseModel):
     lower). The interval is the repeated confidence interval of the look, so it is as wide as
     the sequential design demands. ``p_value`` is the two-sided p-value of the named test,
     computed as if this were the only look; ``nominal_alpha`` is the one-sided level it must
-    beat at this look (before Holm).
+    beat at this look (before Holm). Unbounded interval ends serialise as ``Infinity``.
     """
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")
 
     name: str
     role: Role
@@ -133,10 +135,14 @@ class MetricResult(BaseModel):
     significant_harm: bool
     non_inferior: bool | None
     futile: bool = False
+    margin: float = 0.05
+    margin_scale: MarginScale = "relative"
 
 
 class Decision(BaseModel):
     """The outcome of one look at a window, with the reasons and the per-metric results."""
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")
 
     outcome: Outcome
     reasons: list[str]

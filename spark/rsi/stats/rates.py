@@ -8,7 +8,6 @@ still has a finite ratio and a non-zero variance.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 from scipy import special
@@ -16,9 +15,8 @@ from scipy.stats import binomtest, fisher_exact
 
 from spark.errors import InvalidInputError
 from spark.rsi.stats.comparison import MeanComparison, standardise
-from spark.rsi.stats.inputs import FloatArray, as_metric_samples, check_paired
+from spark.rsi.stats.inputs import Samples, as_metric_samples, check_paired
 
-Samples = Sequence[float] | FloatArray
 SMALL_EXPECTED_COUNT = 5.0
 
 
@@ -55,7 +53,11 @@ def compare_counts(x_b: int, n_b: int, x_c: int, n_c: int) -> MeanComparison:
         method, (p_less, p_greater, p_two) = "fisher_exact", _fisher_tails(x_b, n_b, x_c, n_c)
     else:
         z = pooled_z(x_b, n_b, x_c, n_c)
-        method, p_less, p_greater = "two_proportion_z", float(special.ndtr(z)), float(special.ndtr(-z))
+        method, p_less, p_greater = (
+            "two_proportion_z",
+            float(special.ndtr(z)),
+            float(special.ndtr(-z)),
+        )
         p_two = min(1.0, 2.0 * min(p_less, p_greater))
     p_b, p_c = _shrunk(x_b, n_b), _shrunk(x_c, n_c)
     return MeanComparison(

@@ -14,6 +14,7 @@ the density of Z_k on the continuation region is carried from look to look on a 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -23,7 +24,7 @@ from scipy.optimize import brentq
 
 from spark.rsi.stats.models import SequentialDesign, Spending
 
-GRID_POINTS = 801
+GRID_POINTS = 401
 GRID_HALF_WIDTH = 10.0
 FloatArray = np.ndarray
 
@@ -54,6 +55,7 @@ class _Density:
 
     @classmethod
     def start(cls) -> _Density:
+        """All mass at Z = 0 before the first look."""
         return cls(np.zeros(1), np.ones(1), 0.0)
 
     def _shift(self, fraction: float, drift: float) -> tuple[FloatArray, float]:
@@ -84,7 +86,9 @@ class _Density:
             return _Density(np.zeros(1), np.zeros(1), fraction)
         points, weights = _simpson(low, high)
         centre, scale = self._shift(fraction, drift)
-        kernel = np.exp(-0.5 * ((points[:, None] * math.sqrt(fraction) - centre[None, :]) / scale) ** 2)
+        kernel = np.exp(
+            -0.5 * ((points[:, None] * math.sqrt(fraction) - centre[None, :]) / scale) ** 2
+        )
         density = kernel @ self.mass * math.sqrt(fraction) / (scale * math.sqrt(2.0 * math.pi))
         return _Density(points, weights * density, fraction)
 
@@ -96,13 +100,16 @@ def _simpson(low: float, high: float) -> tuple[FloatArray, FloatArray]:
     return points, weights * (high - low) / (3.0 * (GRID_POINTS - 1))
 
 
-def _solve(function: object, target: float, low: float = -12.0, high: float = 60.0) -> float:
-    """The root of ``function(x) = target`` for a function decreasing in x... or increasing."""
-    assert callable(function)
+def _solve(
+    function: Callable[[float], float], target: float, low: float = -12.0, high: float = 60.0
+) -> float:
+    """The x in [low, high] where the monotone ``function(x)`` equals ``target``."""
     return float(brentq(lambda x: function(x) - target, low, high, xtol=1e-10, rtol=1e-12))
 
 
-def efficacy_bounds(fractions: tuple[float, ...], alpha: float, spending: Spending) -> tuple[float, ...]:
+def efficacy_bounds(
+    fractions: tuple[float, ...], alpha: float, spending: Spending
+) -> tuple[float, ...]:
     """Upper Z bounds that spend one-sided ``alpha`` at the given information fractions."""
     density, bounds, previous = _Density.start(), [], 0.0
     for fraction in fractions:
@@ -135,14 +142,20 @@ def futility_bounds(
     for look, (fraction, upper) in enumerate(zip(fractions, efficacy, strict=True)):
         spent = spent_alpha(fraction, beta, spending)
         target, previous = spent - previous, spent
-        lower = upper if look == len(fractions) - 1 else _bound_for_lower(density, fraction, drift, target, upper)
+        lower = (
+            upper
+            if look == len(fractions) - 1
+            else _bound_for_lower(density, fraction, drift, target, upper)
+        )
         bounds.append(lower)
         power += density.upper(fraction, drift, upper)
         density = density.advance(fraction, drift, lower, upper)
     return tuple(bounds), power
 
 
-def _bound_for_lower(density: _Density, fraction: float, drift: float, target: float, upper: float) -> float:
+def _bound_for_lower(
+    density: _Density, fraction: float, drift: float, target: float, upper: float
+) -> float:
     if target <= 1e-300:
         return -math.inf
     if density.lower(fraction, drift, upper) <= target:
@@ -150,7 +163,9 @@ def _bound_for_lower(density: _Density, fraction: float, drift: float, target: f
     return _solve(lambda a: density.lower(fraction, drift, a), target, high=upper)
 
 
-def power_without_futility(fractions: tuple[float, ...], efficacy: tuple[float, ...], drift: float) -> float:
+def power_without_futility(
+    fractions: tuple[float, ...], efficacy: tuple[float, ...], drift: float
+) -> float:
     """Chance of crossing an efficacy bound at drift ``drift`` (no futility stopping)."""
     density, power = _Density.start(), 0.0
     for fraction, upper in zip(fractions, efficacy, strict=True):
@@ -188,6 +203,7 @@ def _boundaries(
     fixed = float(-special.ndtri(alpha) - special.ndtri(beta))
 
     def power(drift: float) -> float:
+        """Chance of shipping at ``drift`` under this design."""
         if futility:
             return futility_bounds(fractions, efficacy, beta, drift, spending)[1]
         return power_without_futility(fractions, efficacy, drift)
@@ -212,7 +228,9 @@ def constant_boundary(shape: Spending, looks: int, alpha: float) -> float:
     """
     fractions = tuple(k / looks for k in range(1, looks + 1))
     widths = [1.0 if shape == "pocock" else math.sqrt(1.0 / t) for t in fractions]
-    return _solve(lambda c: _two_sided_crossing(fractions, [c * w for w in widths]), alpha, 1.0, 10.0)
+    return _solve(
+        lambda c: _two_sided_crossing(fractions, [c * w for w in widths]), alpha, 1.0, 10.0
+    )
 
 
 def _two_sided_crossing(fractions: tuple[float, ...], bounds: list[float]) -> float:

@@ -1,0 +1,305 @@
+"""RuleBasedGenerator: each rule's proposal, protection, ranking with pattern hints."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from spark.errors import InvalidInputError
+from spark.graphs.spec import GraphSpec
+from spark.rsi.analysis import DiagnosticReport, analyze
+from spark.rsi.generator import (
+    PROMPT_SECTION,
+    HypothesisGenerator,
+    PatternHint,
+    RuleBasedGenerator,
+    diagnosis_kind_of,
+    improved_prompt,
+    pattern_weight,
+)
+from spark.rsi.hypotheses import (
+    AddCache,
+    AddFallback,
+    Hypothesis,
+    Parallelize,
+    SetConfig,
+    SetPrompt,
+)
+from spark.rsi.validation import validate_hypothesis
+from spark.telemetry.aggregates import NodeStats
+from tests.rsi.builders import healthy_node_stats, node_stats, support_spec, version_stats
+
+CHAIN = ["classify", "fetch_account", "fetch_history"]
+
+
+def transient_errors(node_id: str, errors: int = 30) -> NodeStats:
+    """Stats of a node failing with timeouts in ``errors`` of 200 executions."""
+    return node_stats(node_id, errors=errors, error_types={"TimeoutError": errors})
+
+
+def slow_repeated(node_id: str) -> NodeStats:
+    """Stats of a slow node that sees mostly repeated inputs."""
+    return node_stats(node_id, mean_ms=400, distinct_input_ratio=0.2)
+
+
+def propose_for(
+    spec: GraphSpec,
+    stats: Mapping[str, NodeStats],
+    *,
+    errors: int = 0,
+    patterns: tuple[PatternHint, ...] = (),
+    max_hypotheses: int = 5,
+) -> list[Hypothesis]:
+    """Analyze quiet stats overridden by ``stats`` on ``spec``; generate on base version v1."""
+    report = analyze(spec, healthy_node_stats(**stats), version_stats(errors=errors))
+    return RuleBasedGenerator().generate(
+        report, spec, patterns=patterns, base_version_id="v1", max_hypotheses=max_hypotheses
+    )
+
+
+def propose(spec: GraphSpec, errors: int = 0, **stats: NodeStats) -> list[Hypothesis]:
+    """``propose_for`` with the node stats as keyword arguments."""
+    return propose_for(spec, stats, errors=errors)
+
+
+def changes_of(hypotheses: list[Hypothesis]) -> list[Any]:
+    """The first change of every hypothesis."""
+    return [h.changes[0] for h in hypotheses]
+
+
+def test_transient_errors_on_an_idempotent_node_get_retries_with_backoff() -> None:
+    """Mostly transient failures of an idempotent node: retries 2 with backoff, error primary."""
+    hypotheses = propose(support_spec(), errors=30, fetch_account=transient_errors("fetch_account"))
+    assert changes_of(hypotheses) == [
+        SetConfig(node_id="fetch_account", values={"retries": 2, "backoff_s": 0.1})
+    ]
+    hypothesis = hypotheses[0]
+    assert hypothesis.primary_metric == "error_rate"
+    assert hypothesis.expected_effects["error_rate"] < 0
+    assert diagnosis_kind_of(hypothesis) == "transient_errors"
+
+
+def test_a_very_failing_node_gets_three_retries() -> None:
+    """At 20% or more transient failures the proposal is three retries."""
+    hypotheses = propose(
+        support_spec(), errors=50, fetch_account=transient_errors("fetch_account", 50)
+    )
+    assert changes_of(hypotheses)[0].values["retries"] == 3
+
+
+def test_a_side_effect_node_never_gets_retries() -> None:
+    """Transient failures of a non-idempotent side-effect node get no retry proposal."""
+    assert propose(support_spec(), errors=30, notify=transient_errors("notify")) == []
+
+
+def test_a_side_effect_node_gets_a_listed_fallback_instead() -> None:
+    """When the spec names fallback candidates, a failing unsafe-to-retry node gets one."""
+    spec = support_spec(
+        notify={"config": {"params": {"fallback_candidates": ["queue_notification"]}}}
+    )
+    hypotheses = propose(spec, errors=30, notify=transient_errors("notify"))
+    assert changes_of(hypotheses) == [
+        AddFallback(node_id="notify", fallback_type="queue_notification")
+    ]
+
+
+def test_persistent_errors_get_a_fallback_not_retries() -> None:
+    """Non-transient failures of a retry-safe node: a fallback when listed, never retries."""
+    spec = support_spec(fetch_account={"config": {"params": {"fallback_candidates": ["stub"]}}})
+    failing = node_stats("fetch_account", errors=30, error_types={"KeyError": 30})
+    hypotheses = propose(spec, errors=30, fetch_account=failing)
+    assert changes_of(hypotheses) == [AddFallback(node_id="fetch_account", fallback_type="stub")]
+    assert diagnosis_kind_of(hypotheses[0]) == "persistent_errors"
+
+
+def test_a_slow_node_with_repeated_inputs_gets_a_cache() -> None:
+    """A latency bottleneck seeing 20% distinct inputs gets a cache sized to the repeat gap."""
+    hypotheses = propose(support_spec(), fetch_history=slow_repeated("fetch_history"))
+    assert changes_of(hypotheses) == [AddCache(node_id="fetch_history", ttl_s=34_560.0)]
+    assert hypotheses[0].primary_metric == "latency"
+
+
+def test_a_slow_side_effect_node_is_never_cached() -> None:
+    """Repeated inputs on a side-effect node do not make it cacheable."""
+    assert propose(support_spec(), notify=slow_repeated("notify")) == []
+
+
+def test_protected_nodes_are_never_targeted() -> None:
+    """A failing, slow, repeated-input protected node gets no proposal at all."""
+    spec = support_spec(audit={"tags": ["protected", "idempotent"]})
+    audit = node_stats(
+        "audit", errors=30, error_types={"TimeoutError": 30}, mean_ms=400, distinct_input_ratio=0.2
+    )
+    hypotheses = propose(spec, errors=30, audit=audit)
+    assert all("audit" not in h.target_nodes for h in hypotheses)
+    assert hypotheses == []
+
+
+def test_a_chain_next_to_a_protected_node_is_not_parallelized() -> None:
+    """Parallelizing would rewire the protected neighbour's edges: no proposal."""
+    spec = support_spec(draft={"tags": ["protected"]})
+    slow = {n: node_stats(n, mean_ms=100) for n in CHAIN}
+    assert [h for h in propose_for(spec, slow) if h.change_kinds == ["parallelize"]] == []
+
+
+def test_an_independent_chain_on_the_critical_path_is_parallelized() -> None:
+    """The chain of three 100 ms independent nodes becomes a fan-out/fan-in."""
+    slow = {n: node_stats(n, mean_ms=100) for n in CHAIN}
+    hypotheses = propose_for(support_spec(), slow)
+    assert changes_of(hypotheses)[0] == Parallelize(node_ids=CHAIN)
+    assert hypotheses[0].expected_effects["latency"] == pytest.approx(-200 / 370, abs=1e-3)
+
+
+def test_a_heavy_tail_gets_a_timeout_near_p95_and_a_retry() -> None:
+    """p99 >> p50 on an idempotent node: timeout 1.5 x p95 and one retry."""
+    tail = node_stats("fetch_account", mean_ms=30, p50_ms=20, p95_ms=120, p99_ms=400)
+    hypotheses = propose(support_spec(), fetch_account=tail)
+    assert changes_of(hypotheses) == [
+        SetConfig(node_id="fetch_account", values={"timeout_s": 0.18, "retries": 1})
+    ]
+
+
+def test_a_costly_node_with_a_cheaper_model_gets_a_model_swap() -> None:
+    """A cost bottleneck listing cheaper models: switch model, cost primary, quality guarded."""
+    spec = support_spec(
+        draft={
+            "config": {
+                "prompt": "Draft.",
+                "model": "big",
+                "params": {"cheaper_models": ["big", "small"]},
+            }
+        }
+    )
+    hypotheses = propose(spec, draft=node_stats("draft", total_cost=9.0))
+    assert changes_of(hypotheses) == [SetConfig(node_id="draft", values={"model": "small"})]
+    assert hypotheses[0].primary_metric == "cost"
+    assert hypotheses[0].expected_effects == {"cost": -0.5, "quality": 0.0}
+
+
+def test_bad_outputs_of_a_prompted_node_get_a_stricter_prompt() -> None:
+    """Parse failures on a prompted node: the prompt gains requirements naming the failures."""
+    failing = node_stats("draft", errors=12, error_types={"JSONDecodeError": 12})
+    hypotheses = propose(support_spec(), errors=12, draft=failing)
+    prompts = [c for c in changes_of(hypotheses) if isinstance(c, SetPrompt)]
+    assert len(prompts) == 1
+    prompt = prompts[0].prompt
+    assert prompt.startswith("Draft a reply." + PROMPT_SECTION)
+    assert "reply" in prompt and "JSONDecodeError (12)" in prompt and "parses" in prompt
+
+
+def test_improving_an_improved_prompt_replaces_the_section() -> None:
+    """The generated section is replaced, not appended again, on the next cycle."""
+    spec = support_spec()
+    evidence = {"error_types": {"JSONDecodeError": 3}}
+    once = improved_prompt(spec.node("draft"), evidence)
+    improved = spec.node("draft").model_copy(
+        update={"config": spec.node("draft").config.model_copy(update={"prompt": once})}
+    )
+    assert improved_prompt(improved, evidence) == once
+
+
+def test_pattern_hints_reorder_proposals() -> None:
+    """A change kind that keeps failing for its diagnosis drops below one that works."""
+    stats = {
+        "fetch_account": transient_errors("fetch_account"),
+        "fetch_history": slow_repeated("fetch_history"),
+    }
+    default = propose_for(support_spec(), stats, errors=30)
+    assert [h.change_kinds[0] for h in default] == ["set_config", "add_cache"]
+    hints = (
+        PatternHint(
+            diagnosis_kind="errors", change_kind="set_config", success_rate=0.0, attempts=10
+        ),
+        PatternHint(
+            diagnosis_kind="repeated_inputs", change_kind="add_cache", success_rate=0.9, attempts=10
+        ),
+    )
+    learned = propose_for(support_spec(), stats, errors=30, patterns=hints)
+    assert [h.change_kinds[0] for h in learned] == ["add_cache", "set_config"]
+
+
+def test_pattern_weight_shrinks_small_samples_and_punishes_harm() -> None:
+    """No hints weigh 1; 1/1 successes weigh less than 9/10; harmful effects halve the weight."""
+    assert pattern_weight("heavy_tail", "set_config", "latency", ()) == 1.0
+    lucky = PatternHint(
+        diagnosis_kind="heavy_tail", change_kind="set_config", success_rate=1.0, attempts=1
+    )
+    proven = lucky.model_copy(update={"success_rate": 0.9, "attempts": 10})
+    assert pattern_weight("heavy_tail", "set_config", "latency", [lucky]) < pattern_weight(
+        "heavy_tail", "set_config", "latency", [proven]
+    )
+    harmful = proven.model_copy(update={"mean_effect": 0.2})
+    assert pattern_weight("heavy_tail", "set_config", "latency", [harmful]) == pytest.approx(
+        pattern_weight("heavy_tail", "set_config", "latency", [proven]) / 2
+    )
+
+
+def test_max_hypotheses_keeps_the_best_and_ids_are_unique() -> None:
+    """Only the top proposals are returned, each hypothesis id once."""
+    stats = {
+        "fetch_account": transient_errors("fetch_account"),
+        "fetch_history": slow_repeated("fetch_history"),
+    }
+    everything = propose_for(support_spec(), stats, errors=30)
+    top = propose_for(support_spec(), stats, errors=30, max_hypotheses=1)
+    assert top == everything[:1]
+    assert len({h.hypothesis_id for h in everything}) == len(everything)
+
+
+def test_insufficient_data_yields_no_hypothesis() -> None:
+    """A report without enough traces produces nothing."""
+    spec = support_spec()
+    report = analyze(spec, healthy_node_stats(), version_stats(count=5))
+    assert RuleBasedGenerator().generate(report, spec, base_version_id="v1") == []
+
+
+def test_a_report_for_another_graph_is_refused() -> None:
+    """Generating for a spec of another graph is misuse."""
+    spec = support_spec()
+    report = analyze(spec, healthy_node_stats(), version_stats())
+    other = spec.model_copy(update={"id": "other"})
+    with pytest.raises(InvalidInputError, match="'other'"):
+        RuleBasedGenerator().generate(report, other, base_version_id="v1")
+
+
+def test_every_generated_hypothesis_passes_validation() -> None:
+    """With every problem at once, each proposal applies and is approved by the default policy."""
+    spec = support_spec(
+        notify={"config": {"params": {"fallback_candidates": ["queue"]}}},
+        draft={"config": {"prompt": "Draft.", "params": {"cheaper_models": ["small"]}}},
+    )
+    stats = {
+        "fetch_account": node_stats(
+            "fetch_account",
+            errors=30,
+            error_types={"TimeoutError": 30},
+            p50_ms=20,
+            p95_ms=120,
+            p99_ms=400,
+            mean_ms=100,
+        ),
+        "fetch_history": node_stats("fetch_history", mean_ms=300, distinct_input_ratio=0.3),
+        "classify": node_stats("classify", mean_ms=100),
+        "notify": transient_errors("notify"),
+        "draft": node_stats("draft", errors=10, error_types={"SchemaError": 10}, total_cost=5.0),
+    }
+    hypotheses = propose_for(spec, stats, errors=60, max_hypotheses=20)
+    assert {h.change_kinds[0] for h in hypotheses} >= {
+        "set_config",
+        "add_cache",
+        "parallelize",
+        "add_fallback",
+        "set_prompt",
+    }
+    for hypothesis in hypotheses:
+        verdict = validate_hypothesis(spec, hypothesis)
+        assert verdict.approved, (hypothesis.title, verdict.violations)
+
+
+def test_the_rule_based_generator_satisfies_the_protocol() -> None:
+    """RuleBasedGenerator plugs in wherever a HypothesisGenerator is expected."""
+    generator: HypothesisGenerator = RuleBasedGenerator()
+    report: DiagnosticReport = analyze(support_spec(), healthy_node_stats(), version_stats())
+    assert generator.generate(report, support_spec(), base_version_id="v1") == []
