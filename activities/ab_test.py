@@ -10,6 +10,7 @@ from spark.graphs.runtime import GraphRuntime
 from spark.rsi.contracts import ABTestInput, ABTestResult, MetricSummary
 from spark.rsi.replay import REPLAY_METRICS, ReplayArm, decide_replay, replay_pairs
 from spark.rsi.stats import Decision
+from spark.telemetry.aggregates import RecordedRun
 
 
 class ABTestActivities:
@@ -43,7 +44,7 @@ class ABTestActivities:
         decision = decide_replay(samples, inp.primary_metric, alpha=inp.alpha)
         return _result(decision, samples.replayed, samples.refused)
 
-    def _load(self, inp: ABTestInput) -> tuple[ReplayArm, ReplayArm, list]:  # type: ignore[type-arg]
+    def _load(self, inp: ABTestInput) -> tuple[ReplayArm, ReplayArm, list[RecordedRun]]:
         graph = self._deps.registry.get_graph(inp.graph_id)
         self._deps.nodes.load_modules(list(graph.node_modules))
         arms = []

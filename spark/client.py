@@ -27,6 +27,7 @@ from spark.registry import RegistryStore, RoutingCache, RoutingStore, assign_arm
 from spark.registry.versions import GraphVersion
 from spark.rsi.contracts import ReviewDecision, RollbackRequest, RSIStatus, RSIWorkflowInput
 from spark.settings import SparkSettings
+from spark.telemetry.models import RoutingArm
 from spark.telemetry import TelemetryConfig, TelemetryRecorder, TelemetryStore
 from spark.temporal import RSI_WORKFLOW, connect, rsi_workflow_id
 
@@ -80,7 +81,7 @@ class SparkClient:
         version_id: str | None = None,
     ) -> RunResult:
         """Run one request on the version routing picks (or on ``version_id`` when given)."""
-        arm = "direct"
+        arm: RoutingArm = "direct"
         if version_id is None:
             state = self._routing_cache.get(graph_id)
             arm = assign_arm(graph_id, routing_key, state.candidate_share)

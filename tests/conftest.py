@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 
 from spark.db import dispose_engine, sqlite_url
+from spark.temporal import SEARCH_ATTRIBUTES, SparkPlugin, test_server_path
 
 POSTGRES_ADMIN_DSN = os.environ.get(
     "SPARK_TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test"
@@ -67,3 +72,26 @@ def database_url(request: pytest.FixtureRequest) -> str:
     """Each store test runs once on SQLite and once on PostgreSQL."""
     name = "sqlite_database_url" if request.param == "sqlite" else "postgres_database_url"
     return str(request.getfixturevalue(name))
+
+
+async def register_search_attributes(client: Client, namespace: str = "default") -> None:
+    """Register every Spark search attribute (the test server has none by default)."""
+    request = AddSearchAttributesRequest(
+        namespace=namespace,
+        search_attributes={
+            key.name: IndexedValueType.ValueType(key.indexed_value_type)
+            for key in SEARCH_ATTRIBUTES
+        },
+    )
+    await client.operator_service.add_search_attributes(request)
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """One time-skipping server per test session; its clock is shared, so assert relative time."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(test_server_path()), plugins=[SparkPlugin()]
+    )
+    await register_search_attributes(env.client)
+    yield env
+    await env.shutdown()

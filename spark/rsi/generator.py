@@ -294,7 +294,7 @@ class _Rules:
         retries = min(
             MAX_PROPOSED_RETRIES, max(current + 1, 2 if bottleneck.metric_value < 0.2 else 3)
         )
-        backoff = max(node.config.backoff_s, _clamp(evidence.get("p50_ms", 100.0) / 1000, 0.1, 2.0))
+        backoff = _clamp(evidence.get("p50_ms", 100.0) / 1000, 0.005, 2.0)
         cure = _retry_cure(bottleneck.metric_value, current, retries)
         transient = evidence.get("transient_share", 0.0)
         error_effect = bottleneck.share * transient * cure

@@ -19,7 +19,7 @@ from spark.rsi.stats import Decision, MetricSpec, SequentialDesign, decide
 from spark.telemetry.aggregates import RecordedRun
 
 REPLAY_METRICS: dict[Metric, MetricSpec] = {
-    "latency": MetricSpec(name="latency", kind="latency", improves="decrease", margin=0.10),
+    "latency": MetricSpec(name="latency", kind="latency", improves="decrease", margin=0.20),
     "error_rate": MetricSpec(name="error_rate", kind="rate", improves="decrease", margin=0.02),
     "cost": MetricSpec(name="cost", kind="continuous", improves="decrease", margin=0.10),
 }
@@ -36,7 +36,7 @@ class ReplaySamples:
     @property
     def replayed(self) -> int:
         """Number of recorded runs replayed through both arms."""
-        return len(self.baseline["latency"])
+        return len(self.baseline["error_rate"])
 
 
 def _empty_metrics() -> dict[str, list[float]]:
@@ -101,10 +101,14 @@ def _add_pair(samples: ReplaySamples, pair: tuple[RunResult, RunResult] | None) 
     if pair is None:
         samples.refused += 1
         return
+    both_ok = all(result.status == "ok" for result in pair)
     for arm_metrics, result in zip((samples.baseline, samples.candidate), pair, strict=True):
-        arm_metrics["latency"].append(result.duration_ms)
         arm_metrics["error_rate"].append(0.0 if result.status == "ok" else 1.0)
-        arm_metrics["cost"].append(result.cost)
+        # A failed run stops early and looks fast and cheap: latency and cost compare only
+        # pairs where both arms completed, so curing errors never reads as a slowdown.
+        if both_ok:
+            arm_metrics["latency"].append(result.duration_ms)
+            arm_metrics["cost"].append(result.cost)
 
 
 def decide_replay(samples: ReplaySamples, primary: Metric, *, alpha: float) -> Decision:

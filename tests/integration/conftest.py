@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A dev server with SQLite persistence and our search attributes; yields its address."""
     port = free_port()
-    process = start_dev_server(tmp_path_factory.mktemp("temporal") / "dev.db", port=port, ui_port=None)
+    process = start_dev_server(
+        tmp_path_factory.mktemp("temporal") / "dev.db", port=port, ui_port=None
+    )
     yield f"127.0.0.1:{port}"
     stop(process)
 
@@ -40,7 +42,9 @@ class WorkerProcess:
     def start(self) -> None:
         """Start a fresh worker."""
         log = open(self.log_file, "ab")  # noqa: SIM115 - owned by the child
-        self.process = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=self.env, stdout=log, stderr=log)
+        self.process = subprocess.Popen(
+            [sys.executable, "worker.py"], cwd=ROOT, env=self.env, stdout=log, stderr=log
+        )
 
     def kill(self) -> None:
         """SIGKILL: no graceful shutdown, in-flight work is lost."""
@@ -55,7 +59,9 @@ class WorkerProcess:
 
 
 @pytest.fixture
-def worker_process(dev_server: str, sqlite_database_url: str, tmp_path: Path) -> Iterator[WorkerProcess]:
+def worker_process(
+    dev_server: str, sqlite_database_url: str, tmp_path: Path
+) -> Iterator[WorkerProcess]:
     """A worker subprocess bound to the session dev server and this test's database."""
     worker = WorkerProcess(dev_server, sqlite_database_url, tmp_path / "worker.log")
     yield worker

@@ -14,7 +14,7 @@ from spark.settings import SparkSettings
 
 FAST_RSI = {
     "min_traces": 60,
-    "replay_sample": 120,
+    "replay_sample": 250,
     "monitor_window_s": 4,
     "monitor_checks": 2,
     "analysis_window_s": 3600,
@@ -22,14 +22,22 @@ FAST_RSI = {
 }
 
 
-def client_for(database_url: str, task_queue: str = "spark-rsi", address: str = "127.0.0.1:7233") -> SparkClient:
+def client_for(
+    database_url: str, task_queue: str = "spark-rsi", address: str = "127.0.0.1:7233"
+) -> SparkClient:
     """A production client on ``database_url``."""
-    return SparkClient(SparkSettings(database_url=database_url, task_queue=task_queue, temporal_address=address))
+    return SparkClient(
+        SparkSettings(database_url=database_url, task_queue=task_queue, temporal_address=address)
+    )
 
 
-async def register_with_traffic(client: SparkClient, graph_id: str, *, requests: int = 150, rsi: dict[str, Any] | None = None) -> GraphVersion:
+async def register_with_traffic(
+    client: SparkClient, graph_id: str, *, requests: int = 250, rsi: dict[str, Any] | None = None
+) -> GraphVersion:
     """Register a fast support-triage graph (flaky classifier) and send ``requests`` runs."""
-    spec = build_spec(graph_id, classify_failure_rate=0.25, kb_latency_ms=8.0, rsi={**FAST_RSI, **(rsi or {})})
+    spec = build_spec(
+        graph_id, classify_failure_rate=0.25, kb_latency_ms=60.0, rsi={**FAST_RSI, **(rsi or {})}
+    )
     version = client.register_graph(spec, NODE_MODULES)
     rng = random.Random(11)
     gate = asyncio.Semaphore(16)

@@ -22,25 +22,34 @@ SEVEN_DAYS = 7 * 86400
 
 def _worker(env: WorkflowEnvironment, database_url: str, queue: str) -> Worker:
     deps = ActivityDeps.from_database_url(database_url)
-    return Worker(env.client, task_queue=queue, workflows=[RSIWorkflow], activities=build_activities(deps))
+    return Worker(
+        env.client, task_queue=queue, workflows=[RSIWorkflow], activities=build_activities(deps)
+    )
 
 
-async def test_cycle_with_seven_day_monitoring_window(time_skipping_env: WorkflowEnvironment, sqlite_database_url: str) -> None:
+async def test_cycle_with_seven_day_monitoring_window(
+    time_skipping_env: WorkflowEnvironment, sqlite_database_url: str
+) -> None:
     """Telemetry → analysis → retry hypothesis → candidate → replay A/B → deploy → 7 days of
     monitoring on durable timers → learning, in seconds of wall time."""
     client = client_for(sqlite_database_url)
-    original = await register_with_traffic(client, "ts-graph", rsi={"monitor_window_s": SEVEN_DAYS, "monitor_checks": 7})
+    original = await register_with_traffic(
+        client, "ts-graph", rsi={"monitor_window_s": SEVEN_DAYS, "monitor_checks": 7}
+    )
     queue = uuid.uuid4().hex
     start = await time_skipping_env.get_current_time()
     async with _worker(time_skipping_env, sqlite_database_url, queue):
         handle = await time_skipping_env.client.start_workflow(
-            RSIWorkflow.run, RSIWorkflowInput(graph_id="ts-graph"), id=f"rsi-ts-{queue[:6]}", task_queue=queue
+            RSIWorkflow.run,
+            RSIWorkflowInput(graph_id="ts-graph"),
+            id=f"rsi-ts-{queue[:6]}",
+            task_queue=queue,
         )
         status = await handle.result()
     elapsed = await time_skipping_env.get_current_time() - start
-    assert elapsed >= timedelta(days=7)
     cycle = status.history[-1]
     assert cycle.outcome == "shipped", cycle.reasons
+    assert elapsed >= timedelta(days=7)
     active = client.routing.get("ts-graph").active_version_id
     assert active == cycle.candidate_version_id != original.version_id
     assert client.registry.get_version(active).spec.node("classify").config.retries > 0
@@ -50,12 +59,17 @@ async def test_cycle_with_seven_day_monitoring_window(time_skipping_env: Workflo
     client.close()
 
 
-async def test_unknown_graph_fails_at_once(time_skipping_env: WorkflowEnvironment, sqlite_database_url: str) -> None:
+async def test_unknown_graph_fails_at_once(
+    time_skipping_env: WorkflowEnvironment, sqlite_database_url: str
+) -> None:
     """An unknown graph_id fails the workflow on the first attempt with a non-retryable error."""
     queue = uuid.uuid4().hex
     async with _worker(time_skipping_env, sqlite_database_url, queue):
         handle = await time_skipping_env.client.start_workflow(
-            RSIWorkflow.run, RSIWorkflowInput(graph_id="no-such-graph"), id=f"rsi-missing-{queue[:6]}", task_queue=queue
+            RSIWorkflow.run,
+            RSIWorkflowInput(graph_id="no-such-graph"),
+            id=f"rsi-missing-{queue[:6]}",
+            task_queue=queue,
         )
         with pytest.raises(WorkflowFailureError) as failure:
             await handle.result()

@@ -20,13 +20,25 @@ def temporal_cli(address: str, *args: str) -> str:
     return done.stdout
 
 
-async def wait_for_phase(address: str, workflow_id: str, phases: set[str], timeout_s: float = 90) -> dict:
+async def wait_for_phase(
+    address: str, workflow_id: str, phases: set[str], timeout_s: float = 90
+) -> dict:
     """Poll the ``status`` query through the CLI until the phase is one of ``phases``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     while loop.time() < deadline:
         try:
-            out = temporal_cli(address, "workflow", "query", "--workflow-id", workflow_id, "--type", "status", "--output", "json")
+            out = temporal_cli(
+                address,
+                "workflow",
+                "query",
+                "--workflow-id",
+                workflow_id,
+                "--type",
+                "status",
+                "--output",
+                "json",
+            )
             status = json.loads(out)["queryResult"][0]
             if status["phase"] in phases:
                 return status
@@ -36,29 +48,59 @@ async def wait_for_phase(address: str, workflow_id: str, phases: set[str], timeo
     raise AssertionError(f"{workflow_id} never reached {phases}")
 
 
-async def test_cli_start_completes_a_cycle_and_query_shows_phase(dev_server: str, worker_process: WorkerProcess, sqlite_database_url: str) -> None:
+async def test_cli_start_completes_a_cycle_and_query_shows_phase(
+    dev_server: str, worker_process: WorkerProcess, sqlite_database_url: str
+) -> None:
     """`temporal workflow start --type RSIWorkflow --input '{"graph_id": ...}'` runs a cycle;
     `temporal workflow query --type status` reports the phase; the result says what shipped."""
     client = client_for(sqlite_database_url, address=dev_server)
     await register_with_traffic(client, "cli-graph")
     worker_process.start()
-    temporal_cli(dev_server, "workflow", "start", "--task-queue", "spark-rsi", "--type", "RSIWorkflow", "--workflow-id", "rsi-cli-graph", "--input", '{"graph_id": "cli-graph"}')
-    seen = await wait_for_phase(dev_server, "rsi-cli-graph", {"ab_testing", "deploying", "monitoring", "done"})
+    temporal_cli(
+        dev_server,
+        "workflow",
+        "start",
+        "--task-queue",
+        "spark-rsi",
+        "--type",
+        "RSIWorkflow",
+        "--workflow-id",
+        "rsi-cli-graph",
+        "--input",
+        '{"graph_id": "cli-graph"}',
+    )
+    seen = await wait_for_phase(
+        dev_server, "rsi-cli-graph", {"ab_testing", "deploying", "monitoring", "done"}
+    )
     assert seen["graph_id"] == "cli-graph"
-    result = json.loads(temporal_cli(dev_server, "workflow", "result", "--workflow-id", "rsi-cli-graph", "--output", "json"))
+    result = json.loads(
+        temporal_cli(
+            dev_server, "workflow", "result", "--workflow-id", "rsi-cli-graph", "--output", "json"
+        )
+    )
     final = result["result"]
     assert final["phase"] == "done"
     assert final["history"][-1]["outcome"] == "shipped"
-    listed = temporal_cli(dev_server, "workflow", "list", "--query", "RsiGraphId='cli-graph' AND RsiDecision='shipped'")
+    listed = temporal_cli(
+        dev_server,
+        "workflow",
+        "list",
+        "--query",
+        "RsiGraphId='cli-graph' AND RsiDecision='shipped'",
+    )
     assert "rsi-cli-graph" in listed
     client.close()
 
 
-async def test_worker_killed_during_monitoring_deploys_exactly_once(dev_server: str, worker_process: WorkerProcess, sqlite_database_url: str) -> None:
+async def test_worker_killed_during_monitoring_deploys_exactly_once(
+    dev_server: str, worker_process: WorkerProcess, sqlite_database_url: str
+) -> None:
     """SIGKILL the worker while the monitoring timer runs; a new worker finishes the cycle and
     exactly one deployment (and one routing switch) is recorded."""
     client = client_for(sqlite_database_url, address=dev_server)
-    original = await register_with_traffic(client, "kill-graph", rsi={"monitor_window_s": 8, "monitor_checks": 2})
+    original = await register_with_traffic(
+        client, "kill-graph", rsi={"monitor_window_s": 8, "monitor_checks": 2}
+    )
     worker_process.start()
     handle = await client.start_improvement("kill-graph")
     await wait_for_phase(dev_server, handle.id, {"monitoring"})
@@ -69,8 +111,9 @@ async def test_worker_killed_during_monitoring_deploys_exactly_once(dev_server: 
     assert final.history[-1].outcome == "shipped"
     deployments = DeploymentStore(sqlite_database_url).list("kill-graph")
     assert len(deployments) == 1 and deployments[0].status == "deployed"
-    switches = [e for e in client.routing.history("kill-graph") if e.idempotency_key.startswith("deploy:")]
+    switches = [
+        e for e in client.routing.history("kill-graph") if e.idempotency_key.startswith("deploy:")
+    ]
     assert len(switches) == 1
     assert client.routing.get("kill-graph").active_version_id != original.version_id
     client.close()
-

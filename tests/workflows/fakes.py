@@ -57,7 +57,9 @@ class FakeRSI:
     requires_review: bool = False
     ab_outcome: str = "ship"
     health: list[str] = field(default_factory=lambda: ["healthy"])
-    settings: RSISettings = field(default_factory=lambda: RSISettings(monitor_window_s=60, monitor_checks=2, interval_s=30))
+    settings: RSISettings = field(
+        default_factory=lambda: RSISettings(monitor_window_s=60, monitor_checks=2, interval_s=30)
+    )
     calls: list[str] = field(default_factory=list)
     attempts: list[RecordAttemptInput] = field(default_factory=list)
     rollbacks: list[RollbackInput] = field(default_factory=list)
@@ -73,7 +75,12 @@ class FakeRSI:
         @activity.defn(name="analyze_graph")
         async def analyze_graph(inp: AnalyzeInput) -> AnalyzeResult:
             self.calls.append("analyze_graph")
-            return AnalyzeResult(graph_id=inp.graph_id, version_id=inp.version_id, trace_count=500, sufficient_data=True)
+            return AnalyzeResult(
+                graph_id=inp.graph_id,
+                version_id=inp.version_id,
+                trace_count=500,
+                sufficient_data=True,
+            )
 
         @activity.defn(name="generate_hypotheses")
         async def generate_hypotheses(inp: HypothesizeInput) -> HypothesizeResult:
@@ -84,7 +91,14 @@ class FakeRSI:
         async def validate_hypotheses(inp: ValidateInput) -> ValidateResult:
             self.calls.append("validate_hypotheses")
             risk = "high" if self.requires_review else "low"
-            return ValidateResult(items=[ValidatedHypothesis(hypothesis=h, approved=True, risk=risk, requires_review=self.requires_review) for h in inp.hypotheses])
+            return ValidateResult(
+                items=[
+                    ValidatedHypothesis(
+                        hypothesis=h, approved=True, risk=risk, requires_review=self.requires_review
+                    )
+                    for h in inp.hypotheses
+                ]
+            )
 
         @activity.defn(name="create_candidate")
         async def create_candidate(inp: CreateCandidateInput) -> CandidateResult:
@@ -94,13 +108,31 @@ class FakeRSI:
         @activity.defn(name="replay_ab_test")
         async def replay_ab_test(inp: ABTestInput) -> ABTestResult:
             self.calls.append("replay_ab_test")
-            metric = MetricSummary(name="error_rate", role="primary", estimate=-0.8, ci_low=-0.9, ci_high=-0.7, p_value=0.001, n_baseline=200, n_candidate=200)
-            return ABTestResult(outcome=self.ab_outcome, reasons=[f"scripted {self.ab_outcome}"], metrics=[metric], replayed=200)  # type: ignore[arg-type]
+            metric = MetricSummary(
+                name="error_rate",
+                role="primary",
+                estimate=-0.8,
+                ci_low=-0.9,
+                ci_high=-0.7,
+                p_value=0.001,
+                n_baseline=200,
+                n_candidate=200,
+            )
+            return ABTestResult(
+                outcome=self.ab_outcome,
+                reasons=[f"scripted {self.ab_outcome}"],
+                metrics=[metric],
+                replayed=200,
+            )  # type: ignore[arg-type]
 
         @activity.defn(name="deploy_version")
         async def deploy_version(inp: DeployInput) -> DeployResult:
             self.calls.append("deploy_version")
-            return DeployResult(deployment_id=f"g:c{inp.cycle}:{inp.to_version_id}", deployed_at=1.0, routing_revision=2)
+            return DeployResult(
+                deployment_id=f"g:c{inp.cycle}:{inp.to_version_id}",
+                deployed_at=1.0,
+                routing_revision=2,
+            )
 
         @activity.defn(name="check_health")
         async def check_health(inp: HealthInput) -> HealthResult:
@@ -124,4 +156,16 @@ class FakeRSI:
             self.calls.append("extract_patterns")
             return PatternsResult(pattern_count=1)
 
-        return [plan_cycle, analyze_graph, generate_hypotheses, validate_hypotheses, create_candidate, replay_ab_test, deploy_version, check_health, rollback_deployment, record_attempt, extract_patterns]
+        return [
+            plan_cycle,
+            analyze_graph,
+            generate_hypotheses,
+            validate_hypotheses,
+            create_candidate,
+            replay_ab_test,
+            deploy_version,
+            check_health,
+            rollback_deployment,
+            record_attempt,
+            extract_patterns,
+        ]
