@@ -24,7 +24,9 @@ from workflows.rsi import RSIWorkflow
 log = structlog.get_logger("spark.worker")
 
 
-def build_worker(client: Client, settings: SparkSettings, deps: ActivityDeps | None = None) -> Worker:
+def build_worker(
+    client: Client, settings: SparkSettings, deps: ActivityDeps | None = None
+) -> Worker:
     """A worker for the RSI workflow and activities, bound to the configured database."""
     deps = deps or ActivityDeps.from_database_url(settings.database_url)
     return Worker(

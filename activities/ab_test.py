@@ -33,7 +33,12 @@ class ABTestActivities:
         samples = await replay_pairs(
             baseline, candidate, runs, on_progress=lambda done: activity.heartbeat(done)
         )
-        log.info("replay finished", graph_id=inp.graph_id, replayed=samples.replayed, refused=samples.refused)
+        log.info(
+            "replay finished",
+            graph_id=inp.graph_id,
+            replayed=samples.replayed,
+            refused=samples.refused,
+        )
         if samples.replayed < 10:
             return ABTestResult(
                 outcome="invalid",
@@ -50,7 +55,9 @@ class ABTestActivities:
         arms = []
         for version_id in (inp.baseline_version_id, inp.candidate_version_id):
             spec = self._deps.registry.get_version(version_id).spec
-            arms.append(ReplayArm(spec=spec, version_id=version_id, runtime=GraphRuntime(self._deps.nodes)))
+            arms.append(
+                ReplayArm(spec=spec, version_id=version_id, runtime=GraphRuntime(self._deps.nodes))
+            )
         runs = self._deps.telemetry.recorded_runs(
             inp.graph_id, inp.baseline_version_id, limit=inp.sample_size
         )

@@ -96,5 +96,9 @@ class DeploymentActivities:
             reason=inp.reason,
         )
         self._deps.deployments.finish(inp.deployment_id, "rolled_back", inp.reason)
-        log.warning("rolled back", graph_id=inp.graph_id, deployment_id=inp.deployment_id, reason=inp.reason)
-        return RollbackResult(active_version_id=state.active_version_id, routing_revision=state.revision)
+        log.warning(
+            "rolled back", graph_id=inp.graph_id, deployment_id=inp.deployment_id, reason=inp.reason
+        )
+        return RollbackResult(
+            active_version_id=state.active_version_id, routing_revision=state.revision
+        )

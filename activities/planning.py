@@ -33,7 +33,9 @@ class PlanningActivities:
         )
 
 
-def effective_settings(graph_defaults: dict[str, object], overrides: dict[str, object]) -> RSISettings:
+def effective_settings(
+    graph_defaults: dict[str, object], overrides: dict[str, object]
+) -> RSISettings:
     """System defaults, overridden by the graph's ``rsi`` metadata, then by the workflow input."""
     try:
         return RSISettings.model_validate({**graph_defaults, **overrides})

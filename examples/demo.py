@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from examples.support_triage.graph import GRAPH_ID, NODE_MODULES, build_spec
 from examples.support_triage.traffic import make_ticket
 from spark.client import SparkClient
+from spark.logging import configure_logging
 from spark.rsi.contracts import RSIStatus
 
 DEMO_RSI_SETTINGS = {
@@ -43,14 +44,23 @@ class Measurement:
     p95_ms: float
 
 
-async def send_traffic(client: SparkClient, count: int, rng: random.Random, *, version_id: str | None = None, concurrency: int = 16) -> list[tuple[str, float]]:
+async def send_traffic(
+    client: SparkClient,
+    count: int,
+    rng: random.Random,
+    *,
+    version_id: str | None = None,
+    concurrency: int = 16,
+) -> list[tuple[str, float]]:
     """Send ``count`` requests; returns (status, duration_ms) per run."""
     gate = asyncio.Semaphore(concurrency)
 
     async def one() -> tuple[str, float]:
         ticket = make_ticket(rng)
         async with gate:
-            result = await client.run(GRAPH_ID, ticket, routing_key=ticket["customer_id"], version_id=version_id)
+            result = await client.run(
+                GRAPH_ID, ticket, routing_key=ticket["customer_id"], version_id=version_id
+            )
         return result.status, result.duration_ms
 
     return await asyncio.gather(*(one() for _ in range(count)))
@@ -76,7 +86,9 @@ async def follow(client: SparkClient, handle_result: asyncio.Task[RSIStatus]) ->
         except Exception:  # the first query may race the first workflow task
             await asyncio.sleep(0.5)
             continue
-        line = f"cycle {status.cycle}: {status.phase}" + (f" — {status.hypothesis_title}" if status.hypothesis_title else "")
+        line = f"cycle {status.cycle}: {status.phase}" + (
+            f" — {status.hypothesis_title}" if status.hypothesis_title else ""
+        )
         if line != last:
             print(f"  [rsi] {line}", flush=True)
             last = line
@@ -99,9 +111,13 @@ async def measure(client: SparkClient, version_id: str, rng: random.Random) -> M
 def print_table(before: Measurement, after: Measurement) -> None:
     """The before/after table."""
     print()
-    print(f"{'fresh traffic':<16}{'version':<22}{'runs':>6}{'error rate':>12}{'p50 ms':>10}{'p95 ms':>10}")
+    print(
+        f"{'fresh traffic':<16}{'version':<22}{'runs':>6}{'error rate':>12}{'p50 ms':>10}{'p95 ms':>10}"
+    )
     for label, m in (("before", before), ("after", after)):
-        print(f"{label:<16}{m.version_id:<22}{m.runs:>6}{m.error_rate:>12.1%}{m.p50_ms:>10.1f}{m.p95_ms:>10.1f}")
+        print(
+            f"{label:<16}{m.version_id:<22}{m.runs:>6}{m.error_rate:>12.1%}{m.p50_ms:>10.1f}{m.p95_ms:>10.1f}"
+        )
     print()
 
 
@@ -115,6 +131,7 @@ def print_outcomes(status: RSIStatus) -> None:
 
 async def main() -> None:
     """Run the whole demo."""
+    configure_logging("WARNING")
     rng = random.Random(7)
     client = SparkClient.from_env()
     original = client.register_graph(build_spec(rsi=DEMO_RSI_SETTINGS), NODE_MODULES)
@@ -122,7 +139,9 @@ async def main() -> None:
     await send_traffic(client, 400, rng)
     client.flush()
     handle = await client.start_improvement(GRAPH_ID, continuous=True, max_cycles=2)
-    print(f"started workflow {handle.id!r}; Web UI: http://localhost:8233/namespaces/default/workflows/{handle.id}")
+    print(
+        f"started workflow {handle.id!r}; Web UI: http://localhost:8233/namespaces/default/workflows/{handle.id}"
+    )
     stop = asyncio.Event()
     traffic = asyncio.create_task(background_traffic(client, stop, rng))
     result = asyncio.create_task(handle.result())
@@ -132,7 +151,9 @@ async def main() -> None:
     final = await result
     print_outcomes(final)
     deployed = client.routing.get(GRAPH_ID).active_version_id
-    print(f"measuring {original.version_id} (original) and {deployed} (deployed) on fresh traffic...")
+    print(
+        f"measuring {original.version_id} (original) and {deployed} (deployed) on fresh traffic..."
+    )
     before = await measure(client, original.version_id, rng)
     after = await measure(client, deployed, rng)
     print_table(before, after)

@@ -24,7 +24,8 @@ def main() -> int:
         Path(f"{demo_db}{suffix}").unlink(missing_ok=True)
     env = {**os.environ, "SPARK_DATABASE_URL": f"sqlite:///{demo_db}"}
     server = None if port_open("127.0.0.1", 7233) else start_dev_server(STATE / "temporal.db")
-    worker = subprocess.Popen([sys.executable, "worker.py"], env=env, stderr=open(STATE / "worker.log", "ab"))  # noqa: SIM115
+    log = open(STATE / "worker.log", "ab")  # noqa: SIM115 - owned by the worker process
+    worker = subprocess.Popen([sys.executable, "worker.py"], env=env, stderr=log)
     try:
         return subprocess.call([sys.executable, "-m", "examples.demo"], env=env)
     finally:

@@ -1,11 +1,11 @@
 """``spark`` command line: run the dev stack, and talk to a graph's RSI workflow.
 
-    spark dev                          dev server (UI :8233, SQLite under .spark/) + worker
-    spark start GRAPH [--continuous]   start rsi-GRAPH
-    spark status GRAPH                 the status query
-    spark rollback GRAPH --reason R    signal a rollback
-    spark pause|resume GRAPH
-    spark review GRAPH approve|reject --reviewer NAME [--comment C]
+spark dev                          dev server (UI :8233, SQLite under .spark/) + worker
+spark start GRAPH [--continuous]   start rsi-GRAPH
+spark status GRAPH                 the status query
+spark rollback GRAPH --reason R    signal a rollback
+spark pause|resume GRAPH
+spark review GRAPH approve|reject --reviewer NAME [--comment C]
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ STATE = Path(".spark")
 def _dev() -> int:
     server = None if port_open("127.0.0.1", 7233) else start_dev_server(STATE / "temporal.db")
     worker = subprocess.Popen([sys.executable, "worker.py"], env=dict(os.environ))
-    print("Temporal dev server on 127.0.0.1:7233, Web UI http://localhost:8233; worker on 'spark-rsi'.")
+    print(
+        "Temporal dev server on 127.0.0.1:7233, Web UI http://localhost:8233; worker on 'spark-rsi'."
+    )
     print("Ctrl-C stops both.")
     try:
         while worker.poll() is None:
@@ -56,14 +58,21 @@ async def _workflow_command(args: argparse.Namespace) -> int:
         elif args.command == "resume":
             await client.resume(args.graph)
         elif args.command == "review":
-            await client.review(args.graph, approve=args.verdict == "approve", reviewer=args.reviewer, comment=args.comment)
+            await client.review(
+                args.graph,
+                approve=args.verdict == "approve",
+                reviewer=args.reviewer,
+                comment=args.comment,
+            )
         return 0
     finally:
         client.close()
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="spark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="spark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("dev", help="run a dev server and a worker")
     start = commands.add_parser("start", help="start a graph's RSI workflow")

@@ -27,8 +27,8 @@ from spark.registry import RegistryStore, RoutingCache, RoutingStore, assign_arm
 from spark.registry.versions import GraphVersion
 from spark.rsi.contracts import ReviewDecision, RollbackRequest, RSIStatus, RSIWorkflowInput
 from spark.settings import SparkSettings
-from spark.telemetry.models import RoutingArm
 from spark.telemetry import TelemetryConfig, TelemetryRecorder, TelemetryStore
+from spark.telemetry.models import RoutingArm
 from spark.temporal import RSI_WORKFLOW, connect, rsi_workflow_id
 
 
@@ -62,7 +62,9 @@ class SparkClient:
 
     # ----- graphs and requests -----
 
-    def register_graph(self, spec: GraphSpec, node_modules: list[str], owner: str | None = None) -> GraphVersion:
+    def register_graph(
+        self, spec: GraphSpec, node_modules: list[str], owner: str | None = None
+    ) -> GraphVersion:
         """Register a graph with the modules holding its node implementations; idempotent.
 
         Every node type must resolve in those modules (``UnknownNodeTypeError`` names the
@@ -96,11 +98,15 @@ class SparkClient:
     def _spec(self, version_id: str) -> GraphSpec:
         spec = self._specs.get(version_id)
         if spec is None:
-            spec = self.registry.get_version(version_id).spec  # versions are immutable: cache forever
+            spec = self.registry.get_version(
+                version_id
+            ).spec  # versions are immutable: cache forever
             self._specs[version_id] = spec
         return spec
 
-    def feedback(self, trace_id: str, score: float, label: str | None = None, source: str = "user") -> None:
+    def feedback(
+        self, trace_id: str, score: float, label: str | None = None, source: str = "user"
+    ) -> None:
         """Attach a quality score to a finished run."""
         self.flush()
         self.telemetry.add_feedback(trace_id, score, label=label, source=source)
@@ -172,9 +178,10 @@ class SparkClient:
         """Signal the loop to continue after a pause."""
         await (await self.handle(graph_id)).signal("resume")
 
-    async def review(self, graph_id: str, *, approve: bool, reviewer: str, comment: str = "") -> None:
+    async def review(
+        self, graph_id: str, *, approve: bool, reviewer: str, comment: str = ""
+    ) -> None:
         """Approve or reject the high-risk hypothesis awaiting review."""
         handle = await self.handle(graph_id)
         name = "approve_review" if approve else "reject_review"
         await handle.signal(name, ReviewDecision(reviewer=reviewer, comment=comment))
-

@@ -83,7 +83,9 @@ def stop(process: subprocess.Popen[bytes], timeout_s: float = 15) -> None:
 
 
 @contextlib.contextmanager
-def running_dev_server(db_file: Path, port: int = 7233, ui_port: int | None = 8233) -> Iterator[str]:
+def running_dev_server(
+    db_file: Path, port: int = 7233, ui_port: int | None = 8233
+) -> Iterator[str]:
     """A dev server for the duration of the block; yields its address."""
     process = start_dev_server(db_file, port, ui_port)
     try:

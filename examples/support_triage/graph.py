@@ -52,7 +52,13 @@ def build_spec(
                     prompt="Write a short, friendly reply citing the articles.",
                     model="large-llm",
                 ),
-                _node("send_reply", "support.send_reply", ["reply", "customer_id"], ["delivery_id"], tags=["side_effects", "protected"]),
+                _node(
+                    "send_reply",
+                    "support.send_reply",
+                    ["reply", "customer_id"],
+                    ["delivery_id"],
+                    tags=["side_effects", "protected"],
+                ),
             ],
             "edges": [
                 {"source": "parse", "target": "classify"},

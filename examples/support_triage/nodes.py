@@ -71,7 +71,9 @@ async def draft_reply(inputs: dict[str, Any], ctx: NodeContext) -> dict[str, Any
     """An LLM drafting the reply from the ticket and the articles."""
     await _work(ctx, 10.0)
     ctx.report_usage(tokens=400, cost=0.0004)
-    return {"reply": f"[{inputs['priority']}] about {inputs['category']}: see {inputs['articles'][0]}"}
+    return {
+        "reply": f"[{inputs['priority']}] about {inputs['category']}: see {inputs['articles'][0]}"
+    }
 
 
 @node("support.send_reply")

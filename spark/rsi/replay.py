@@ -63,19 +63,23 @@ async def replay_pairs(
     """Replay every recorded run through both arms; alternate which arm goes first."""
     samples = ReplaySamples()
     gate = asyncio.Semaphore(concurrency)
+    finished = 0
 
     async def one(index: int, run: RecordedRun) -> tuple[RunResult, RunResult] | None:
+        nonlocal finished
         async with gate:
             try:
                 return await _pair(baseline, candidate, run, candidate_first=index % 2 == 1)
             except ReplayRefusedError:
                 return None
+            finally:
+                finished += 1
+                if on_progress is not None:
+                    on_progress(finished)  # heartbeats while the replay runs
 
     results = await asyncio.gather(*(one(i, run) for i, run in enumerate(runs)))
-    for done, pair in enumerate(results, start=1):
+    for pair in results:
         _add_pair(samples, pair)
-        if on_progress is not None and done % 25 == 0:
-            on_progress(done)
     return samples
 
 
@@ -118,7 +122,9 @@ def decide_replay(samples: ReplaySamples, primary: Metric, *, alpha: float) -> D
     guardrails (a graph that reports no cost has nothing to guard).
     """
     metrics = [
-        REPLAY_METRICS[name].model_copy(update={"role": "primary" if name == primary else "guardrail"})
+        REPLAY_METRICS[name].model_copy(
+            update={"role": "primary" if name == primary else "guardrail"}
+        )
         for name in REPLAY_METRICS
         if name == primary or _informative(samples, name)
     ]
