@@ -138,7 +138,9 @@ async def main() -> None:
     print(f"registered {GRAPH_ID!r} as {original.version_id}; sending production traffic...")
     await send_traffic(client, 400, rng)
     client.flush()
-    handle = await client.start_improvement(GRAPH_ID, continuous=True, max_cycles=2)
+    handle = await client.start_improvement(
+        GRAPH_ID, continuous=True, max_cycles=2, replace_running=True
+    )
     print(
         f"started workflow {handle.id!r}; Web UI: http://localhost:8233/namespaces/default/workflows/{handle.id}"
     )

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
 
 from spark.graphs.registry import NodeRegistry, default_registry
 from spark.graphs.runtime import GraphRuntime, RunResult
@@ -139,8 +140,13 @@ class SparkClient:
         continuous: bool = False,
         max_cycles: int | None = None,
         settings: dict[str, Any] | None = None,
+        replace_running: bool = False,
     ) -> WorkflowHandle[Any, RSIStatus]:
-        """Start the graph's RSI workflow (id ``rsi-<graph_id>``)."""
+        """Start the graph's RSI workflow (id ``rsi-<graph_id>``).
+
+        A running loop for the graph makes this fail (one loop per graph), unless
+        ``replace_running`` asks to terminate it first.
+        """
         self.registry.get_graph(graph_id)
         client = await self.temporal()
         inp = RSIWorkflowInput(
@@ -153,6 +159,11 @@ class SparkClient:
             task_queue=self.settings.task_queue,
             result_type=RSIStatus,
             static_summary=f"RSI loop for graph {graph_id}",
+            id_conflict_policy=(
+                WorkflowIDConflictPolicy.TERMINATE_EXISTING
+                if replace_running
+                else WorkflowIDConflictPolicy.FAIL
+            ),
         )
 
     async def handle(self, graph_id: str) -> WorkflowHandle[Any, RSIStatus]:

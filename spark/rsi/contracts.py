@@ -45,7 +45,8 @@ DeployStrategy = Literal["direct"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Unbounded interval ends are real values: keep them as JSON Infinity, not null.
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
 
 
 class RSISettings(_Model):
