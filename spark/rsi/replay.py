@@ -20,7 +20,9 @@ from spark.telemetry.aggregates import RecordedRun
 
 REPLAY_METRICS: dict[Metric, MetricSpec] = {
     "latency": MetricSpec(name="latency", kind="latency", improves="decrease", margin=0.20),
-    "error_rate": MetricSpec(name="error_rate", kind="rate", improves="decrease", margin=0.02),
+    "error_rate": MetricSpec(
+        name="error_rate", kind="rate", improves="decrease", margin=0.02, margin_scale="absolute"
+    ),
     "cost": MetricSpec(name="cost", kind="continuous", improves="decrease", margin=0.10),
 }
 
