@@ -15,6 +15,8 @@ from typing import Literal, Protocol
 
 from scipy import special
 
+from spark.errors import InvalidInputError
+
 Side = Literal["less", "greater"]
 
 
@@ -248,7 +250,7 @@ class LogMeanComparison:
 
     def difference_statistic(self, difference0: float) -> float:
         """Not defined on a log scale: latency margins are relative."""
-        raise NotImplementedError("log-scale comparisons take relative margins only")
+        raise InvalidInputError("log-scale comparisons take relative margins only")
 
     def ratio_interval(self, crit: float) -> tuple[float, float]:
         """Exponentiated interval of the log ratio."""

@@ -156,7 +156,7 @@ class RankComparison:
 
     def difference_statistic(self, difference0: float) -> float:
         """Not defined: rank tests here work on the log (relative) scale."""
-        raise NotImplementedError("rank comparisons take relative margins only")
+        raise InvalidInputError("rank comparisons take relative margins only")
 
     def ratio_interval(self, crit: float) -> tuple[float, float]:
         """Distribution-free interval from order statistics of the pairwise log ratios."""
