@@ -13,6 +13,7 @@ from activities.deployment import DeploymentActivities
 from activities.deps import ActivityDeps
 from activities.hypotheses import HypothesisActivities
 from activities.learning import LearningActivities
+from activities.online_ab import OnlineABActivities
 from activities.planning import PlanningActivities
 
 __all__ = ["ActivityDeps", "build_activities"]
@@ -25,6 +26,7 @@ def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
     hypotheses = HypothesisActivities(deps)
     candidate = CandidateActivities(deps)
     ab_test = ABTestActivities(deps)
+    online = OnlineABActivities(deps)
     deployment = DeploymentActivities(deps)
     learning = LearningActivities(deps)
     return [
@@ -34,6 +36,9 @@ def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
         hypotheses.validate_hypotheses,
         candidate.create_candidate,
         ab_test.replay_ab_test,
+        online.start_online_window,
+        online.online_ab_look,
+        online.end_online_window,
         deployment.deploy_version,
         deployment.check_health,
         deployment.rollback_deployment,

@@ -6,8 +6,9 @@ from temporalio import activity
 
 from activities._support import log, misuse_is_final, off_loop
 from activities.deps import ActivityDeps
+from activities.online_ab import metric_summary
 from spark.graphs.runtime import GraphRuntime
-from spark.rsi.contracts import ABTestInput, ABTestResult, MetricSummary
+from spark.rsi.contracts import ABTestInput, ABTestResult
 from spark.rsi.replay import REPLAY_METRICS, ReplayArm, decide_replay, replay_pairs
 from spark.rsi.stats import Decision
 from spark.telemetry.aggregates import RecordedRun
@@ -69,20 +70,7 @@ def _result(decision: Decision, replayed: int, refused: int) -> ABTestResult:
     return ABTestResult(
         outcome=outcome,
         reasons=list(decision.reasons),
-        metrics=[
-            MetricSummary(
-                name=m.name,
-                role=m.role,
-                estimate=m.estimate,
-                ci_low=m.ci_low,
-                ci_high=m.ci_high,
-                p_value=m.p_value,
-                n_baseline=m.n_baseline,
-                n_candidate=m.n_candidate,
-                method=m.method,
-            )
-            for m in decision.metrics
-        ],
+        metrics=[metric_summary(m) for m in decision.metrics],
         replayed=replayed,
         refused=refused,
     )

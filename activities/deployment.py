@@ -33,47 +33,84 @@ class DeploymentActivities:
     @activity.defn(name="deploy_version")
     @misuse_is_final
     async def deploy_version(self, inp: DeployInput) -> DeployResult:
-        """Route all traffic to ``to_version_id`` (strategy ``direct``); idempotent."""
+        """One routing step: route ``share`` of traffic to the new version (a rollout stage), or
+        all of it (``share`` None, the last step of every strategy). Idempotent per step."""
         return await off_loop(self._deploy, inp)
 
     def _deploy(self, inp: DeployInput) -> DeployResult:
         key = deployment_id_for(inp.graph_id, inp.cycle, inp.to_version_id)
-        record = self._deps.deployments.start(
+        self._deps.deployments.start(
             key, inp.graph_id, inp.cycle, inp.from_version_id, inp.to_version_id, inp.strategy
         )
-        state = self._deps.routing.apply(
-            inp.graph_id,
-            idempotency_key=f"deploy:{key}",
-            action="set_active",
-            active_version_id=inp.to_version_id,
-            actor=inp.actor,
-            reason=f"deploy hypothesis {inp.hypothesis_id}",
+        reason = f"deploy hypothesis {inp.hypothesis_id} ({inp.strategy}, step {inp.step})"
+        if inp.share is None:
+            state = self._deps.routing.apply(
+                inp.graph_id,
+                idempotency_key=f"deploy:{key}",
+                action="set_active",
+                active_version_id=inp.to_version_id,
+                actor=inp.actor,
+                reason=reason,
+            )
+            self._deps.deployments.finish(key, "deployed", f"all traffic on {inp.to_version_id}")
+        else:
+            state = self._deps.routing.apply(
+                inp.graph_id,
+                idempotency_key=f"deploy:{key}:step{inp.step}",
+                action="set_candidate",
+                candidate_version_id=inp.to_version_id,
+                candidate_share=inp.share,
+                actor=inp.actor,
+                reason=reason,
+            )
+        log.info(
+            "deployment step",
+            graph_id=inp.graph_id,
+            deployment_id=key,
+            version_id=inp.to_version_id,
+            share=inp.share,
+            step=inp.step,
         )
-        self._deps.deployments.finish(key, "deployed", "routing switched")
-        log.info("deployed", graph_id=inp.graph_id, deployment_id=key, version_id=inp.to_version_id)
         return DeployResult(
             deployment_id=key,
-            deployed_at=record.created_at.timestamp(),
+            deployed_at=state.updated_at.timestamp(),
             routing_revision=state.revision,
         )
 
     @activity.defn(name="check_health")
     @misuse_is_final
     async def check_health(self, inp: HealthInput) -> HealthResult:
-        """Compare live traffic of the new version since deploy with the old one before it."""
+        """Compare the new version's live traffic with the old one's: both arms side by side
+        during a rollout stage, or since the switch against before it."""
         return await off_loop(self._health, inp)
 
     def _health(self, inp: HealthInput) -> HealthResult:
-        telemetry = self._deps.telemetry
-        baseline = telemetry.version_stats(
-            inp.graph_id,
-            inp.baseline_version_id,
-            since=inp.deployed_at - inp.baseline_window_s,
-            until=inp.deployed_at,
-        )
-        current = telemetry.version_stats(
-            inp.graph_id, inp.candidate_version_id, since=inp.deployed_at, until=time.time()
-        )
+        telemetry, now = self._deps.telemetry, time.time()
+        if inp.concurrent:
+            baseline = telemetry.version_stats(
+                inp.graph_id,
+                inp.baseline_version_id,
+                since=inp.deployed_at,
+                until=now,
+                routing_arm="active",
+            )
+            current = telemetry.version_stats(
+                inp.graph_id,
+                inp.candidate_version_id,
+                since=inp.deployed_at,
+                until=now,
+                routing_arm="candidate",
+            )
+        else:
+            baseline = telemetry.version_stats(
+                inp.graph_id,
+                inp.baseline_version_id,
+                since=inp.deployed_at - inp.baseline_window_s,
+                until=inp.deployed_at,
+            )
+            current = telemetry.version_stats(
+                inp.graph_id, inp.candidate_version_id, since=inp.deployed_at, until=now
+            )
         policy = HealthPolicy(min_traces=inp.min_traces, alpha=inp.alpha)
         verdict = assess_health(baseline, current, policy)
         return HealthResult(

@@ -25,11 +25,16 @@ with workflow.unsafe.imports_passed_through():
         CycleSummary,
         DeployInput,
         DeployResult,
+        EndWindowInput,
         ExtractPatternsInput,
         HealthInput,
         HealthResult,
         HypothesizeInput,
         HypothesizeResult,
+        OnlineLookInput,
+        OnlineLookResult,
+        OnlineWindowInput,
+        OnlineWindowStart,
         PatternsResult,
         Phase,
         PlanCycleInput,
@@ -44,6 +49,8 @@ with workflow.unsafe.imports_passed_through():
         ValidateInput,
         ValidateResult,
     )
+    from spark.rsi.hypotheses import Metric
+    from spark.rsi.rollout import RolloutStage, rollout_stages
     from spark.temporal import (
         RSI_WORKFLOW,
         SA_ACTIVE_VERSION,
@@ -58,6 +65,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.activity_calls import call
 
 HISTORY_KEPT = 20
+STAGE_EXTENSIONS = 3  # extra holds a rollout stage may wait for enough traffic to judge
 _OUTCOME_BY_AB = {
     "reject": "rejected_test",
     "inconclusive": "inconclusive",
@@ -246,7 +254,10 @@ class RSIWorkflow:
             await self._record(plan, item, outcome, candidate.candidate_version_id, effect)
             return self._summary(outcome, ab.reasons, candidate.candidate_version_id)
         deployment = await self._deploy(plan, item, candidate.candidate_version_id)
-        outcome, reasons = await self._monitor(plan, candidate.candidate_version_id, deployment)
+        if isinstance(deployment, DeployResult):
+            outcome, reasons = await self._monitor(plan, candidate.candidate_version_id, deployment)
+        else:
+            outcome, reasons = deployment
         await self._record(plan, item, outcome, candidate.candidate_version_id, effect)
         return self._summary(outcome, ab.reasons + reasons, candidate.candidate_version_id)
 
@@ -267,7 +278,22 @@ class RSIWorkflow:
     async def _ab_test(
         self, plan: CyclePlan, item: ValidatedHypothesis, candidate_id: str
     ) -> ABTestResult:
+        """Replay as an offline gate, an online window on live traffic, or the gate then the
+        window (``ab_mode``)."""
         await self._phase("ab_testing")
+        mode = plan.settings.ab_mode
+        if mode == "online":
+            return await self._online_window(plan, item, candidate_id)
+        replay = await self._replay(plan, item, candidate_id)
+        if mode == "replay" or replay.outcome != "ship":
+            return replay
+        online = await self._online_window(plan, item, candidate_id)
+        gate = [f"replay gate passed ({replay.replayed} runs)"]
+        return online.model_copy(update={"reasons": gate + online.reasons})
+
+    async def _replay(
+        self, plan: CyclePlan, item: ValidatedHypothesis, candidate_id: str
+    ) -> ABTestResult:
         arg = ABTestInput(
             graph_id=plan.graph_id,
             baseline_version_id=plan.active_version_id,
@@ -285,10 +311,121 @@ class RSIWorkflow:
             heartbeat=timedelta(minutes=1),
         )
 
+    async def _online_window(
+        self, plan: CyclePlan, item: ValidatedHypothesis, candidate_id: str
+    ) -> ABTestResult:
+        """Split live traffic, look on durable timers, stop at the first decision."""
+        primary = item.hypothesis.primary_metric
+        start = await call(
+            "start_online_window",
+            OnlineWindowInput(
+                graph_id=plan.graph_id,
+                cycle=self._input.cycle,
+                baseline_version_id=plan.active_version_id,
+                candidate_version_id=candidate_id,
+                primary_metric=primary,
+                settings=plan.settings,
+            ),
+            OnlineWindowStart,
+            summary=f"open online A/B window for {candidate_id}",
+        )
+        if start.plan is None:
+            return ABTestResult(outcome="invalid", reasons=start.reasons)
+        look = await self._run_looks(plan, primary, candidate_id, start)
+        if look.outcome != "ship":
+            await call(
+                "end_online_window",
+                EndWindowInput(
+                    graph_id=plan.graph_id,
+                    cycle=self._input.cycle,
+                    candidate_version_id=candidate_id,
+                    reason=f"online A/B window ended: {look.outcome}",
+                ),
+                type(None),
+                summary="close online A/B window",
+            )
+        outcome = "inconclusive" if look.outcome == "continue" else look.outcome
+        return ABTestResult(
+            outcome=outcome,
+            reasons=start.reasons + look.reasons,
+            metrics=look.metrics,
+        )
+
+    async def _run_looks(
+        self, plan: CyclePlan, primary: Metric, candidate_id: str, start: OnlineWindowStart
+    ) -> OnlineLookResult:
+        assert start.plan is not None
+        window, fractions = start.plan, list[float]()
+        result = OnlineLookResult(outcome="continue")
+        for look in range(1, window.looks + 1):
+            self._set_details(
+                f"online A/B look {look}/{window.looks} in {window.look_interval_s:.0f}s "
+                f"({window.runs_per_arm} runs per arm planned)"
+            )
+            if await self._rollback_requested_within(timedelta(seconds=window.look_interval_s)):
+                reason = f"online window stopped: {self._rollback_reason()}"
+                self._rollback = None
+                self._status.rollback_requested = False
+                return OnlineLookResult(outcome="reject", reasons=[reason])
+            await self._pause_point()
+            result = await call(
+                "online_ab_look",
+                OnlineLookInput(
+                    graph_id=plan.graph_id,
+                    baseline_version_id=plan.active_version_id,
+                    candidate_version_id=candidate_id,
+                    primary_metric=primary,
+                    plan=window,
+                    started_at=start.started_at,
+                    candidate_share=plan.settings.ab_candidate_share,
+                    previous_fractions=fractions,
+                    alpha=plan.settings.alpha,
+                    final=look == window.looks,
+                ),
+                OnlineLookResult,
+                summary=f"online A/B look {look}/{window.looks}",
+            )
+            if result.outcome != "continue":
+                return result
+            if result.fraction > (fractions[-1] if fractions else 0.0):
+                fractions.append(result.fraction)
+        return result
+
     async def _deploy(
         self, plan: CyclePlan, item: ValidatedHypothesis, candidate_id: str
-    ) -> DeployResult:
+    ) -> DeployResult | tuple[CycleOutcome, list[str]]:
+        """Walk the strategy's stages, checking health after each; then switch all traffic.
+        Returns the final switch, or the rollback's outcome when a stage regressed."""
         await self._phase("deploying")
+        settings = plan.settings
+        stages = rollout_stages(
+            settings.strategy,
+            canary_share=settings.canary_share,
+            rollout_steps=settings.rollout_steps,
+            hold_s=settings.stage_hold_s,
+        )
+        for step, stage in enumerate(stages, start=1):
+            self._set_details(
+                f"{settings.strategy} stage {step}/{len(stages)}: "
+                f"{stage.share:.0%} of traffic on {candidate_id}"
+            )
+            routed = await self._deploy_step(plan, item, candidate_id, stage.share, step)
+            problem = await self._hold_stage(plan, candidate_id, routed, stage)
+            if problem is not None:
+                return await self._roll_back(f"{settings.strategy} stage {step}: {problem}")
+        deployment = await self._deploy_step(plan, item, candidate_id, None, len(stages) + 1)
+        self._status.active_version_id = candidate_id
+        workflow.upsert_search_attributes([SA_ACTIVE_VERSION.value_set(candidate_id)])
+        return deployment
+
+    async def _deploy_step(
+        self,
+        plan: CyclePlan,
+        item: ValidatedHypothesis,
+        candidate_id: str,
+        share: float | None,
+        step: int,
+    ) -> DeployResult:
         arg = DeployInput(
             graph_id=plan.graph_id,
             cycle=self._input.cycle,
@@ -296,14 +433,33 @@ class RSIWorkflow:
             to_version_id=candidate_id,
             strategy=plan.settings.strategy,
             hypothesis_id=item.hypothesis.hypothesis_id,
+            share=share,
+            step=step,
         )
+        target = "all traffic" if share is None else f"{share:.0%} of traffic"
         deployment = await call(
-            "deploy_version", arg, DeployResult, summary=f"deploy {candidate_id}"
+            "deploy_version", arg, DeployResult, summary=f"route {target} to {candidate_id}"
         )
         self._live_deployment = (deployment.deployment_id, plan.active_version_id)
-        self._status.active_version_id = candidate_id
-        workflow.upsert_search_attributes([SA_ACTIVE_VERSION.value_set(candidate_id)])
         return deployment
+
+    async def _hold_stage(
+        self, plan: CyclePlan, candidate_id: str, routed: DeployResult, stage: RolloutStage
+    ) -> str | None:
+        """Hold the stage, then judge it; the reason to roll back, or None to go on."""
+        since = routed.model_copy(
+            update={"deployed_at": routed.deployed_at + plan.settings.routing_propagation_s}
+        )
+        for _ in range(1 + STAGE_EXTENSIONS):
+            if await self._rollback_requested_within(timedelta(seconds=stage.hold_s)):
+                return self._rollback_reason()
+            health = await self._check_health(plan, candidate_id, since, stage.concurrent)
+            if health.status == "regressed":
+                return "; ".join(health.reasons)
+            if health.status == "healthy":
+                return None
+        self._set_details(f"stage passed without enough traffic to judge: {health.reasons}")
+        return None
 
     async def _monitor(
         self, plan: CyclePlan, candidate_id: str, deployment: DeployResult
@@ -315,7 +471,7 @@ class RSIWorkflow:
             self._set_details(f"monitoring check {check}/{settings.monitor_checks}")
             if await self._rollback_requested_within(step):
                 return await self._roll_back(self._rollback_reason())
-            health = await self._check_health(plan, candidate_id, deployment)
+            health = await self._check_health(plan, candidate_id, deployment, False)
             if health.status == "regressed":
                 return await self._roll_back("; ".join(health.reasons))
         return "shipped", []
@@ -332,7 +488,7 @@ class RSIWorkflow:
         return True
 
     async def _check_health(
-        self, plan: CyclePlan, candidate_id: str, deployment: DeployResult
+        self, plan: CyclePlan, candidate_id: str, deployment: DeployResult, concurrent: bool
     ) -> HealthResult:
         arg = HealthInput(
             graph_id=plan.graph_id,
@@ -342,8 +498,9 @@ class RSIWorkflow:
             baseline_window_s=plan.settings.analysis_window_s,
             min_traces=plan.settings.min_health_traces,
             alpha=plan.settings.alpha,
+            concurrent=concurrent,
         )
-        return await call("check_health", arg, HealthResult, summary="post-deploy health check")
+        return await call("check_health", arg, HealthResult, summary="health check")
 
     async def _roll_back(self, reason: str) -> tuple[CycleOutcome, list[str]]:
         assert self._live_deployment is not None

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from spark.rsi.hypotheses import Hypothesis, Metric, RiskLevel
+from spark.rsi.online import OnlinePlan
 
 Phase = Literal[
     "starting",
@@ -41,7 +42,8 @@ CycleOutcome = Literal[
     "insufficient_data",
     "invalid_test",
 ]
-DeployStrategy = Literal["direct"]
+DeployStrategy = Literal["direct", "canary", "blue_green", "gradual"]
+ABMode = Literal["replay", "online", "replay_then_online"]
 
 
 class _Model(BaseModel):
@@ -63,6 +65,36 @@ class RSISettings(_Model):
     review_timeout_s: float = Field(default=86_400.0, gt=0)
     max_hypotheses: int = Field(default=5, ge=1, le=20)
     strategy: DeployStrategy = "direct"
+    ab_mode: ABMode = Field(
+        default="replay_then_online",
+        description="replay recorded inputs offline, split live traffic, or replay as a gate first",
+    )
+    ab_candidate_share: float = Field(default=0.5, gt=0, lt=1)
+    ab_looks: int = Field(default=5, ge=1, le=20)
+    ab_min_window_s: float = Field(default=60.0, gt=0)
+    ab_max_window_s: float = Field(default=7 * 86_400.0, gt=0)
+    ab_min_effect: float | None = Field(
+        default=None, description="smallest relative change of the primary worth detecting"
+    )
+    routing_propagation_s: float = Field(
+        default=2.0, ge=0, description="how long clients take to see a routing change"
+    )
+    canary_share: float = Field(default=0.05, gt=0, lt=1)
+    rollout_steps: list[float] = Field(default_factory=lambda: [0.1, 0.25, 0.5])
+    stage_hold_s: float = Field(default=300.0, gt=0)
+
+    @field_validator("rollout_steps")
+    @classmethod
+    def _rising_shares(cls, steps: list[float]) -> list[float]:
+        if not steps or any(not 0 < s < 1 for s in steps) or steps != sorted(set(steps)):
+            raise ValueError(f"rollout_steps must be rising shares in (0, 1), got {steps}")
+        return steps
+
+    @model_validator(mode="after")
+    def _window_bounds(self) -> RSISettings:
+        if self.ab_min_window_s > self.ab_max_window_s:
+            raise ValueError("ab_min_window_s must not exceed ab_max_window_s")
+        return self
 
 
 class RSIWorkflowInput(_Model):
@@ -267,7 +299,11 @@ class ABTestResult(_Model):
 
 
 class DeployInput(_Model):
-    """Switch routing to a new version; idempotent per (graph, cycle, version)."""
+    """One routing step of a deployment; idempotent per (graph, cycle, version, step).
+
+    ``share`` None switches all traffic (the last step of every strategy); a share routes that
+    fraction of traffic to the new version while the old one stays active (a rollout stage).
+    """
 
     graph_id: str
     cycle: int
@@ -276,6 +312,8 @@ class DeployInput(_Model):
     strategy: DeployStrategy = "direct"
     hypothesis_id: str | None = None
     actor: str = "rsi"
+    share: float | None = Field(default=None, gt=0, le=1)
+    step: int = Field(default=0, ge=0)
 
 
 class DeployResult(_Model):
@@ -296,6 +334,11 @@ class HealthInput(_Model):
     baseline_window_s: float
     min_traces: int
     alpha: float
+    concurrent: bool = Field(
+        default=False,
+        description="compare both routing arms since deployed_at (a rollout stage) instead of "
+        "the new version since then with the old one before",
+    )
 
 
 class HealthResult(_Model):
@@ -304,6 +347,61 @@ class HealthResult(_Model):
     status: Literal["healthy", "regressed", "insufficient_data"]
     reasons: list[str] = Field(default_factory=list)
     candidate_traces: int = 0
+
+
+class OnlineWindowInput(_Model):
+    """Open an online A/B window: plan its size from the baseline, then split live traffic."""
+
+    graph_id: str
+    cycle: int
+    baseline_version_id: str
+    candidate_version_id: str
+    primary_metric: Metric
+    settings: RSISettings
+
+
+class OnlineWindowStart(_Model):
+    """The window's plan and when counting starts (after clients saw the routing change);
+    ``plan`` is None when the window cannot be planned, with the reasons."""
+
+    plan: OnlinePlan | None = None
+    started_at: float = 0.0
+    reasons: list[str] = Field(default_factory=list)
+
+
+class OnlineLookInput(_Model):
+    """One interim (or the final) look at an online window."""
+
+    graph_id: str
+    baseline_version_id: str
+    candidate_version_id: str
+    primary_metric: Metric
+    plan: OnlinePlan
+    started_at: float
+    candidate_share: float
+    previous_fractions: list[float] = Field(default_factory=list)
+    alpha: float
+    final: bool = False
+
+
+class OnlineLookResult(_Model):
+    """``continue`` or the window's outcome, the information fraction reached and the evidence."""
+
+    outcome: Literal["continue", "ship", "reject", "inconclusive", "invalid"]
+    fraction: float = 0.0
+    reasons: list[str] = Field(default_factory=list)
+    metrics: list[MetricSummary] = Field(default_factory=list)
+    n_baseline: int = 0
+    n_candidate: int = 0
+
+
+class EndWindowInput(_Model):
+    """Take the candidate out of routing when a window ends without shipping; idempotent."""
+
+    graph_id: str
+    cycle: int
+    candidate_version_id: str
+    reason: str
 
 
 class RollbackInput(_Model):

@@ -15,16 +15,14 @@ from spark.errors import ReplayRefusedError
 from spark.graphs.runtime import GraphRuntime, RunResult
 from spark.graphs.spec import GraphSpec
 from spark.rsi.hypotheses import Metric
+from spark.rsi.online import AB_METRICS
 from spark.rsi.stats import Decision, MetricSpec, SequentialDesign, decide
 from spark.telemetry.aggregates import RecordedRun
 
 REPLAY_METRICS: dict[Metric, MetricSpec] = {
-    "latency": MetricSpec(name="latency", kind="latency", improves="decrease", margin=0.20),
-    "error_rate": MetricSpec(
-        name="error_rate", kind="rate", improves="decrease", margin=0.02, margin_scale="absolute"
-    ),
-    "cost": MetricSpec(name="cost", kind="continuous", improves="decrease", margin=0.10),
+    name: AB_METRICS[name] for name in ("latency", "error_rate", "cost")
 }
+"""What replay measures (quality needs real users' feedback: it is judged online only)."""
 
 
 @dataclass

@@ -19,6 +19,7 @@ FAST_RSI = {
     "monitor_checks": 2,
     "analysis_window_s": 3600,
     "min_health_traces": 20,
+    "ab_mode": "replay",
 }
 
 
@@ -31,6 +32,19 @@ def client_for(
     )
 
 
+async def send_requests(client: SparkClient, graph_id: str, count: int, rng: random.Random) -> None:
+    """``count`` production requests through routing, 16 at a time, then flush telemetry."""
+    gate = asyncio.Semaphore(16)
+
+    async def one() -> None:
+        ticket = make_ticket(rng)
+        async with gate:
+            await client.run(graph_id, ticket, routing_key=ticket["customer_id"])
+
+    await asyncio.gather(*(one() for _ in range(count)))
+    client.flush()
+
+
 async def register_with_traffic(
     client: SparkClient, graph_id: str, *, requests: int = 250, rsi: dict[str, Any] | None = None
 ) -> GraphVersion:
@@ -39,14 +53,5 @@ async def register_with_traffic(
         graph_id, classify_failure_rate=0.25, kb_latency_ms=60.0, rsi={**FAST_RSI, **(rsi or {})}
     )
     version = client.register_graph(spec, NODE_MODULES)
-    rng = random.Random(11)
-    gate = asyncio.Semaphore(16)
-
-    async def one() -> None:
-        ticket = make_ticket(rng)
-        async with gate:
-            await client.run(graph_id, ticket, routing_key=ticket["customer_id"])
-
-    await asyncio.gather(*(one() for _ in range(requests)))
-    client.flush()
+    await send_requests(client, graph_id, requests, random.Random(11))
     return version

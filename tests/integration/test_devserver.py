@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import subprocess
 
 from spark.registry import DeploymentStore
 from spark.temporal import dev_server_path
 from tests.integration.conftest import WorkerProcess
-from tests.integration.scenario import client_for, register_with_traffic
+from tests.integration.scenario import client_for, register_with_traffic, send_requests
 
 
 def temporal_cli(address: str, *args: str) -> str:
@@ -116,4 +117,48 @@ async def test_worker_killed_during_monitoring_deploys_exactly_once(
     ]
     assert len(switches) == 1
     assert client.routing.get("kill-graph").active_version_id != original.version_id
+    client.close()
+
+
+async def test_online_window_splits_live_traffic_and_ships_on_evidence(
+    dev_server: str, worker_process: WorkerProcess, sqlite_database_url: str
+) -> None:
+    """With ``ab_mode=online`` the candidate gets half of live traffic (sticky by routing key)
+    for a window on durable timers; the engine ships the retry fix on the runs of both arms."""
+    client = client_for(sqlite_database_url, address=dev_server)
+    original = await register_with_traffic(
+        client,
+        "online-graph",
+        requests=400,
+        rsi={
+            "ab_mode": "online",
+            "ab_looks": 3,
+            "ab_min_window_s": 6,
+            "ab_max_window_s": 9,
+            "routing_propagation_s": 1.5,
+        },
+    )
+    worker_process.start()
+    handle = await client.start_improvement("online-graph")
+    stop = asyncio.Event()
+
+    async def traffic() -> None:
+        rng = random.Random(5)
+        while not stop.is_set():
+            await send_requests(client, "online-graph", 24, rng)
+
+    sender = asyncio.create_task(traffic())
+    try:
+        final = await asyncio.wait_for(handle.result(), timeout=150)
+    finally:
+        stop.set()
+        await sender
+    summary = final.history[-1]
+    assert summary.outcome == "shipped", summary.reasons
+    events = client.routing.history("online-graph")
+    opened = [e for e in events if e.idempotency_key.endswith(":open")]
+    assert len(opened) == 1 and opened[0].candidate_share == 0.5
+    arms = client.telemetry.assignment_counts("online-graph", since=0, until=2e9)
+    assert arms.get("candidate", 0) > 100 and arms.get("active", 0) > 100
+    assert client.routing.get("online-graph").active_version_id != original.version_id
     client.close()

@@ -16,12 +16,17 @@ from spark.rsi.contracts import (
     CyclePlan,
     DeployInput,
     DeployResult,
+    EndWindowInput,
     ExtractPatternsInput,
     HealthInput,
     HealthResult,
     HypothesizeInput,
     HypothesizeResult,
     MetricSummary,
+    OnlineLookInput,
+    OnlineLookResult,
+    OnlineWindowInput,
+    OnlineWindowStart,
     PatternsResult,
     PlanCycleInput,
     RecordAttemptInput,
@@ -33,6 +38,7 @@ from spark.rsi.contracts import (
     ValidateResult,
 )
 from spark.rsi.hypotheses import Hypothesis, SetConfig
+from spark.rsi.online import OnlinePlan
 
 BASE = "v-base"
 CANDIDATE = "v-candidate"
@@ -58,9 +64,16 @@ class FakeRSI:
     ab_outcome: str = "ship"
     health: list[str] = field(default_factory=lambda: ["healthy"])
     settings: RSISettings = field(
-        default_factory=lambda: RSISettings(monitor_window_s=60, monitor_checks=2, interval_s=30)
+        default_factory=lambda: RSISettings(
+            monitor_window_s=60, monitor_checks=2, interval_s=30, ab_mode="replay"
+        )
     )
+    online_looks: list[str] = field(default_factory=lambda: ["ship"])
+    window_planned: bool = True
     calls: list[str] = field(default_factory=list)
+    look_inputs: list[OnlineLookInput] = field(default_factory=list)
+    deploy_inputs: list[DeployInput] = field(default_factory=list)
+    health_inputs: list[HealthInput] = field(default_factory=list)
     attempts: list[RecordAttemptInput] = field(default_factory=list)
     rollbacks: list[RollbackInput] = field(default_factory=list)
 
@@ -125,9 +138,42 @@ class FakeRSI:
                 replayed=200,
             )  # type: ignore[arg-type]
 
+        @activity.defn(name="start_online_window")
+        async def start_online_window(inp: OnlineWindowInput) -> OnlineWindowStart:
+            self.calls.append("start_online_window")
+            if not self.window_planned:
+                return OnlineWindowStart(reasons=["online window not possible: no traffic"])
+            plan = OnlinePlan(
+                runs_per_arm=400,
+                window_s=600.0,
+                look_interval_s=600.0 / len(self.online_looks),
+                looks=len(self.online_looks),
+                limiting_metric=inp.primary_metric,
+                metrics=[inp.primary_metric],
+                runs_per_hour=5000.0,
+            )
+            return OnlineWindowStart(plan=plan, started_at=100.0, reasons=["planned"])
+
+        @activity.defn(name="online_ab_look")
+        async def online_ab_look(inp: OnlineLookInput) -> OnlineLookResult:
+            self.calls.append("online_ab_look")
+            self.look_inputs.append(inp)
+            outcome = self.online_looks[len(self.look_inputs) - 1]
+            fraction = len(self.look_inputs) / len(self.online_looks)
+            return OnlineLookResult(
+                outcome=outcome,  # type: ignore[arg-type]
+                fraction=fraction,
+                reasons=[f"scripted look {outcome}"],
+            )
+
+        @activity.defn(name="end_online_window")
+        async def end_online_window(inp: EndWindowInput) -> None:
+            self.calls.append("end_online_window")
+
         @activity.defn(name="deploy_version")
         async def deploy_version(inp: DeployInput) -> DeployResult:
             self.calls.append("deploy_version")
+            self.deploy_inputs.append(inp)
             return DeployResult(
                 deployment_id=f"g:c{inp.cycle}:{inp.to_version_id}",
                 deployed_at=1.0,
@@ -137,6 +183,7 @@ class FakeRSI:
         @activity.defn(name="check_health")
         async def check_health(inp: HealthInput) -> HealthResult:
             self.calls.append("check_health")
+            self.health_inputs.append(inp)
             status = self.health.pop(0) if len(self.health) > 1 else self.health[0]
             return HealthResult(status=status, reasons=[f"scripted {status}"])  # type: ignore[arg-type]
 
@@ -163,6 +210,9 @@ class FakeRSI:
             validate_hypotheses,
             create_candidate,
             replay_ab_test,
+            start_online_window,
+            online_ab_look,
+            end_online_window,
             deploy_version,
             check_health,
             rollback_deployment,

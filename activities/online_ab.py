@@ -1,0 +1,164 @@
+"""Phase 4 (online): an A/B window on live traffic, opened, looked at, and closed.
+
+Opening plans the window from the baseline's recent runs and routes the candidate's share of
+traffic to it (one routing change per window, keyed by graph, cycle and candidate, so a retried
+activity never splits traffic twice). Each look reads both arms' runs since the window started
+from telemetry and decides through the statistical engine. Closing without a ship takes the
+candidate out of routing.
+"""
+
+from __future__ import annotations
+
+import time
+
+from temporalio import activity
+
+from activities._support import log, misuse_is_final, off_loop
+from activities.deps import ActivityDeps
+from spark.errors import InvalidInputError
+from spark.rsi.contracts import (
+    EndWindowInput,
+    MetricSummary,
+    OnlineLookInput,
+    OnlineLookResult,
+    OnlineWindowInput,
+    OnlineWindowStart,
+)
+from spark.rsi.online import decide_online_look, observed_rate, plan_online_window
+from spark.rsi.stats import Decision, MetricResult
+
+PLANNING_RUNS = 5_000
+
+
+def window_key(graph_id: str, cycle: int, candidate_version_id: str) -> str:
+    """The business id of one cycle's online window (routing idempotency keys derive from it)."""
+    return f"ab:{graph_id}:c{cycle}:{candidate_version_id}"
+
+
+class OnlineABActivities:
+    """Reads telemetry, writes routing."""
+
+    def __init__(self, deps: ActivityDeps) -> None:
+        self._deps = deps
+
+    @activity.defn(name="start_online_window")
+    @misuse_is_final
+    async def start_online_window(self, inp: OnlineWindowInput) -> OnlineWindowStart:
+        """Plan the window and split traffic; a window that cannot be planned splits nothing."""
+        return await off_loop(self._start, inp)
+
+    def _start(self, inp: OnlineWindowInput) -> OnlineWindowStart:
+        settings, telemetry = inp.settings, self._deps.telemetry
+        since = time.time() - settings.analysis_window_s
+        baseline = telemetry.trace_metrics(
+            inp.graph_id, inp.baseline_version_id, since=since, limit=PLANNING_RUNS
+        )
+        traces = telemetry.count_traces(inp.graph_id, since=since)
+        try:
+            plan = plan_online_window(
+                baseline,
+                inp.primary_metric,
+                runs_per_hour=observed_rate(traces, settings.analysis_window_s),
+                candidate_share=settings.ab_candidate_share,
+                looks=settings.ab_looks,
+                alpha=settings.alpha,
+                min_window_s=settings.ab_min_window_s,
+                max_window_s=settings.ab_max_window_s,
+                min_effect=settings.ab_min_effect,
+            )
+        except InvalidInputError as exc:
+            log.info("online window not planned", graph_id=inp.graph_id, reason=str(exc))
+            return OnlineWindowStart(reasons=[f"online window not possible: {exc}"])
+        key = window_key(inp.graph_id, inp.cycle, inp.candidate_version_id)
+        state = self._deps.routing.apply(
+            inp.graph_id,
+            idempotency_key=f"{key}:open",
+            action="set_candidate",
+            candidate_version_id=inp.candidate_version_id,
+            candidate_share=settings.ab_candidate_share,
+            actor="rsi",
+            reason=f"online A/B window of cycle {inp.cycle}",
+        )
+        started_at = state.updated_at.timestamp() + settings.routing_propagation_s
+        log.info(
+            "online window opened",
+            graph_id=inp.graph_id,
+            candidate=inp.candidate_version_id,
+            runs_per_arm=plan.runs_per_arm,
+            window_s=plan.window_s,
+        )
+        return OnlineWindowStart(plan=plan, started_at=started_at, reasons=plan.notes)
+
+    @activity.defn(name="online_ab_look")
+    @misuse_is_final
+    async def online_ab_look(self, inp: OnlineLookInput) -> OnlineLookResult:
+        """Both arms' runs since the window started, judged at this look."""
+        return await off_loop(self._look, inp)
+
+    def _look(self, inp: OnlineLookInput) -> OnlineLookResult:
+        telemetry, now = self._deps.telemetry, time.time()
+        baseline = telemetry.trace_metrics(
+            inp.graph_id, inp.baseline_version_id, since=inp.started_at, routing_arm="active"
+        )
+        candidate = telemetry.trace_metrics(
+            inp.graph_id, inp.candidate_version_id, since=inp.started_at, routing_arm="candidate"
+        )
+        counts = telemetry.assignment_counts(inp.graph_id, inp.started_at, now)
+        assignment = (counts.get("active", 0), counts.get("candidate", 0))
+        try:
+            decision, fraction = decide_online_look(
+                inp.plan,
+                inp.primary_metric,
+                baseline,
+                candidate,
+                assignment=assignment,
+                candidate_share=inp.candidate_share,
+                previous_fractions=inp.previous_fractions,
+                alpha=inp.alpha,
+                final=inp.final,
+            )
+        except InvalidInputError as exc:
+            outcome = "inconclusive" if inp.final else "continue"
+            return OnlineLookResult(
+                outcome=outcome,
+                reasons=[str(exc)],
+                n_baseline=len(baseline.error),
+                n_candidate=len(candidate.error),
+            )
+        return _look_result(decision, fraction)
+
+    @activity.defn(name="end_online_window")
+    @misuse_is_final
+    async def end_online_window(self, inp: EndWindowInput) -> None:
+        """Route all traffic back to the active version (idempotent)."""
+        await off_loop(self._end, inp)
+
+    def _end(self, inp: EndWindowInput) -> None:
+        key = window_key(inp.graph_id, inp.cycle, inp.candidate_version_id)
+        state = self._deps.routing.get(inp.graph_id)
+        if state.candidate_version_id != inp.candidate_version_id:
+            return  # already out of routing (a retry, or an operator cleared it)
+        self._deps.routing.apply(
+            inp.graph_id,
+            idempotency_key=f"{key}:close",
+            action="clear_candidate",
+            actor="rsi",
+            reason=inp.reason,
+        )
+        log.info("online window closed", graph_id=inp.graph_id, reason=inp.reason)
+
+
+def _look_result(decision: Decision, fraction: float) -> OnlineLookResult:
+    return OnlineLookResult(
+        outcome=decision.outcome,
+        fraction=fraction,
+        reasons=list(decision.reasons),
+        metrics=[metric_summary(m) for m in decision.metrics],
+        n_baseline=decision.n_baseline,
+        n_candidate=decision.n_candidate,
+    )
+
+
+def metric_summary(metric: MetricResult) -> MetricSummary:
+    """The workflow-facing summary of one metric's result."""
+    return MetricSummary.model_validate(metric, from_attributes=True)

@@ -1,0 +1,225 @@
+"""The online A/B window: live traffic split between baseline and candidate, looked at on timers.
+
+Pure logic, no I/O: the activities read telemetry and routing, these functions plan and decide.
+
+* ``plan_online_window`` sizes the window from the baseline's recorded runs (its spread and
+  error rate) and the graph's traffic rate: runs per arm from the statistical planner for the
+  primary metric at its minimum effect and every guardrail at its margin, then the hours of
+  traffic that deliver them at the candidate's share, clamped to the allowed window.
+* ``decide_online_look`` decides one look through the statistical engine. Looks are spaced in
+  time but the design's error spending follows the *information* actually gathered (Lan-DeMets):
+  each look's fraction is the runs per arm so far over the planned runs per arm, and the last
+  allowed look spends whatever alpha is left, so a slow or bursty traffic never inflates the
+  false-positive rate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from pydantic import BaseModel, Field
+
+from spark.errors import InvalidInputError
+from spark.rsi.hypotheses import Metric
+from spark.rsi.stats import Decision, MetricSpec, SequentialDesign, decide, plan_window
+from spark.telemetry.aggregates import TraceMetrics
+
+AB_METRICS: dict[Metric, MetricSpec] = {
+    "latency": MetricSpec(name="latency", kind="latency", improves="decrease", margin=0.20),
+    "error_rate": MetricSpec(
+        name="error_rate", kind="rate", improves="decrease", margin=0.02, margin_scale="absolute"
+    ),
+    "cost": MetricSpec(name="cost", kind="continuous", improves="decrease", margin=0.10),
+    "quality": MetricSpec(name="quality", kind="continuous", improves="increase", margin=0.05),
+}
+"""Every metric an A/B window can judge, with its guardrail margin (used when not primary)."""
+
+DEFAULT_MIN_EFFECTS: dict[Metric, float] = {
+    "latency": -0.10,
+    "error_rate": -0.20,
+    "cost": -0.10,
+    "quality": 0.05,
+}
+"""The smallest relative change of a primary metric worth detecting, by default."""
+
+MIN_RUNS_PER_METRIC = 10
+
+
+class OnlinePlan(BaseModel):
+    """How big and how long a window must be, and when its looks fall."""
+
+    runs_per_arm: int = Field(ge=1)
+    window_s: float = Field(gt=0)
+    look_interval_s: float = Field(gt=0)
+    looks: int = Field(ge=1)
+    limiting_metric: str
+    metrics: list[Metric]
+    runs_per_hour: float
+    capped: bool = False
+    notes: list[str] = Field(default_factory=list)
+
+
+def metric_arrays(metrics: TraceMetrics) -> dict[str, list[float]]:
+    """Per-run arrays of one arm: error over all runs, latency and cost over completed runs (a
+    failed run stops early and looks fast), quality where a score was recorded."""
+    ok = [error == 0.0 for error in metrics.error]
+    return {
+        "error_rate": list(metrics.error),
+        "latency": [v for v, good in zip(metrics.latency_ms, ok, strict=True) if good],
+        "cost": [v for v, good in zip(metrics.cost, ok, strict=True) if good],
+        "quality": [q for q in metrics.quality if q is not None],
+    }
+
+
+def informative(values: Sequence[float], spec: MetricSpec) -> bool:
+    """Enough runs with some spread to plan or judge the metric (a rate needs some events)."""
+    if len(values) < MIN_RUNS_PER_METRIC:
+        return False
+    if spec.kind == "latency" and min(values) <= 0:
+        return False
+    return len(set(values)) > 1
+
+
+def window_metrics(primary: Metric, baseline: dict[str, list[float]]) -> list[MetricSpec]:
+    """The primary plus every guardrail the baseline's records can support."""
+    chosen = []
+    for name, spec in AB_METRICS.items():
+        role = "primary" if name == primary else "guardrail"
+        if role == "primary" or informative(baseline[name], spec):
+            chosen.append(spec.model_copy(update={"role": role}))
+    return chosen
+
+
+def plan_online_window(
+    baseline: TraceMetrics,
+    primary: Metric,
+    *,
+    runs_per_hour: float,
+    candidate_share: float,
+    looks: int,
+    alpha: float,
+    min_window_s: float,
+    max_window_s: float,
+    min_effect: float | None = None,
+) -> OnlinePlan:
+    """Size the window; raises ``InvalidInputError`` (with the reason) when it cannot be planned."""
+    if runs_per_hour <= 0:
+        raise InvalidInputError("the graph has no recent traffic: an online window cannot fill")
+    if not 0 < candidate_share < 1:
+        raise InvalidInputError(f"candidate_share must lie in (0, 1), got {candidate_share!r}")
+    arrays = metric_arrays(baseline)
+    if not informative(arrays[primary], AB_METRICS[primary]):
+        raise InvalidInputError(
+            f"the baseline has too few or constant {primary!r} records to plan a window "
+            f"({len(arrays[primary])} values)"
+        )
+    metrics = window_metrics(primary, arrays)
+    effect = DEFAULT_MIN_EFFECTS[primary] if min_effect is None else min_effect
+    design = SequentialDesign(alpha=alpha, planned_looks=looks)
+    planned = plan_window(
+        metrics, {m.name: arrays[m.name] for m in metrics}, {primary: effect}, design=design
+    )
+    share = min(candidate_share, 1.0 - candidate_share)
+    needed_s = planned.runs_per_arm / (runs_per_hour * share) * 3600.0
+    window_s = min(max(needed_s, min_window_s), max_window_s)
+    notes = [
+        f"{planned.runs_per_arm} runs per arm (limited by {planned.limiting_metric}) at "
+        f"{runs_per_hour:.0f} runs/h and a {candidate_share:.0%} candidate share need "
+        f"{needed_s / 3600.0:.2f} h"
+    ]
+    if needed_s > max_window_s:
+        notes.append(
+            f"capped at {max_window_s / 3600.0:.2f} h: the window will hold about "
+            f"{max_window_s / needed_s:.0%} of the planned runs, with less power"
+        )
+    return OnlinePlan(
+        runs_per_arm=planned.runs_per_arm,
+        window_s=window_s,
+        look_interval_s=window_s / looks,
+        looks=looks,
+        limiting_metric=planned.limiting_metric,
+        metrics=[name for name in AB_METRICS if any(m.name == name for m in metrics)],
+        runs_per_hour=runs_per_hour,
+        capped=needed_s > max_window_s,
+        notes=notes,
+    )
+
+
+def look_fractions(
+    previous: Sequence[float], current: float, looks: int, *, final: bool
+) -> tuple[float, ...]:
+    """The design's information fractions at this look: the ones observed so far, then the rest
+    of the planned looks spread evenly up to 1. The final look is always at fraction 1."""
+    done = len(previous) + 1
+    if done > looks:
+        raise InvalidInputError(f"look {done} exceeds the {looks} planned looks")
+    if final or done == looks:
+        return (*previous, 1.0)
+    floor = previous[-1] if previous else 0.0
+    step_room = 1e-6 * (looks - done + 1)
+    value = min(max(current, floor + 1e-6), 1.0 - step_room)
+    remaining = looks - done
+    rest = tuple(value + (1.0 - value) * k / remaining for k in range(1, remaining + 1))
+    return (*previous, value, *rest)
+
+
+def decide_online_look(
+    plan: OnlinePlan,
+    primary: Metric,
+    baseline: TraceMetrics,
+    candidate: TraceMetrics,
+    *,
+    assignment: tuple[int, int],
+    candidate_share: float,
+    previous_fractions: Sequence[float],
+    alpha: float,
+    final: bool,
+) -> tuple[Decision, float]:
+    """Decide this look; returns the decision and the information fraction it was taken at
+    (rising strictly across looks: pass it back in ``previous_fractions`` next time)."""
+    arms = metric_arrays(baseline), metric_arrays(candidate)
+    metrics = [
+        AB_METRICS[name].model_copy(update={"role": "primary" if name == primary else "guardrail"})
+        for name in plan.metrics
+        if all(len(arm[name]) >= 2 for arm in arms)
+    ]
+    if not any(m.role == "primary" for m in metrics):
+        raise InvalidInputError(f"not enough {primary!r} records in both arms yet")
+    runs = min(len(baseline.error), len(candidate.error))
+    fraction = runs / plan.runs_per_arm
+    final = final or fraction >= 1.0
+    fractions = look_fractions(previous_fractions, fraction, plan.looks, final=final)
+    look = len(previous_fractions) + 1
+    if final:
+        # Spend what is left now: the design shrinks to the looks actually taken. Earlier
+        # looks keep their bounds (a Lan-DeMets bound depends only on the fractions up to it).
+        fractions = fractions[:look]
+    design = SequentialDesign(
+        alpha=alpha, planned_looks=len(fractions), look_fractions=_normalised(fractions)
+    )
+    taken = design.fractions[look - 1]
+    decision = decide(
+        metrics,
+        {m.name: arms[0][m.name] for m in metrics},
+        {m.name: arms[1][m.name] for m in metrics},
+        design=design,
+        look=look,
+        assignment=assignment,
+        expected_share=candidate_share,
+    )
+    return decision, taken
+
+
+def _normalised(fractions: tuple[float, ...]) -> tuple[float, ...]:
+    """Fractions rising strictly and ending exactly at 1 (the design's invariant)."""
+    result: list[float] = []
+    for value in fractions[:-1]:
+        floor = result[-1] if result else 0.0
+        result.append(min(max(value, floor + 1e-9), 1.0 - 1e-9 * (len(fractions) - len(result))))
+    return (*result, 1.0)
+
+
+def observed_rate(traces: int, window_s: float) -> float:
+    """Runs per hour from a trace count over a window."""
+    return traces / window_s * 3600.0 if window_s > 0 and math.isfinite(window_s) else 0.0
