@@ -2,7 +2,7 @@
 
 Configuration from the environment (local defaults): ``TEMPORAL_ADDRESS`` (localhost:7233),
 ``TEMPORAL_NAMESPACE`` (default), ``SPARK_TASK_QUEUE`` (spark-rsi), ``SPARK_DATABASE_URL``
-(sqlite:///.spark/spark.db).
+(sqlite:///.spark/spark.db), ``SPARK_GENERATOR`` (rules; or openai / anthropic with their API key).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def build_worker(
     client: Client, settings: SparkSettings, deps: ActivityDeps | None = None
 ) -> Worker:
     """A worker for the RSI workflow and activities, bound to the configured database."""
-    deps = deps or ActivityDeps.from_database_url(settings.database_url)
+    deps = deps or ActivityDeps.from_database_url(settings.database_url, settings=settings)
     return Worker(
         client,
         task_queue=settings.task_queue,

@@ -8,6 +8,8 @@ from spark.experience import ExperienceStore
 from spark.graphs.registry import NodeRegistry, default_registry
 from spark.registry import DeploymentStore, RegistryStore, RoutingStore
 from spark.rsi.generator import HypothesisGenerator, RuleBasedGenerator
+from spark.rsi.llm_generator import generator_from_settings
+from spark.settings import SparkSettings
 from spark.telemetry import TelemetryStore
 
 
@@ -25,8 +27,18 @@ class ActivityDeps:
     generator: HypothesisGenerator = field(default_factory=RuleBasedGenerator)
 
     @classmethod
-    def from_database_url(cls, database_url: str) -> ActivityDeps:
-        """Open every store on one database (SQLite file or PostgreSQL)."""
+    def from_database_url(
+        cls,
+        database_url: str,
+        *,
+        settings: SparkSettings | None = None,
+        generator: HypothesisGenerator | None = None,
+    ) -> ActivityDeps:
+        """Open every store on one database (SQLite file or PostgreSQL). The generator is
+        ``generator`` when given, else the one ``settings`` select (``SPARK_GENERATOR``), else
+        the rules; a missing API key raises ``ConfigurationError`` before any store opens."""
+        if generator is None:
+            generator = generator_from_settings(settings) if settings else RuleBasedGenerator()
         return cls(
             database_url=database_url,
             telemetry=TelemetryStore(database_url),
@@ -34,4 +46,5 @@ class ActivityDeps:
             routing=RoutingStore(database_url),
             deployments=DeploymentStore(database_url),
             experience=ExperienceStore(database_url),
+            generator=generator,
         )

@@ -9,11 +9,13 @@
     │   ├── UnknownVersionError     no version stored under that id
     │   ├── UnknownNodeTypeError    a node type is missing from the node registry
     │   ├── InvalidChangeError      a change operation cannot apply to the spec
-    │   └── InvalidInputError       statistical or request input is unusable (NaN, empty arm...)
+    │   ├── InvalidInputError       statistical or request input is unusable (NaN, empty arm...)
+    │   └── ConfigurationError      a setting is invalid or missing (bad SPARK_GENERATOR, no key)
     ├── SparkRuntimeError           something failed while running; may be transient
     │   ├── NodeExecutionError      a node raised after its retries
     │   ├── NodeTimeoutError        a node exceeded its timeout
-    │   └── TransientNodeError      a node failure worth retrying (raised by node implementations)
+    │   ├── TransientNodeError      a node failure worth retrying (raised by node implementations)
+    │   └── GeneratorUnavailableError  an LLM generator got no usable answer and has no fallback
     └── ReplayRefusedError          offline replay would repeat a real side effect
 
 Activities turn ``SparkMisuseError`` into a non-retryable Temporal ``ApplicationError`` whose
@@ -56,6 +58,10 @@ class InvalidInputError(SparkMisuseError, ValueError):
     """Input data (samples, requests, parameters) is unusable."""
 
 
+class ConfigurationError(SparkMisuseError):
+    """A setting is invalid or a required one (such as an API key) is missing."""
+
+
 class SparkRuntimeError(SparkError):
     """A failure while executing a graph; may be transient."""
 
@@ -75,6 +81,10 @@ class NodeTimeoutError(SparkRuntimeError):
 
 class TransientNodeError(SparkRuntimeError):
     """Raised by node implementations for failures that a retry may cure."""
+
+
+class GeneratorUnavailableError(SparkRuntimeError):
+    """A model-backed hypothesis generator got no usable answer and has no fallback."""
 
 
 class ReplayRefusedError(SparkError):

@@ -136,7 +136,7 @@ class FakeRSI:
                 reasons=[f"scripted {self.ab_outcome}"],
                 metrics=[metric],
                 replayed=200,
-            )  # type: ignore[arg-type]
+            )
 
         @activity.defn(name="start_online_window")
         async def start_online_window(inp: OnlineWindowInput) -> OnlineWindowStart:
@@ -161,7 +161,7 @@ class FakeRSI:
             outcome = self.online_looks[len(self.look_inputs) - 1]
             fraction = len(self.look_inputs) / len(self.online_looks)
             return OnlineLookResult(
-                outcome=outcome,  # type: ignore[arg-type]
+                outcome=outcome,
                 fraction=fraction,
                 reasons=[f"scripted look {outcome}"],
             )
@@ -185,7 +185,7 @@ class FakeRSI:
             self.calls.append("check_health")
             self.health_inputs.append(inp)
             status = self.health.pop(0) if len(self.health) > 1 else self.health[0]
-            return HealthResult(status=status, reasons=[f"scripted {status}"])  # type: ignore[arg-type]
+            return HealthResult(status=status, reasons=[f"scripted {status}"])
 
         @activity.defn(name="rollback_deployment")
         async def rollback_deployment(inp: RollbackInput) -> RollbackResult:
