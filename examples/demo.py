@@ -29,6 +29,16 @@ DEMO_RSI_SETTINGS = {
     "min_health_traces": 30,
     "interval_s": 2,
     "analysis_window_s": 3600,
+    # the A/B test: replay recorded inputs as a gate, then split live traffic for a short window
+    "ab_mode": "replay_then_online",
+    "ab_looks": 4,
+    "ab_min_window_s": 12,
+    "ab_max_window_s": 24,
+    "routing_propagation_s": 1.5,
+    # ship through a canary: 20% of live traffic for 6 s, judged side by side, then everyone
+    "strategy": "canary",
+    "canary_share": 0.2,
+    "stage_hold_s": 6,
 }
 FRESH_REQUESTS = 300
 
@@ -89,6 +99,8 @@ async def follow(client: SparkClient, handle_result: asyncio.Task[RSIStatus]) ->
         line = f"cycle {status.cycle}: {status.phase}" + (
             f" — {status.hypothesis_title}" if status.hypothesis_title else ""
         )
+        if status.phase in {"ab_testing", "deploying", "monitoring"} and status.details:
+            line += f" ({status.details})"
         if line != last:
             print(f"  [rsi] {line}", flush=True)
             last = line

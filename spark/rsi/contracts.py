@@ -57,7 +57,12 @@ class RSISettings(_Model):
     analysis_window_s: float = Field(default=86_400.0, gt=0)
     min_traces: int = Field(default=30, ge=1)
     replay_sample: int = Field(default=200, ge=10, le=5_000)
-    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    alpha: float = Field(
+        default=0.02,
+        gt=0,
+        lt=0.5,
+        description="two-sided; a candidate with no effect ships with probability <= alpha / 2",
+    )
     monitor_window_s: float = Field(default=300.0, gt=0)
     monitor_checks: int = Field(default=3, ge=1, le=1_000)
     min_health_traces: int = Field(default=20, ge=1)
