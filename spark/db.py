@@ -7,14 +7,18 @@ block the telemetry writer; PostgreSQL goes through psycopg 3 (``postgresql+psyc
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import SQLModel, create_engine
 
 _ENGINES: dict[str, Engine] = {}
 _LOCK = threading.Lock()
+SCHEMA_LOCK_KEY = 0x5350_524B  # "SPRK": the advisory lock serialising schema creation
+SCHEMA_ATTEMPTS = 6
 
 
 def normalize_url(url: str) -> str:
@@ -63,8 +67,27 @@ def _create(url: str) -> Engine:
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
     _import_all_tables()
-    SQLModel.metadata.create_all(engine)
+    _create_schema(engine, url)
     return engine
+
+
+def _create_schema(engine: Engine, url: str) -> None:
+    """Create missing tables, safely when several processes (worker, client, CLI) open a new
+    database at the same moment: PostgreSQL serialises them with an advisory lock; on SQLite a
+    process that loses the race sees "already exists" and checks again."""
+    if is_postgres(url):
+        with engine.begin() as connection:
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            SQLModel.metadata.create_all(connection)
+        return
+    for attempt in range(1, SCHEMA_ATTEMPTS + 1):
+        try:
+            SQLModel.metadata.create_all(engine)
+            return
+        except OperationalError as exc:
+            if "already exists" not in str(exc) or attempt == SCHEMA_ATTEMPTS:
+                raise
+            time.sleep(0.05 * attempt)
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
