@@ -28,6 +28,7 @@ from spark.rsi.online import decide_online_look, observed_rate, plan_online_wind
 from spark.rsi.stats import Decision, MetricResult
 
 PLANNING_RUNS = 5_000
+MIN_RATE_SPAN_S = 60.0
 
 
 def window_key(graph_id: str, cycle: int, candidate_version_id: str) -> str:
@@ -53,12 +54,11 @@ class OnlineABActivities:
         baseline = telemetry.trace_metrics(
             inp.graph_id, inp.baseline_version_id, since=since, limit=PLANNING_RUNS
         )
-        traces = telemetry.count_traces(inp.graph_id, since=since)
         try:
             plan = plan_online_window(
                 baseline,
                 inp.primary_metric,
-                runs_per_hour=observed_rate(traces, settings.analysis_window_s),
+                runs_per_hour=self._traffic_rate(inp.graph_id, since),
                 candidate_share=settings.ab_candidate_share,
                 looks=settings.ab_looks,
                 alpha=settings.alpha,
@@ -88,6 +88,15 @@ class OnlineABActivities:
             window_s=plan.window_s,
         )
         return OnlineWindowStart(plan=plan, started_at=started_at, reasons=plan.notes)
+
+    def _traffic_rate(self, graph_id: str, since: float) -> float:
+        """Runs per hour over the analysis window, or over the part of it the graph has lived
+        (at least a minute), so a young graph's rate is not diluted by the empty rest."""
+        stats = self._deps.telemetry.version_stats(graph_id, since=since)
+        if stats.first_started_at is None:
+            return 0.0
+        span = max(time.time() - max(since, stats.first_started_at), MIN_RATE_SPAN_S)
+        return observed_rate(stats.count, span)
 
     @activity.defn(name="online_ab_look")
     @misuse_is_final
