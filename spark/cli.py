@@ -5,7 +5,7 @@ spark start GRAPH [--continuous]   start rsi-GRAPH
 spark status GRAPH                 the status query
 spark rollback GRAPH --reason R    signal a rollback
 spark pause|resume GRAPH
-spark review GRAPH approve|reject --reviewer NAME [--comment C]
+spark review GRAPH approve|reject --reviewer NAME [--comment C] [--hypothesis ID]
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from temporalio.client import WorkflowUpdateFailedError
 
 from spark.client import SparkClient
 from spark.devserver import port_open, start_dev_server, stop
@@ -58,15 +60,27 @@ async def _workflow_command(args: argparse.Namespace) -> int:
         elif args.command == "resume":
             await client.resume(args.graph)
         elif args.command == "review":
-            await client.review(
-                args.graph,
-                approve=args.verdict == "approve",
-                reviewer=args.reviewer,
-                comment=args.comment,
-            )
+            return await _review(client, args)
         return 0
     finally:
         client.close()
+
+
+async def _review(client: SparkClient, args: argparse.Namespace) -> int:
+    try:
+        ack = await client.review(
+            args.graph,
+            approve=args.verdict == "approve",
+            reviewer=args.reviewer,
+            comment=args.comment,
+            hypothesis_id=args.hypothesis,
+        )
+    except WorkflowUpdateFailedError as exc:
+        print(f"review refused: {exc.cause}", file=sys.stderr)
+        return 2
+    verdict = "approved" if ack.approved else "rejected"
+    print(f"{verdict} {ack.hypothesis_id} (by {ack.reviewer})")
+    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -89,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     review.add_argument("verdict", choices=["approve", "reject"])
     review.add_argument("--reviewer", required=True)
     review.add_argument("--comment", default="")
+    review.add_argument(
+        "--hypothesis", default=None, help="only if this hypothesis is the open one"
+    )
     return parser
 
 

@@ -26,7 +26,13 @@ from spark.graphs.runtime import GraphRuntime, RunResult
 from spark.graphs.spec import GraphSpec
 from spark.registry import RegistryStore, RoutingCache, RoutingStore, assign_arm
 from spark.registry.versions import GraphVersion
-from spark.rsi.contracts import ReviewDecision, RollbackRequest, RSIStatus, RSIWorkflowInput
+from spark.rsi.contracts import (
+    ReviewAck,
+    ReviewRequest,
+    RollbackRequest,
+    RSIStatus,
+    RSIWorkflowInput,
+)
 from spark.settings import SparkSettings
 from spark.telemetry import TelemetryConfig, TelemetryRecorder, TelemetryStore
 from spark.telemetry.models import RoutingArm
@@ -190,9 +196,19 @@ class SparkClient:
         await (await self.handle(graph_id)).signal("resume")
 
     async def review(
-        self, graph_id: str, *, approve: bool, reviewer: str, comment: str = ""
-    ) -> None:
-        """Approve or reject the high-risk hypothesis awaiting review."""
+        self,
+        graph_id: str,
+        *,
+        approve: bool,
+        reviewer: str,
+        comment: str = "",
+        hypothesis_id: str | None = None,
+    ) -> ReviewAck:
+        """Approve or reject the high-risk hypothesis awaiting review; returns which hypothesis
+        the decision was recorded for. Raises ``WorkflowUpdateFailedError`` (its cause says why)
+        when no review is open or ``hypothesis_id`` names another hypothesis."""
         handle = await self.handle(graph_id)
-        name = "approve_review" if approve else "reject_review"
-        await handle.signal(name, ReviewDecision(reviewer=reviewer, comment=comment))
+        request = ReviewRequest(
+            approve=approve, reviewer=reviewer, comment=comment, hypothesis_id=hypothesis_id
+        )
+        return await handle.execute_update("review", request, result_type=ReviewAck)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from spark.rsi.contracts import (
@@ -39,7 +40,9 @@ with workflow.unsafe.imports_passed_through():
         Phase,
         PlanCycleInput,
         RecordAttemptInput,
+        ReviewAck,
         ReviewDecision,
+        ReviewRequest,
         RollbackInput,
         RollbackRequest,
         RollbackResult,
@@ -125,11 +128,37 @@ class RSIWorkflow:
         """Reject the high-risk hypothesis awaiting review."""
         self._record_review(False, decision)
 
+    @workflow.update
+    def review(self, request: ReviewRequest) -> ReviewAck:
+        """Approve or reject the hypothesis awaiting review, with an answer: refused (before
+        anything is recorded) when no review is open or the request names another hypothesis."""
+        self._record_review(request.approve, request)
+        assert self._status.review_hypothesis_id is not None
+        return ReviewAck(
+            hypothesis_id=self._status.review_hypothesis_id,
+            approved=request.approve,
+            reviewer=request.reviewer,
+        )
+
+    @review.validator
+    def _validate_review(self, request: ReviewRequest) -> None:
+        problem = self._review_problem(request)
+        if problem is not None:
+            raise ApplicationError(problem, type="ReviewNotOpen", non_retryable=True)
+
+    def _review_problem(self, decision: ReviewDecision) -> str | None:
+        """Why a review decision cannot apply now, or None when it can."""
+        if not self._status.awaiting_review or self._review is not None:
+            return f"no review is open on graph {self._input.graph_id!r}"
+        expected = self._status.review_hypothesis_id
+        if decision.hypothesis_id is not None and decision.hypothesis_id != expected:
+            return f"stale review: {decision.hypothesis_id!r} is not the open one ({expected!r})"
+        return None
+
     def _record_review(self, approved: bool, decision: ReviewDecision) -> None:
-        if not self._status.awaiting_review:
-            self._status.details = (
-                f"review signal from {decision.reviewer!r} ignored: no review open"
-            )
+        problem = self._review_problem(decision)
+        if problem is not None:
+            self._status.details = f"review from {decision.reviewer!r} ignored: {problem}"
             return
         self._review = (approved, decision)
 
@@ -228,6 +257,7 @@ class RSIWorkflow:
     async def _reviewed(self, plan: CyclePlan, item: ValidatedHypothesis) -> bool:
         self._review = None
         self._status.awaiting_review = True
+        self._status.review_hypothesis_id = item.hypothesis.hypothesis_id
         self._status.hypothesis_title = item.hypothesis.title
         workflow.upsert_search_attributes([SA_AWAITING_REVIEW.value_set(True)])
         await self._phase("awaiting_review")
@@ -240,6 +270,7 @@ class RSIWorkflow:
         except TimeoutError:
             self._status.details = "review timed out: rejected by default"
         self._status.awaiting_review = False
+        self._status.review_hypothesis_id = None
         workflow.upsert_search_attributes([SA_AWAITING_REVIEW.value_set(False)])
         return self._review is not None and self._review[0]
 

@@ -142,6 +142,7 @@ class RSIStatus(_Model):
     candidate_version_id: str | None = None
     hypothesis_title: str | None = None
     awaiting_review: bool = False
+    review_hypothesis_id: str | None = None
     rollback_requested: bool = False
     details: str = ""
     history: list[CycleSummary] = Field(default_factory=list)
@@ -155,11 +156,26 @@ class RollbackRequest(_Model):
 
 
 class ReviewDecision(_Model):
-    """Payload of the ``approve_review`` / ``reject_review`` signals."""
+    """Payload of the ``approve_review`` / ``reject_review`` signals. With ``hypothesis_id`` the
+    decision applies only to that hypothesis (a stale decision is refused, not applied)."""
 
     reviewer: str = "reviewer"
     comment: str = ""
     hypothesis_id: str | None = None
+
+
+class ReviewRequest(ReviewDecision):
+    """Payload of the ``review`` update: the decision and whether it approves."""
+
+    approve: bool
+
+
+class ReviewAck(_Model):
+    """Answer of the ``review`` update: which hypothesis the decision was recorded for."""
+
+    hypothesis_id: str
+    approved: bool
+    reviewer: str
 
 
 # ----- activity arguments and results -----
