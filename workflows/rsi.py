@@ -320,6 +320,10 @@ class RSIWorkflow:
             return replay
         online = await self._online_window(plan, item, candidate_id)
         gate = [f"replay gate passed ({replay.replayed} runs)"]
+        if online.outcome == "inconclusive" and online.live_runs == 0:
+            # No live traffic reached the window at all: it adds no evidence either way.
+            idle = "no live traffic during the online window: the replay verdict stands"
+            return replay.model_copy(update={"reasons": [idle, *replay.reasons]})
         return online.model_copy(update={"reasons": gate + online.reasons})
 
     async def _replay(
@@ -380,6 +384,7 @@ class RSIWorkflow:
             outcome=outcome,
             reasons=start.reasons + look.reasons,
             metrics=look.metrics,
+            live_runs=look.n_baseline + look.n_candidate,
         )
 
     async def _run_looks(

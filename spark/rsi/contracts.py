@@ -317,6 +317,7 @@ class ABTestResult(_Model):
     metrics: list[MetricSummary] = Field(default_factory=list)
     replayed: int = 0
     refused: int = 0
+    live_runs: int = Field(default=0, description="runs of both arms in the online window")
 
 
 class DeployInput(_Model):

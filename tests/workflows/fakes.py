@@ -70,6 +70,7 @@ class FakeRSI:
     )
     online_looks: list[str] = field(default_factory=lambda: ["ship"])
     window_planned: bool = True
+    look_runs: int = 0  # runs per arm each scripted look reports
     calls: list[str] = field(default_factory=list)
     look_inputs: list[OnlineLookInput] = field(default_factory=list)
     deploy_inputs: list[DeployInput] = field(default_factory=list)
@@ -164,6 +165,8 @@ class FakeRSI:
                 outcome=outcome,
                 fraction=fraction,
                 reasons=[f"scripted look {outcome}"],
+                n_baseline=self.look_runs,
+                n_candidate=self.look_runs,
             )
 
         @activity.defn(name="end_online_window")

@@ -50,6 +50,34 @@ async def test_replay_gate_then_online_window_ships_at_the_deciding_look(
     assert fake.look_inputs[0].started_at == 100.0
 
 
+async def test_a_window_without_live_traffic_leaves_the_replay_verdict_standing(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """No run reached either arm: the window adds no evidence, so the replay gate decides."""
+    fake = FakeRSI(
+        settings=_settings(ab_mode="replay_then_online"),
+        online_looks=["continue", "inconclusive"],
+    )
+    status = await _run(time_skipping_env, fake)
+    summary = status.history[-1]
+    assert summary.outcome == "shipped"
+    assert "no live traffic" in summary.reasons[0]
+    assert "end_online_window" in fake.calls  # the idle window was still closed
+
+
+async def test_an_inconclusive_window_with_traffic_does_not_ship(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    fake = FakeRSI(
+        settings=_settings(ab_mode="replay_then_online"),
+        online_looks=["continue", "inconclusive"],
+        look_runs=300,
+    )
+    status = await _run(time_skipping_env, fake)
+    assert status.history[-1].outcome == "inconclusive"
+    assert "deploy_version" not in fake.calls
+
+
 async def test_online_reject_closes_the_window_and_never_deploys(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
