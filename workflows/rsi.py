@@ -68,6 +68,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.activity_calls import call
 
 HISTORY_KEPT = 20
+PATCH_SKIP_EXPOSED_STAGES = "skip-rollout-stages-covered-by-the-online-window"
 STAGE_EXTENSIONS = 3  # extra holds a rollout stage may wait for enough traffic to judge
 _OUTCOME_BY_AB = {
     "reject": "rejected_test",
@@ -284,7 +285,8 @@ class RSIWorkflow:
             outcome: CycleOutcome = _OUTCOME_BY_AB[ab.outcome]  # type: ignore[assignment]
             await self._record(plan, item, outcome, candidate.candidate_version_id, effect)
             return self._summary(outcome, ab.reasons, candidate.candidate_version_id)
-        deployment = await self._deploy(plan, item, candidate.candidate_version_id)
+        exposed = plan.settings.ab_candidate_share if ab.live_runs > 0 else 0.0
+        deployment = await self._deploy(plan, item, candidate.candidate_version_id, exposed)
         if isinstance(deployment, DeployResult):
             outcome, reasons = await self._monitor(plan, candidate.candidate_version_id, deployment)
         else:
@@ -428,9 +430,11 @@ class RSIWorkflow:
         return result
 
     async def _deploy(
-        self, plan: CyclePlan, item: ValidatedHypothesis, candidate_id: str
+        self, plan: CyclePlan, item: ValidatedHypothesis, candidate_id: str, exposed: float
     ) -> DeployResult | tuple[CycleOutcome, list[str]]:
         """Walk the strategy's stages, checking health after each; then switch all traffic.
+        Stages no larger than the share an online window already exposed (``exposed``) are
+        skipped: the window judged that exposure with more evidence than a stage's health check.
         Returns the final switch, or the rollback's outcome when a stage regressed."""
         await self._phase("deploying")
         settings = plan.settings
@@ -440,6 +444,8 @@ class RSIWorkflow:
             rollout_steps=settings.rollout_steps,
             hold_s=settings.stage_hold_s,
         )
+        if workflow.patched(PATCH_SKIP_EXPOSED_STAGES):
+            stages = [stage for stage in stages if stage.share > exposed]
         for step, stage in enumerate(stages, start=1):
             self._set_details(
                 f"{settings.strategy} stage {step}/{len(stages)}: "

@@ -73,6 +73,7 @@ def scenarios() -> dict[str, Scenario]:
             FakeRSI(
                 settings=_settings(ab_mode="replay_then_online", strategy="canary"),
                 online_looks=["continue", "ship", "continue"],
+                look_runs=200,
             ),
             start,
             None,

@@ -178,3 +178,26 @@ async def test_blue_green_switches_all_traffic_and_compares_with_before(
     assert status.history[-1].outcome == "shipped"
     assert [d.share for d in fake.deploy_inputs] == [1.0, None]
     assert fake.health_inputs[0].concurrent is False
+
+
+async def test_stages_already_covered_by_the_online_window_are_skipped(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """A window that split live traffic 50/50 and shipped already judged a 50% exposure: a 10%
+    or 25% stage adds nothing, a 75% stage still runs."""
+    fake = FakeRSI(
+        settings=_settings(ab_mode="online", strategy="gradual", rollout_steps=[0.1, 0.25, 0.75]),
+        online_looks=["ship"],
+        look_runs=400,
+    )
+    status = await _run(time_skipping_env, fake)
+    assert status.history[-1].outcome == "shipped"
+    assert [(d.share, d.step) for d in fake.deploy_inputs] == [(0.75, 1), (None, 2)]
+
+
+async def test_no_stage_is_skipped_when_no_live_run_was_judged(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    fake = FakeRSI(settings=_settings(ab_mode="replay", strategy="gradual"))
+    await _run(time_skipping_env, fake)
+    assert [d.share for d in fake.deploy_inputs] == [0.1, 0.25, 0.5, None]
