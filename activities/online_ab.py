@@ -106,10 +106,10 @@ class OnlineABActivities:
 
     def _look(self, inp: OnlineLookInput) -> OnlineLookResult:
         telemetry, now = self._deps.telemetry, time.time()
-        baseline = telemetry.trace_metrics(
+        baseline = telemetry.arm_moments(
             inp.graph_id, inp.baseline_version_id, since=inp.started_at, routing_arm="active"
         )
-        candidate = telemetry.trace_metrics(
+        candidate = telemetry.arm_moments(
             inp.graph_id, inp.candidate_version_id, since=inp.started_at, routing_arm="candidate"
         )
         counts = telemetry.assignment_counts(inp.graph_id, inp.started_at, now)
@@ -131,8 +131,8 @@ class OnlineABActivities:
             return OnlineLookResult(
                 outcome=outcome,
                 reasons=[str(exc)],
-                n_baseline=len(baseline.error),
-                n_candidate=len(candidate.error),
+                n_baseline=baseline.runs,
+                n_candidate=candidate.runs,
             )
         return _look_result(decision, fraction)
 

@@ -6,6 +6,8 @@ block the telemetry writer; PostgreSQL goes through psycopg 3 (``postgresql+psyc
 
 from __future__ import annotations
 
+import math
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -95,7 +97,18 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    try:
+        cursor.execute("SELECT ln(1.0)")
+    except sqlite3.OperationalError:  # SQLite built without its math functions
+        dbapi_connection.create_function("ln", 1, _ln, deterministic=True)  # type: ignore[attr-defined]
     cursor.close()
+
+
+def _ln(value: float | None) -> float | None:
+    """Natural log with SQL semantics: NULL for NULL and for non-positive input."""
+    if value is None or value <= 0:
+        return None
+    return math.log(value)
 
 
 def _import_all_tables() -> None:

@@ -6,7 +6,8 @@ Pure logic, no I/O: the activities read telemetry and routing, these functions p
   error rate) and the graph's traffic rate: runs per arm from the statistical planner for the
   primary metric at its minimum effect and every guardrail at its margin, then the hours of
   traffic that deliver them at the candidate's share, clamped to the allowed window.
-* ``decide_online_look`` decides one look through the statistical engine. Looks are spaced in
+* ``decide_online_look`` decides one look through the statistical engine, from SQL aggregates
+  of both arms (count, sum, sum of squares), so a look costs the same at any window size. Looks are spaced in
   time but the design's error spending follows the *information* actually gathered (Lan-DeMets):
   each look's fraction is the runs per arm so far over the planned runs per arm, and the last
   allowed look spends whatever alpha is left, so a slow or bursty traffic never inflates the
@@ -17,13 +18,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from spark.errors import InvalidInputError
 from spark.rsi.hypotheses import Metric
-from spark.rsi.stats import Decision, MetricSpec, SequentialDesign, decide, plan_window
-from spark.telemetry.aggregates import TraceMetrics
+from spark.rsi.stats import (
+    Decision,
+    MetricSpec,
+    SequentialDesign,
+    SummaryStats,
+    decide_from_summaries,
+    plan_window,
+)
+from spark.telemetry.aggregates import ArmMoments, Moments, TraceMetrics
 
 AB_METRICS: dict[Metric, MetricSpec] = {
     "latency": MetricSpec(name="latency", kind="latency", improves="decrease", margin=0.20),
@@ -167,8 +176,8 @@ def look_fractions(
 def decide_online_look(
     plan: OnlinePlan,
     primary: Metric,
-    baseline: TraceMetrics,
-    candidate: TraceMetrics,
+    baseline: ArmMoments,
+    candidate: ArmMoments,
     *,
     assignment: tuple[int, int],
     candidate_share: float,
@@ -176,18 +185,18 @@ def decide_online_look(
     alpha: float,
     final: bool,
 ) -> tuple[Decision, float]:
-    """Decide this look; returns the decision and the information fraction it was taken at
-    (rising strictly across looks: pass it back in ``previous_fractions`` next time)."""
-    arms = metric_arrays(baseline), metric_arrays(candidate)
+    """Decide this look from both arms' aggregates (constant memory at any window size);
+    returns the decision and the information fraction it was taken at (rising strictly across
+    looks: pass it back in ``previous_fractions`` next time)."""
+    arms = summary_stats(baseline), summary_stats(candidate)
     metrics = [
         AB_METRICS[name].model_copy(update={"role": "primary" if name == primary else "guardrail"})
         for name in plan.metrics
-        if all(len(arm[name]) >= 2 for arm in arms)
+        if all(arm[name].count >= 2 for arm in arms)
     ]
     if not any(m.role == "primary" for m in metrics):
         raise InvalidInputError(f"not enough {primary!r} records in both arms yet")
-    runs = min(len(baseline.error), len(candidate.error))
-    fraction = runs / plan.runs_per_arm
+    fraction = min(baseline.runs, candidate.runs) / plan.runs_per_arm
     final = final or fraction >= 1.0
     fractions = look_fractions(previous_fractions, fraction, plan.looks, final=final)
     look = len(previous_fractions) + 1
@@ -198,8 +207,7 @@ def decide_online_look(
     design = SequentialDesign(
         alpha=alpha, planned_looks=len(fractions), look_fractions=_normalised(fractions)
     )
-    taken = design.fractions[look - 1]
-    decision = decide(
+    decision = decide_from_summaries(
         metrics,
         {m.name: arms[0][m.name] for m in metrics},
         {m.name: arms[1][m.name] for m in metrics},
@@ -208,7 +216,41 @@ def decide_online_look(
         assignment=assignment,
         expected_share=candidate_share,
     )
-    return decision, taken
+    return decision, design.fractions[look - 1]
+
+
+def summary_stats(arm: ArmMoments) -> dict[str, SummaryStats]:
+    """The engine's per-metric summaries of one arm."""
+
+    def stats(moments: Moments, scale: Literal["raw", "log"] = "raw") -> SummaryStats:
+        return SummaryStats(
+            count=moments.count, sum=moments.sum, sum_squares=moments.sum_squares, scale=scale
+        )
+
+    return {
+        "error_rate": SummaryStats(count=arm.runs, sum=float(arm.errors)),
+        "latency": stats(arm.log_latency, "log"),
+        "cost": stats(arm.cost),
+        "quality": stats(arm.quality),
+    }
+
+
+def moments_of(metrics: TraceMetrics) -> ArmMoments:
+    """The aggregates of per-run arrays (what ``TelemetryStore.arm_moments`` computes in SQL)."""
+    arrays = metric_arrays(metrics)
+
+    def moments(values: Sequence[float]) -> Moments:
+        return Moments(
+            count=len(values), sum=math.fsum(values), sum_squares=math.fsum(v * v for v in values)
+        )
+
+    return ArmMoments(
+        runs=len(metrics.error),
+        errors=int(sum(metrics.error)),
+        log_latency=moments([math.log(v) for v in arrays["latency"] if v > 0]),
+        cost=moments(arrays["cost"]),
+        quality=moments(arrays["quality"]),
+    )
 
 
 def _normalised(fractions: tuple[float, ...]) -> tuple[float, ...]:

@@ -126,6 +126,24 @@ def trace_metrics_sql(window: Window, limit: int | None) -> str:
         ORDER BY t.started_at DESC, t.trace_id DESC{" LIMIT :limit" if limit is not None else ""}"""
 
 
+def arm_moments_sql(window: Window) -> str:
+    """Counts, sums and sums of squares of each test metric over the window's traces."""
+    ok = "status <> 'error'"
+    return f"""
+        SELECT count(*) AS runs,
+               sum(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS errors,
+               sum(CASE WHEN {ok} AND duration_ms > 0 THEN 1 ELSE 0 END) AS lat_n,
+               sum(CASE WHEN {ok} AND duration_ms > 0 THEN ln(duration_ms) END) AS lat_sum,
+               sum(CASE WHEN {ok} AND duration_ms > 0 THEN ln(duration_ms) * ln(duration_ms) END)
+                   AS lat_sq,
+               sum(CASE WHEN {ok} THEN 1 ELSE 0 END) AS cost_n,
+               sum(CASE WHEN {ok} THEN cost END) AS cost_sum,
+               sum(CASE WHEN {ok} THEN cost * cost END) AS cost_sq,
+               count(quality) AS q_n, sum(quality) AS q_sum, sum(quality * quality) AS q_sq
+        FROM (SELECT t.status, t.duration_ms, t.cost, {_QUALITY} AS quality
+              FROM spark_traces t WHERE {window.where("t.")}) AS arm"""
+
+
 def recorded_runs_sql(window: Window) -> str:
     """The newest traces that kept their inputs."""
     return f"""

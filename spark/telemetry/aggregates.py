@@ -63,6 +63,29 @@ class TraceMetrics(BaseModel):
     quality: list[float | None] = Field(default_factory=list)  # feedback score or trace quality
 
 
+class Moments(BaseModel):
+    """Count, sum and sum of squares of one metric over a window's runs."""
+
+    count: int = 0
+    sum: float = 0.0
+    sum_squares: float = 0.0
+
+
+class ArmMoments(BaseModel):
+    """One routing arm's runs as SQL aggregates, for statistical tests at any window size.
+
+    ``errors`` counts failed runs out of ``runs``; ``log_latency`` (natural log of milliseconds)
+    and ``cost`` cover completed runs only (a failed run stops early and looks fast and cheap);
+    ``quality`` covers runs with a feedback score or a recorded quality.
+    """
+
+    runs: int = 0
+    errors: int = 0
+    log_latency: Moments = Field(default_factory=Moments)
+    cost: Moments = Field(default_factory=Moments)
+    quality: Moments = Field(default_factory=Moments)
+
+
 class RecordedRun(BaseModel):
     """A production request kept for offline replay."""
 

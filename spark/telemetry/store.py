@@ -23,7 +23,14 @@ from spark.db import get_engine, is_postgres, normalize_url
 from spark.errors import InvalidInputError
 from spark.telemetry import _bulk, _queries
 from spark.telemetry._queries import Window
-from spark.telemetry.aggregates import NodeStats, RecordedRun, TraceMetrics, VersionStats
+from spark.telemetry.aggregates import (
+    ArmMoments,
+    Moments,
+    NodeStats,
+    RecordedRun,
+    TraceMetrics,
+    VersionStats,
+)
 from spark.telemetry.models import FeedbackRecord, RunTelemetry
 from spark.telemetry.tables import FeedbackRow
 
@@ -140,6 +147,26 @@ class TelemetryStore:
             quality=[_optional_float(row.quality) for row in rows],
         )
 
+    def arm_moments(
+        self,
+        graph_id: str,
+        version_id: str | None = None,
+        since: Timestamp | None = None,
+        until: Timestamp | None = None,
+        routing_arm: str | None = None,
+    ) -> ArmMoments:
+        """The window's test metrics as aggregates: constant memory however many runs it holds
+        (what an A/B look reads; ``trace_metrics`` gives the same as per-run arrays)."""
+        window = _window(graph_id, version_id, since, until, routing_arm)
+        row = self._fetch(_queries.arm_moments_sql(window), window.params())[0]
+        return ArmMoments(
+            runs=int(row.runs),
+            errors=int(row.errors or 0),
+            log_latency=_moments(row.lat_n, row.lat_sum, row.lat_sq),
+            cost=_moments(row.cost_n, row.cost_sum, row.cost_sq),
+            quality=_moments(row.q_n, row.q_sum, row.q_sq),
+        )
+
     def recorded_runs(
         self,
         graph_id: str,
@@ -252,6 +279,12 @@ def _node_stats(window: Window, row: Row[Any], error_types: dict[str, int]) -> N
         cache_hit_rate=float(row.cache_hit_rate),
         distinct_input_ratio=row.distinct_inputs / row.fingerprinted if row.fingerprinted else 1.0,
         error_types=error_types,
+    )
+
+
+def _moments(count: Any, total: Any, squares: Any) -> Moments:
+    return Moments(
+        count=int(count or 0), sum=float(total or 0.0), sum_squares=float(squares or 0.0)
     )
 
 

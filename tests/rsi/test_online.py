@@ -15,10 +15,11 @@ from spark.rsi.online import (
     decide_online_look,
     look_fractions,
     metric_arrays,
+    moments_of,
     plan_online_window,
 )
-from spark.rsi.stats import SequentialDesign, plan_window
-from spark.telemetry.aggregates import TraceMetrics
+from spark.rsi.stats import SequentialDesign, decide, plan_window
+from spark.telemetry.aggregates import ArmMoments, TraceMetrics
 
 
 def _runs(
@@ -34,6 +35,10 @@ def _runs(
         cost=[0.0] * n,
         quality=[None] * n,
     )
+
+
+def _arm(rng: np.random.Generator, n: int, **kwargs: float) -> ArmMoments:
+    return moments_of(_runs(rng, n, **kwargs))
 
 
 def _plan(
@@ -156,7 +161,7 @@ def test_look_fractions_follow_information_and_end_at_one() -> None:
 
 def test_clear_win_ships_at_an_interim_look() -> None:
     rng = np.random.default_rng(5)
-    baseline, candidate = _runs(rng, 300), _runs(rng, 300, factor=0.6)
+    baseline, candidate = _arm(rng, 300), _arm(rng, 300, factor=0.6)
     decision, fraction = decide_online_look(
         _plan(runs_per_arm=400, metrics=["latency"]),
         "latency",
@@ -178,8 +183,8 @@ def test_no_difference_never_ships_at_the_final_look() -> None:
     decision, _ = decide_online_look(
         _plan(runs_per_arm=400),
         "latency",
-        _runs(rng, 400),
-        _runs(rng, 400),
+        _arm(rng, 400),
+        _arm(rng, 400),
         assignment=(400, 400),
         candidate_share=0.5,
         previous_fractions=[0.25, 0.5],
@@ -190,6 +195,47 @@ def test_no_difference_never_ships_at_the_final_look() -> None:
     assert decision.planned_looks == 3  # the design shrank to the looks actually taken
 
 
+def test_aggregates_decide_like_the_per_run_arrays() -> None:
+    """The look reads SQL aggregates; on the same runs the engine on arrays decides alike."""
+    rng = np.random.default_rng(9)
+    baseline, candidate = _runs(rng, 350), _runs(rng, 350, factor=0.85)
+    plan = _plan(runs_per_arm=400)
+    decision, _ = decide_online_look(
+        plan,
+        "latency",
+        moments_of(baseline),
+        moments_of(candidate),
+        assignment=(350, 350),
+        candidate_share=0.5,
+        previous_fractions=[0.4],
+        alpha=0.05,
+        final=False,
+    )
+    specs = [
+        AB_METRICS[name].model_copy(
+            update={"role": "primary" if name == "latency" else "guardrail"}
+        )
+        for name in plan.metrics
+    ]
+    arrays = metric_arrays(baseline), metric_arrays(candidate)
+    reference = decide(
+        specs,
+        {s.name: arrays[0][s.name] for s in specs},
+        {s.name: arrays[1][s.name] for s in specs},
+        design=SequentialDesign(
+            alpha=0.05, planned_looks=4, look_fractions=look_fractions([0.4], 0.875, 4, final=False)
+        ),
+        look=2,
+        assignment=(350, 350),
+    )
+    assert decision.outcome == reference.outcome
+    for got, want in zip(decision.metrics, reference.metrics, strict=True):
+        assert got.name == want.name
+        assert [got.estimate, got.ci_low, got.ci_high, got.p_value] == pytest.approx(
+            [want.estimate, want.ci_low, want.ci_high, want.p_value], rel=1e-9
+        )
+
+
 def test_an_unproven_guardrail_keeps_a_winning_window_open() -> None:
     """Latency wins clearly, but 300 runs cannot yet show errors within 2 points at this
     look's level: the window continues rather than shipping on the primary alone."""
@@ -197,8 +243,8 @@ def test_an_unproven_guardrail_keeps_a_winning_window_open() -> None:
     decision, _ = decide_online_look(
         _plan(runs_per_arm=400),
         "latency",
-        _runs(rng, 300),
-        _runs(rng, 300, factor=0.6),
+        _arm(rng, 300),
+        _arm(rng, 300, factor=0.6),
         assignment=(300, 300),
         candidate_share=0.5,
         previous_fractions=[],
@@ -214,8 +260,8 @@ def test_sample_ratio_mismatch_voids_the_window() -> None:
     decision, _ = decide_online_look(
         _plan(),
         "latency",
-        _runs(rng, 200),
-        _runs(rng, 200, factor=0.6),
+        _arm(rng, 200),
+        _arm(rng, 200, factor=0.6),
         assignment=(700, 500),
         candidate_share=0.5,
         previous_fractions=[],
@@ -232,8 +278,8 @@ def test_a_look_without_candidate_runs_is_an_input_error() -> None:
         decide_online_look(
             _plan(),
             "latency",
-            _runs(rng, 100),
-            _runs(rng, 1),
+            _arm(rng, 100),
+            _arm(rng, 1),
             assignment=(100, 1),
             candidate_share=0.5,
             previous_fractions=[],

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+from spark.rsi.online import moments_of
 from spark.telemetry import RunTelemetry, TelemetryStore
 from spark.telemetry._queries import interpolate, parse_percentiles
 from tests.telemetry import factories
@@ -185,3 +186,34 @@ def test_count_traces_and_assignment_counts(database_url: str) -> None:
     assert store.count_traces("g", "v1", since=T0 + 3) == 2
     assert store.count_traces("g", routing_arm="candidate") == 2
     assert store.assignment_counts("g", T0, T0 + 4) == {"active": 3, "candidate": 1}
+
+
+def test_arm_moments_match_the_per_run_arrays(database_url: str) -> None:
+    """The SQL aggregates an A/B look reads equal the moments of ``trace_metrics``' arrays:
+    errors over all runs, log latency and cost over completed runs, quality where scored
+    (feedback overriding the trace's own score); the arm filter applies."""
+    rng = np.random.default_rng(3)
+    traces = [
+        factories.trace(
+            started_at=T0 + i,
+            duration_ms=float(rng.lognormal(4.0, 0.5)),
+            status="error" if i % 7 == 0 else "ok",
+            cost=float(rng.uniform(0.001, 0.01)),
+            quality=float(rng.uniform(0, 1)) if i % 3 == 0 else None,
+            routing_arm="candidate" if i % 2 else "active",
+        )
+        for i in range(60)
+    ]
+    store = TelemetryStore(database_url)
+    store.write_runs([RunTelemetry(t) for t in traces])
+    store.add_feedback(traces[1].trace_id, 0.25)
+    for arm in ("active", "candidate"):
+        sql = store.arm_moments("g", "v1", since=T0, routing_arm=arm)
+        arrays = moments_of(store.trace_metrics("g", "v1", since=T0, routing_arm=arm))
+        assert (sql.runs, sql.errors) == (arrays.runs, arrays.errors)
+        for name in ("log_latency", "cost", "quality"):
+            got, want = getattr(sql, name), getattr(arrays, name)
+            assert got.count == want.count
+            assert [got.sum, got.sum_squares] == pytest.approx([want.sum, want.sum_squares])
+    empty = store.arm_moments("g", "v9")
+    assert (empty.runs, empty.errors, empty.log_latency.count) == (0, 0, 0)
