@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo dev worker test lint typecheck unit bench clean
+.PHONY: install demo dev worker test lint typecheck unit bench bench-improvement clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ test: $(STAMP) lint typecheck ## ruff, mypy and the whole pytest suite
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.decisions --json
+
+bench-improvement: $(STAMP) ## both example scenarios end to end on private dev servers (~3 min)
+	$(BIN)/python -m bench.improvement --json
 
 clean:
 	rm -rf .spark .pytest_cache .mypy_cache .ruff_cache

@@ -12,112 +12,30 @@ from __future__ import annotations
 
 import asyncio
 import random
-import statistics
-from dataclasses import dataclass
 
-from examples.support_triage.graph import GRAPH_ID, NODE_MODULES, build_spec
-from examples.support_triage.traffic import make_ticket
+from examples.harness import (
+    SHORT_WINDOW_SETTINGS,
+    SUPPORT_TRIAGE,
+    Measurement,
+    background_traffic,
+    follow,
+    fresh_inputs,
+    measure,
+    send_traffic,
+)
 from spark.client import SparkClient
 from spark.logging import configure_logging
 from spark.rsi.contracts import RSIStatus
 
-DEMO_RSI_SETTINGS = {
-    "min_traces": 100,
-    "replay_sample": 200,
-    "monitor_window_s": 12,
-    "monitor_checks": 3,
-    "min_health_traces": 30,
-    "interval_s": 2,
-    "analysis_window_s": 3600,
-    # the A/B test: replay recorded inputs as a gate, then split live traffic for a short window
-    "ab_mode": "replay_then_online",
-    "ab_looks": 4,
-    "ab_min_window_s": 12,
-    "ab_max_window_s": 24,
-    "routing_propagation_s": 1.5,
-    # ship through a canary: 20% of live traffic for 6 s, judged side by side, then everyone
-    "strategy": "canary",
-    "canary_share": 0.2,
-    "stage_hold_s": 6,
-}
+DEMO_RSI_SETTINGS = SHORT_WINDOW_SETTINGS
+SCENARIO = SUPPORT_TRIAGE
+GRAPH_ID = SCENARIO.graph_id
 FRESH_REQUESTS = 300
 
 
-@dataclass
-class Measurement:
-    """Fresh-traffic figures of one version."""
-
-    version_id: str
-    runs: int
-    error_rate: float
-    p50_ms: float
-    p95_ms: float
-
-
-async def send_traffic(
-    client: SparkClient,
-    count: int,
-    rng: random.Random,
-    *,
-    version_id: str | None = None,
-    concurrency: int = 16,
-) -> list[tuple[str, float]]:
-    """Send ``count`` requests; returns (status, duration_ms) per run."""
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one() -> tuple[str, float]:
-        ticket = make_ticket(rng)
-        async with gate:
-            result = await client.run(
-                GRAPH_ID, ticket, routing_key=ticket["customer_id"], version_id=version_id
-            )
-        return result.status, result.duration_ms
-
-    return await asyncio.gather(*(one() for _ in range(count)))
-
-
-async def background_traffic(client: SparkClient, stop: asyncio.Event, rng: random.Random) -> int:
-    """Steady production traffic until ``stop`` is set; returns how many requests were sent."""
-    sent = 0
-    while not stop.is_set():
-        await send_traffic(client, 20, rng)
-        sent += 20
-        client.flush()
-        await asyncio.sleep(0.2)
-    return sent
-
-
-async def follow(client: SparkClient, handle_result: asyncio.Task[RSIStatus]) -> None:
-    """Print each phase change until the workflow finishes."""
-    last = ""
-    while not handle_result.done():
-        try:
-            status = await client.status(GRAPH_ID)
-        except Exception:  # the first query may race the first workflow task
-            await asyncio.sleep(0.5)
-            continue
-        line = f"cycle {status.cycle}: {status.phase}" + (
-            f" — {status.hypothesis_title}" if status.hypothesis_title else ""
-        )
-        if status.phase in {"ab_testing", "deploying", "monitoring"} and status.details:
-            line += f" ({status.details})"
-        if line != last:
-            print(f"  [rsi] {line}", flush=True)
-            last = line
-        await asyncio.sleep(0.5)
-
-
-async def measure(client: SparkClient, version_id: str, rng: random.Random) -> Measurement:
-    """Run fresh traffic pinned to one version."""
-    runs = await send_traffic(client, FRESH_REQUESTS, rng, version_id=version_id)
-    durations = sorted(d for _, d in runs)
-    return Measurement(
-        version_id=version_id,
-        runs=len(runs),
-        error_rate=sum(1 for s, _ in runs if s != "ok") / len(runs),
-        p50_ms=statistics.median(durations),
-        p95_ms=durations[int(0.95 * (len(durations) - 1))],
-    )
+def print_phase(line: str) -> None:
+    """One phase change of the workflow."""
+    print(f"  [rsi] {line}", flush=True)
 
 
 def print_table(before: Measurement, after: Measurement) -> None:
@@ -146,9 +64,10 @@ async def main() -> None:
     configure_logging("WARNING")
     rng = random.Random(7)
     client = SparkClient.from_env()
-    original = client.register_graph(build_spec(rsi=DEMO_RSI_SETTINGS), NODE_MODULES)
+    spec = SCENARIO.build_spec(rsi=DEMO_RSI_SETTINGS)
+    original = client.register_graph(spec, SCENARIO.node_modules)
     print(f"registered {GRAPH_ID!r} as {original.version_id}; sending production traffic...")
-    await send_traffic(client, 400, rng)
+    await send_traffic(client, SCENARIO, 400, rng)
     client.flush()
     handle = await client.start_improvement(
         GRAPH_ID, continuous=True, max_cycles=2, replace_running=True
@@ -157,9 +76,9 @@ async def main() -> None:
         f"started workflow {handle.id!r}; Web UI: http://localhost:8233/namespaces/default/workflows/{handle.id}"
     )
     stop = asyncio.Event()
-    traffic = asyncio.create_task(background_traffic(client, stop, rng))
+    traffic = asyncio.create_task(background_traffic(client, SCENARIO, stop, rng))
     result = asyncio.create_task(handle.result())
-    await follow(client, result)
+    await follow(client, GRAPH_ID, result, print_phase)
     stop.set()
     await traffic
     final = await result
@@ -168,8 +87,9 @@ async def main() -> None:
     print(
         f"measuring {original.version_id} (original) and {deployed} (deployed) on fresh traffic..."
     )
-    before = await measure(client, original.version_id, rng)
-    after = await measure(client, deployed, rng)
+    inputs = fresh_inputs(SCENARIO, FRESH_REQUESTS, rng)
+    before = await measure(client, SCENARIO, original.version_id, inputs)
+    after = await measure(client, SCENARIO, deployed, inputs)
     print_table(before, after)
     print("lineage: " + " -> ".join(v.version_id for v in client.registry.lineage(deployed)))
     print(f"Web UI: http://localhost:8233/namespaces/default/workflows/{handle.id}")
