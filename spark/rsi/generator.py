@@ -500,19 +500,30 @@ def _fallback_candidate(node: NodeSpec) -> str | None:
 
 
 def _cheaper_model(node: NodeSpec) -> tuple[str, float] | None:
-    """The first listed cheaper model other than the current one, with its relative cost."""
+    """A model cheaper than the current one, with its cost relative to the current one.
+
+    ``params["cheaper_models"]`` is either a list ordered from the most to the least expensive
+    (a model listed after the current one is cheaper; each step assumed to halve the cost), or a
+    mapping of model to cost factor relative to the original model. Never proposes a model that
+    is not cheaper than the current one, so repeated cycles walk down the list and stop.
+    """
     listed: Any = node.config.params.get("cheaper_models") or []
-    factors = (
-        listed if isinstance(listed, dict) else dict.fromkeys(listed, DEFAULT_CHEAPER_COST_FACTOR)
-    )
-    for model, factor in factors.items():
-        if (
-            isinstance(model, str)
-            and model != node.config.model
-            and isinstance(factor, int | float)
-        ):
-            return model, _clamp(float(factor), 0.0, 1.0)
-    return None
+    current = node.config.model
+    if isinstance(listed, dict):
+        factors = {
+            m: float(f)
+            for m, f in listed.items()
+            if isinstance(m, str) and isinstance(f, int | float)
+        }
+        ceiling = factors.get(current, 1.0) if current is not None else 1.0
+        for model, factor in factors.items():
+            if model != current and 0 <= factor < ceiling:
+                return model, _clamp(factor / ceiling, 0.0, 1.0)
+        return None
+    names = [m for m in listed if isinstance(m, str)]
+    if current in names:
+        names = names[names.index(current) + 1 :]
+    return (names[0], DEFAULT_CHEAPER_COST_FACTOR) if names else None
 
 
 def _model_swap(bottleneck: Bottleneck, node: NodeSpec, model: str, factor: float) -> _Proposal:

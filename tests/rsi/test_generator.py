@@ -304,3 +304,35 @@ def test_the_rule_based_generator_satisfies_the_protocol() -> None:
     generator: HypothesisGenerator = RuleBasedGenerator()
     report: DiagnosticReport = analyze(support_spec(), healthy_node_stats(), version_stats())
     assert generator.generate(report, support_spec(), base_version_id="v1") == []
+
+
+@pytest.mark.parametrize(
+    ("current", "listed", "expected"),
+    [
+        ("big", ["big", "small"], ("small", -0.5)),
+        ("small", ["big", "small"], None),  # already the cheapest listed
+        ("mid", {"mid": 0.5, "small": 0.2}, ("small", -0.6)),  # 0.2 / 0.5 of the current cost
+        ("small", {"mid": 0.5, "small": 0.2}, None),  # never back up to a dearer model
+        ("big", {"mid": 0.5, "small": 0.2}, ("mid", -0.5)),
+    ],
+)
+def test_a_model_swap_only_ever_goes_cheaper(
+    current: str, listed: object, expected: tuple[str, float] | None
+) -> None:
+    """Repeated cycles walk down the cheaper models and stop at the cheapest."""
+    spec = support_spec(
+        draft={
+            "config": {"prompt": "Draft.", "model": current, "params": {"cheaper_models": listed}}
+        }
+    )
+    swaps = [
+        h
+        for h in propose(spec, draft=node_stats("draft", total_cost=9.0))
+        if h.primary_metric == "cost"
+    ]
+    if expected is None:
+        assert swaps == []
+    else:
+        model, effect = expected
+        assert changes_of(swaps) == [SetConfig(node_id="draft", values={"model": model})]
+        assert swaps[0].expected_effects["cost"] == pytest.approx(effect)
