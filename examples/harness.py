@@ -42,12 +42,15 @@ SHORT_WINDOW_SETTINGS: dict[str, Any] = {
     # the A/B test: replay recorded inputs as a gate, then split live traffic for a short window
     "ab_mode": "replay_then_online",
     "ab_looks": 4,
+    # the planner sizes the window from the baseline's spread and the traffic rate; 60 s lets
+    # it reach its size at the demo's ~50 requests/s (it stops earlier when the evidence is clear)
     "ab_min_window_s": 12,
-    "ab_max_window_s": 24,
+    "ab_max_window_s": 60,
     "routing_propagation_s": 1.5,
-    # ship through a canary: 20% of live traffic for 6 s, judged side by side, then everyone
-    "strategy": "canary",
-    "canary_share": 0.2,
+    # roll out gradually: the window already judged 50% of traffic, so one more stage at 75%
+    # for 6 s, judged side by side, then everyone
+    "strategy": "gradual",
+    "rollout_steps": [0.75],
     "stage_hold_s": 6,
 }
 """RSI settings that make a cycle take about a minute instead of days (demo and benchmark)."""

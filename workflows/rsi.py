@@ -68,6 +68,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.activity_calls import call
 
 HISTORY_KEPT = 20
+PATCH_GATE_STOPS_ONLY_HARM = "replay-gate-stops-only-significant-harm"
 PATCH_SKIP_EXPOSED_STAGES = "skip-rollout-stages-covered-by-the-online-window"
 STAGE_EXTENSIONS = 3  # extra holds a rollout stage may wait for enough traffic to judge
 _OUTCOME_BY_AB = {
@@ -318,15 +319,23 @@ class RSIWorkflow:
         if mode == "online":
             return await self._online_window(plan, item, candidate_id)
         replay = await self._replay(plan, item, candidate_id)
-        if mode == "replay" or replay.outcome != "ship":
+        if mode == "replay" or replay.outcome not in self._gate_passes():
             return replay
         online = await self._online_window(plan, item, candidate_id)
-        gate = [f"replay gate passed ({replay.replayed} runs)"]
+        gate = [f"replay gate: {replay.outcome}, no significant harm ({replay.replayed} runs)"]
         if online.outcome == "inconclusive" and online.live_runs == 0:
             # No live traffic reached the window at all: it adds no evidence either way.
             idle = "no live traffic during the online window: the replay verdict stands"
             return replay.model_copy(update={"reasons": [idle, *replay.reasons]})
         return online.model_copy(update={"reasons": gate + online.reasons})
+
+    def _gate_passes(self) -> set[str]:
+        """Replay outcomes that go on to the online window. The gate is a cheap pre-screen: it
+        stops clear losses; what replay cannot settle (too few runs, a metric only live traffic
+        shows, such as quality) is for the window to decide."""
+        if workflow.patched(PATCH_GATE_STOPS_ONLY_HARM):
+            return {"ship", "inconclusive", "invalid"}
+        return {"ship"}
 
     async def _replay(
         self, plan: CyclePlan, item: ValidatedHypothesis, candidate_id: str

@@ -1,4 +1,5 @@
-"""Record RSIWorkflow histories for the replay gate: ``python -m tests.workflows.record_histories``.
+"""Record RSIWorkflow histories for the replay gate:
+``python -m tests.workflows.record_histories [SCENARIO ...]`` (default: every scenario).
 
 Each scenario runs the workflow with scripted activities on the time-skipping server and writes
 its event history to ``tests/workflows/histories/<scenario>.json``. ``test_replay_histories``
@@ -11,6 +12,7 @@ so in the commit.
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -78,6 +80,16 @@ def scenarios() -> dict[str, Scenario]:
             start,
             None,
         ),
+        "inconclusive_replay_gate": (
+            FakeRSI(
+                settings=_settings(ab_mode="replay_then_online"),
+                ab_outcome="inconclusive",
+                online_looks=["ship"],
+                look_runs=300,
+            ),
+            start,
+            None,
+        ),
         "gradual_stage_regression": (
             FakeRSI(
                 settings=_settings(ab_mode="replay", strategy="gradual"),
@@ -116,8 +128,8 @@ async def record(env: WorkflowEnvironment, name: str, scenario: Scenario) -> str
     return history.to_json()
 
 
-async def main() -> None:
-    """Record every scenario into ``histories/``."""
+async def main(names: list[str]) -> None:
+    """Record the named scenarios (default: all) into ``histories/``."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(test_server_path()), plugins=[SparkPlugin()]
     )
@@ -125,6 +137,8 @@ async def main() -> None:
         await register_search_attributes(env.client)
         HISTORIES.mkdir(exist_ok=True)
         for name, scenario in scenarios().items():
+            if names and name not in names:
+                continue
             (HISTORIES / f"{name}.json").write_text(await record(env, name, scenario))
             print(f"recorded {name}")
     finally:
@@ -132,4 +146,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(sys.argv[1:]))

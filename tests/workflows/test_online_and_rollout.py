@@ -99,6 +99,24 @@ async def test_failed_replay_gate_skips_the_online_window(
     assert "start_online_window" not in fake.calls
 
 
+async def test_an_inconclusive_or_impossible_replay_goes_on_to_the_window(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """The gate stops only clear losses: what replay cannot settle, live traffic decides."""
+    for replay_outcome in ("inconclusive", "invalid"):
+        fake = FakeRSI(
+            settings=_settings(ab_mode="replay_then_online"),
+            ab_outcome=replay_outcome,
+            online_looks=["ship"],
+            look_runs=300,
+        )
+        status = await _run(time_skipping_env, fake)
+        summary = status.history[-1]
+        assert summary.outcome == "shipped", replay_outcome
+        assert summary.reasons[0].startswith(f"replay gate: {replay_outcome}")
+        assert fake.calls.count("start_online_window") == 1
+
+
 async def test_unplannable_window_is_invalid(time_skipping_env: WorkflowEnvironment) -> None:
     fake = FakeRSI(settings=_settings(ab_mode="online"), window_planned=False)
     status = await _run(time_skipping_env, fake)
