@@ -90,12 +90,17 @@ def informative(values: Sequence[float], spec: MetricSpec) -> bool:
     return len(set(values)) > 1
 
 
+ALWAYS_GUARDED: frozenset[str] = frozenset({"error_rate"})
+"""Guardrails judged in every window: every run has an error flag, and a baseline that never
+fails must still stop a candidate that does (it cannot size the window, so it is not planned)."""
+
+
 def window_metrics(primary: Metric, baseline: dict[str, list[float]]) -> list[MetricSpec]:
-    """The primary plus every guardrail the baseline's records can support."""
+    """The primary, the error rate, and every other guardrail the baseline's records support."""
     chosen = []
     for name, spec in AB_METRICS.items():
         role = "primary" if name == primary else "guardrail"
-        if role == "primary" or informative(baseline[name], spec):
+        if role == "primary" or name in ALWAYS_GUARDED or informative(baseline[name], spec):
             chosen.append(spec.model_copy(update={"role": role}))
     return chosen
 
@@ -124,10 +129,11 @@ def plan_online_window(
             f"({len(arrays[primary])} values)"
         )
     metrics = window_metrics(primary, arrays)
+    sizable = [m for m in metrics if m.role == "primary" or informative(arrays[m.name], m)]
     effect = DEFAULT_MIN_EFFECTS[primary] if min_effect is None else min_effect
     design = SequentialDesign(alpha=alpha, planned_looks=looks)
     planned = plan_window(
-        metrics, {m.name: arrays[m.name] for m in metrics}, {primary: effect}, design=design
+        sizable, {m.name: arrays[m.name] for m in sizable}, {primary: effect}, design=design
     )
     share = min(candidate_share, 1.0 - candidate_share)
     needed_s = planned.runs_per_arm / (runs_per_hour * share) * 3600.0

@@ -100,6 +100,37 @@ def test_plan_matches_the_statistical_planner_and_the_traffic_rate() -> None:
     assert not plan.capped
 
 
+def test_a_baseline_that_never_fails_still_guards_the_error_rate() -> None:
+    """Zero baseline errors cannot size the window, but the window still judges errors, so a
+    candidate that starts failing is not shipped on its latency win alone."""
+    rng = np.random.default_rng(11)
+    plan = plan_online_window(
+        _runs(rng, 2000, error_rate=0.0),
+        "latency",
+        runs_per_hour=2000.0,
+        candidate_share=0.5,
+        looks=3,
+        alpha=0.05,
+        min_window_s=60.0,
+        max_window_s=86400.0,
+    )
+    assert plan.metrics == ["latency", "error_rate"]
+    assert plan.limiting_metric == "latency"
+    decision, _ = decide_online_look(
+        plan,
+        "latency",
+        _arm(rng, plan.runs_per_arm, error_rate=0.0),
+        _arm(rng, plan.runs_per_arm, factor=0.7, error_rate=0.08),
+        assignment=(plan.runs_per_arm, plan.runs_per_arm),
+        candidate_share=0.5,
+        previous_fractions=[],
+        alpha=0.05,
+        final=True,
+    )
+    assert decision.outcome != "ship"
+    assert any("error_rate" in reason for reason in decision.reasons)
+
+
 def test_plan_is_capped_at_the_longest_window_with_a_note() -> None:
     plan = plan_online_window(
         _runs(np.random.default_rng(2), 2000),
