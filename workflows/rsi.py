@@ -71,7 +71,9 @@ HISTORY_KEPT = 20
 PATCH_GATE_STOPS_ONLY_HARM = "replay-gate-stops-only-significant-harm"
 PATCH_SKIP_EXPOSED_STAGES = "skip-rollout-stages-covered-by-the-online-window"
 STAGE_EXTENSIONS = 3
-LOOK_TIMEOUT = timedelta(minutes=10)  # a look scans the window: ~1 s per million runs  # extra holds a rollout stage may wait for enough traffic to judge
+LOOK_TIMEOUT = timedelta(
+    minutes=10
+)  # a look scans the window: ~1 s per million runs  # extra holds a rollout stage may wait for enough traffic to judge
 _OUTCOME_BY_AB = {
     "reject": "rejected_test",
     "inconclusive": "inconclusive",

@@ -141,11 +141,11 @@ def plan_online_window(
     notes = [
         f"{planned.runs_per_arm} runs per arm (limited by {planned.limiting_metric}) at "
         f"{runs_per_hour:.0f} runs/h and a {candidate_share:.0%} candidate share need "
-        f"{needed_s / 3600.0:.2f} h"
+        f"{duration_text(needed_s)}"
     ]
     if needed_s > max_window_s:
         notes.append(
-            f"capped at {max_window_s / 3600.0:.2f} h: the window will hold about "
+            f"capped at {duration_text(max_window_s)}: the window will hold about "
             f"{max_window_s / needed_s:.0%} of the planned runs, with less power"
         )
     return OnlinePlan(
@@ -266,6 +266,17 @@ def _normalised(fractions: tuple[float, ...]) -> tuple[float, ...]:
         floor = result[-1] if result else 0.0
         result.append(min(max(value, floor + 1e-9), 1.0 - 1e-9 * (len(fractions) - len(result))))
     return (*result, 1.0)
+
+
+def duration_text(seconds: float) -> str:
+    """A duration in the unit a reader expects: seconds, minutes, hours or days."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 def observed_rate(traces: int, window_s: float) -> float:

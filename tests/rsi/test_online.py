@@ -13,6 +13,7 @@ from spark.rsi.online import (
     AB_METRICS,
     OnlinePlan,
     decide_online_look,
+    duration_text,
     look_fractions,
     metric_arrays,
     moments_of,
@@ -317,3 +318,11 @@ def test_a_look_without_candidate_runs_is_an_input_error() -> None:
             alpha=0.05,
             final=False,
         )
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(12.4, "12 s"), (600, "10 min"), (3 * 3600, "3.0 h"), (7 * 86400, "7.0 days")],
+)
+def test_window_lengths_read_in_their_natural_unit(seconds: float, text: str) -> None:
+    assert duration_text(seconds) == text

@@ -274,3 +274,26 @@ def test_rate_summaries_must_count_events() -> None:
     candidate = {"error_rate": SummaryStats(count=100, sum=4)}
     with pytest.raises(InvalidInputError, match="count events"):
         decide_from_summaries([spec], baseline, candidate, design=ONE_LOOK)
+
+
+@pytest.mark.parametrize("error_factor", [1.0, 1.3, 2.0])
+def test_absolute_margins_are_reported_as_differences_consistent_with_the_verdict(
+    error_factor: float,
+) -> None:
+    """An absolute-margin guardrail reports candidate - baseline in points with an interval;
+    it is non-inferior exactly when the interval's upper end stays below the margin."""
+    errors = ERRORS.model_copy(
+        update={"role": "guardrail", "margin": 0.02, "margin_scale": "absolute"}
+    )
+    baseline, candidate = _arms(0.8, error_factor)
+    decision = decide([LATENCY, errors], baseline, candidate, design=ONE_LOOK)
+    result = decision.metrics[1]
+    assert result.difference is not None and result.difference_high is not None
+    assert result.difference_low is not None
+    assert result.difference_low < result.difference < result.difference_high
+    assert result.non_inferior == (result.difference_high <= 0.02)
+    observed = candidate["error_rate"].mean() - baseline["error_rate"].mean()
+    assert result.difference == pytest.approx(observed, abs=1e-3)
+    described = next(r for r in decision.reasons if "'error_rate'" in r)
+    assert f"{result.difference * 100:+.2f} points" in described
+    assert decision.metrics[0].difference is None  # relative margins keep the ratio scale

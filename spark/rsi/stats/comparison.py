@@ -195,6 +195,15 @@ class MeanComparison:
         variance = self.var_candidate + self.var_baseline - 2.0 * self.covariance
         return standardise(self.candidate_value - self.baseline_value - difference0, variance)
 
+    def difference_interval(self, crit: float) -> tuple[float, float, float]:
+        """candidate - baseline with its Wald interval at ``crit`` (the scale of absolute
+        margins: the margin test passes exactly when the interval stays on the good side of the
+        margin)."""
+        difference = self.candidate_value - self.baseline_value
+        variance = self.var_candidate + self.var_baseline - 2.0 * self.covariance
+        half = crit * math.sqrt(max(variance, 0.0))
+        return difference, difference - half, difference + half
+
     def ratio_interval(self, crit: float) -> tuple[float, float]:
         """Fieller interval of the ratio of means."""
         return fieller_interval(

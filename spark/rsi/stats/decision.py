@@ -202,7 +202,16 @@ def _judge(
         futile=_futile(spec, comparison, context),
         margin=spec.margin,
         margin_scale=spec.margin_scale,
+        **_absolute_difference(spec, comparison, crit),
     )
+
+
+def _absolute_difference(spec: MetricSpec, comparison: Comparison, crit: float) -> dict[str, float]:
+    """The difference and its interval, reported on the scale of an absolute margin."""
+    if spec.margin_scale != "absolute" or not isinstance(comparison, MeanComparison):
+        return {}
+    difference, low, high = comparison.difference_interval(crit)
+    return {"difference": difference, "difference_low": low, "difference_high": high}
 
 
 def _margin_statistic(spec: MetricSpec, comparison: Comparison) -> float:
@@ -302,8 +311,21 @@ def _verdict(result: MetricResult) -> str:
 
 def _describe(result: MetricResult, verdict: str) -> str:
     return (
-        f"{result.role} {result.name!r} {verdict}: {result.estimate:+.2%} "
-        f"[{result.ci_low:+.2%}, {result.ci_high:+.2%}], p={result.p_value:.3g}, "
+        f"{result.role} {result.name!r} {verdict}: {_effect(result)}, "
+        f"p={result.p_value:.3g} (no difference), "
         f"nominal one-sided alpha {result.nominal_alpha:.3g} at this look, "
         f"n={result.n_baseline}/{result.n_candidate} ({result.method})"
     )
+
+
+def _effect(result: MetricResult) -> str:
+    """The estimate and interval on the scale the metric is judged on."""
+    if result.difference is not None and result.difference_low is not None:
+        points = 100.0 if result.kind == "rate" else 1.0
+        unit = " points" if result.kind == "rate" else ""
+        return (
+            f"{result.difference * points:+.2f}{unit} "
+            f"[{(result.difference_low or 0.0) * points:+.2f}, "
+            f"{(result.difference_high or 0.0) * points:+.2f}]"
+        )
+    return f"{result.estimate:+.2%} [{result.ci_low:+.2%}, {result.ci_high:+.2%}]"

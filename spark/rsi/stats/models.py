@@ -137,6 +137,11 @@ class MetricResult(BaseModel):
     futile: bool = False
     margin: float = 0.05
     margin_scale: MarginScale = "relative"
+    difference: float | None = Field(
+        default=None, description="candidate - baseline, for metrics with an absolute margin"
+    )
+    difference_low: float | None = None
+    difference_high: float | None = None
 
 
 class Decision(BaseModel):
