@@ -92,7 +92,7 @@ def informative(values: Sequence[float], spec: MetricSpec) -> bool:
 
 ALWAYS_GUARDED: frozenset[str] = frozenset({"error_rate"})
 """Guardrails judged in every window: every run has an error flag, and a baseline that never
-fails must still stop a candidate that does (it cannot size the window, so it is not planned)."""
+fails must still stop a candidate that does."""
 
 
 def window_metrics(primary: Metric, baseline: dict[str, list[float]]) -> list[MetricSpec]:
@@ -103,6 +103,15 @@ def window_metrics(primary: Metric, baseline: dict[str, list[float]]) -> list[Me
         if role == "primary" or name in ALWAYS_GUARDED or informative(baseline[name], spec):
             chosen.append(spec.model_copy(update={"role": role}))
     return chosen
+
+
+def _sizable(spec: MetricSpec, values: Sequence[float]) -> bool:
+    """Whether the planner can size the window for this metric: any primary, a guardrail with
+    some spread, or a rate with an absolute margin (planned at its rate's upper bound even when
+    the baseline never had the event)."""
+    if spec.role == "primary" or informative(values, spec):
+        return True
+    return spec.kind == "rate" and spec.margin_scale == "absolute" and len(values) >= 2
 
 
 def plan_online_window(
@@ -129,7 +138,7 @@ def plan_online_window(
             f"({len(arrays[primary])} values)"
         )
     metrics = window_metrics(primary, arrays)
-    sizable = [m for m in metrics if m.role == "primary" or informative(arrays[m.name], m)]
+    sizable = [m for m in metrics if _sizable(m, arrays[m.name])]
     effect = DEFAULT_MIN_EFFECTS[primary] if min_effect is None else min_effect
     design = SequentialDesign(alpha=alpha, planned_looks=looks)
     planned = plan_window(

@@ -12,11 +12,16 @@ from spark.rsi.stats import (
     MetricSpec,
     SequentialDesign,
     boundaries,
+    decide,
     plan_sample_size,
     plan_window,
     window_hours,
 )
-from spark.rsi.stats.planning import fixed_sample_size_rates, fixed_sample_size_t
+from spark.rsi.stats.planning import (
+    fixed_sample_size_rates,
+    fixed_sample_size_t,
+    plan_noninferiority,
+)
 
 
 @pytest.mark.parametrize(("effect", "n"), [(0.8, 26), (0.5, 64), (0.2, 394)])
@@ -89,3 +94,35 @@ def test_planning_refuses_useless_input() -> None:
         plan_sample_size([1.0, 2.0, 3.0], "latency", 0.0, design=SequentialDesign())
     with pytest.raises(InvalidInputError, match="no spread"):
         plan_sample_size([5.0, 5.0, 5.0], "continuous", 0.1, design=SequentialDesign())
+
+
+def test_a_baseline_that_never_fails_plans_its_error_guardrail_at_the_rate_bound() -> None:
+    """Zero errors in the pilot: the error guardrail is planned at the rate's upper confidence
+    bound, and at that size two arms that still never fail are shown within the margin."""
+    guard = MetricSpec(
+        name="error_rate",
+        kind="rate",
+        improves="decrease",
+        role="guardrail",
+        margin=0.02,
+        margin_scale="absolute",
+    )
+    design = SequentialDesign(alpha=0.02)
+    n = plan_noninferiority(np.zeros(400), guard, design=design)
+    assert 50 < n < 1000
+    rng = np.random.default_rng(4)
+    latency = MetricSpec(name="latency", kind="latency", improves="decrease", role="primary")
+    decision = decide(
+        [latency, guard],
+        {"latency": rng.lognormal(5, 0.5, n), "error_rate": np.zeros(n)},
+        {"latency": rng.lognormal(5, 0.5, n), "error_rate": np.zeros(n)},
+        design=design,
+    )
+    assert decision.metrics[1].non_inferior
+    smaller = decide(
+        [latency, guard],
+        {"latency": rng.lognormal(5, 0.5, n // 3), "error_rate": np.zeros(n // 3)},
+        {"latency": rng.lognormal(5, 0.5, n // 3), "error_rate": np.zeros(n // 3)},
+        design=design,
+    )
+    assert not smaller.metrics[1].non_inferior  # the plan is not oversized by a wide margin

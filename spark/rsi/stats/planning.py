@@ -21,6 +21,9 @@ from spark.rsi.stats.inputs import FloatArray, Samples, as_metric_samples
 from spark.rsi.stats.models import MetricKind, MetricSpec, SequentialDesign
 from spark.rsi.stats.sequential import boundaries
 
+DEGENERATE_RATE_CONFIDENCE = 0.8
+"""Confidence of the rate bound used when the baseline never (or always) had the event."""
+
 
 def fixed_sample_size_t(standardised_effect: float, alpha: float, power: float) -> int:
     """Per-arm n of a one-sided two-sample t test at level ``alpha`` with the given power.
@@ -144,12 +147,17 @@ def plan_noninferiority(
 ) -> int:
     """Samples per arm for a guardrail to be shown non-inferior within its margin when the
     candidate truly equals the baseline."""
-    values = _pilot(baseline_samples, spec.kind)
     alpha = design.alpha / 2.0
-    if spec.margin_scale == "absolute":
+    if spec.margin_scale == "absolute" and spec.kind == "rate":
+        fixed = _rate_margin_sample(
+            baseline_samples, spec.margin, alpha, design.power, variance_confidence
+        )
+    elif spec.margin_scale == "absolute":
+        values = _pilot(baseline_samples, spec.kind)
         effect = spec.margin / upper_sd(values, variance_confidence)
         fixed = fixed_sample_size_t(effect, alpha, design.power)
     elif spec.kind == "rate":
+        values = _pilot(baseline_samples, spec.kind)
         fixed = max(
             _rate_noninferiority(p, p * spec.margin, alpha, design.power)
             for p in _rate_bounds(values, variance_confidence)
@@ -157,7 +165,7 @@ def plan_noninferiority(
     else:
         worse = spec.margin if spec.improves == "decrease" else -spec.margin
         fixed = fixed_sample_size(
-            values,
+            baseline_samples,
             spec.kind,
             worse,
             alpha=alpha,
@@ -165,6 +173,32 @@ def plan_noninferiority(
             variance_confidence=variance_confidence,
         )
     return _ceil(fixed * boundaries(design).inflation)
+
+
+def _rate_margin_sample(
+    baseline_samples: Samples, margin: float, alpha: float, power: float, confidence: float | None
+) -> int:
+    """Fixed-horizon runs per arm to show a rate within an absolute ``margin``. The spread is
+    the pilot's (at its upper confidence limit); a pilot that never (or always) had the event
+    uses the rate's Wilson bound instead, so the window is still long enough to show the
+    margin if the rate stays so."""
+    values = as_metric_samples(baseline_samples, "rate", "baseline_samples")
+    if float(values.mean()) in (0.0, 1.0):
+        rate = max(_rate_bounds(values, DEGENERATE_RATE_CONFIDENCE), key=lambda p: p * (1.0 - p))
+        spread = math.sqrt(rate * (1.0 - rate))
+    else:
+        spread = upper_sd(values, confidence)
+    fixed = fixed_sample_size_t(margin / spread, alpha, power)
+    return max(fixed, _rare_event_floor(margin, alpha, power))
+
+
+def _rare_event_floor(margin: float, alpha: float, power: float) -> int:
+    """The runs per arm below which no margin can be shown for rare events: the rate tests
+    shrink each arm by half an event ((x + 0.5) / (n + 1)), so with (almost) no events the
+    difference's standard error is about 1 / n, and showing ``margin`` needs
+    ``n >= (z_alpha + z_beta) / margin``."""
+    z_sum = -special.ndtri(alpha) - special.ndtri(1.0 - power)
+    return math.ceil(z_sum / margin)
 
 
 def _rate_noninferiority(rate: float, margin: float, alpha: float, power: float) -> int:
