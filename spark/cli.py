@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import WorkflowUpdateFailedError
 
 from spark.client import SparkClient
 from spark.devserver import port_open, start_dev_server, stop
+from spark.errors import InvalidInputError, SparkMisuseError
 
 STATE = Path(".spark")
 
@@ -49,7 +52,12 @@ async def _workflow_command(args: argparse.Namespace) -> int:
     client = SparkClient.from_env()
     try:
         if args.command == "start":
-            handle = await client.start_improvement(args.graph, continuous=args.continuous)
+            handle = await client.start_improvement(
+                args.graph,
+                continuous=args.continuous,
+                max_cycles=args.max_cycles,
+                settings=parse_settings(args.settings),
+            )
             print(f"started {handle.id}")
         elif args.command == "status":
             print((await client.status(args.graph)).model_dump_json(indent=2))
@@ -83,6 +91,20 @@ async def _review(client: SparkClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_settings(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs as a settings dict; values are JSON when they parse, else strings."""
+    settings: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInputError(f"--set takes KEY=VALUE, got {pair!r}")
+        try:
+            settings[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            settings[key.strip()] = raw
+    return settings
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -92,6 +114,15 @@ def _parser() -> argparse.ArgumentParser:
     start = commands.add_parser("start", help="start a graph's RSI workflow")
     start.add_argument("graph")
     start.add_argument("--continuous", action="store_true")
+    start.add_argument("--max-cycles", type=int, default=None)
+    start.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override an RSI setting (JSON value), e.g. --set strategy=canary --set ab_looks=8",
+    )
     for name in ("status", "pause", "resume"):
         commands.add_parser(name).add_argument("graph")
     rollback = commands.add_parser("rollback")
@@ -114,7 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "dev":
         return _dev()
-    return asyncio.run(_workflow_command(args))
+    try:
+        return asyncio.run(_workflow_command(args))
+    except SparkMisuseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 
+from spark.errors import InvalidInputError
 from spark.graphs.registry import NodeRegistry, default_registry
 from spark.graphs.runtime import GraphRuntime, RunResult
 from spark.graphs.spec import GraphSpec
@@ -30,6 +32,7 @@ from spark.rsi.contracts import (
     ReviewAck,
     ReviewRequest,
     RollbackRequest,
+    RSISettings,
     RSIStatus,
     RSIWorkflowInput,
 )
@@ -154,6 +157,7 @@ class SparkClient:
         ``replace_running`` asks to terminate it first.
         """
         self.registry.get_graph(graph_id)
+        self._check_settings(graph_id, settings or {})
         client = await self.temporal()
         inp = RSIWorkflowInput(
             graph_id=graph_id, continuous=continuous, max_cycles=max_cycles, settings=settings or {}
@@ -171,6 +175,17 @@ class SparkClient:
                 else WorkflowIDConflictPolicy.FAIL
             ),
         )
+
+    def _check_settings(self, graph_id: str, overrides: dict[str, Any]) -> None:
+        """Refuse bad settings before a workflow starts (the workflow would fail on them)."""
+        active = self.routing.get(graph_id).active_version_id
+        defaults = self.registry.get_version(active).spec.metadata.get("rsi", {})
+        try:
+            RSISettings.model_validate({**defaults, **overrides})
+        except ValidationError as exc:
+            raise InvalidInputError(
+                f"invalid RSI settings for graph {graph_id!r}: {exc.errors(include_url=False)}"
+            ) from exc
 
     async def handle(self, graph_id: str) -> WorkflowHandle[Any, RSIStatus]:
         """The handle of the graph's RSI workflow (latest run)."""
