@@ -26,16 +26,11 @@ with workflow.unsafe.imports_passed_through():
         CycleSummary,
         DeployInput,
         DeployResult,
-        EndWindowInput,
         ExtractPatternsInput,
         HealthInput,
         HealthResult,
         HypothesizeInput,
         HypothesizeResult,
-        OnlineLookInput,
-        OnlineLookResult,
-        OnlineWindowInput,
-        OnlineWindowStart,
         PatternsResult,
         Phase,
         PlanCycleInput,
@@ -52,7 +47,6 @@ with workflow.unsafe.imports_passed_through():
         ValidateInput,
         ValidateResult,
     )
-    from spark.rsi.hypotheses import Metric
     from spark.rsi.rollout import RolloutStage, rollout_stages
     from spark.temporal import (
         RSI_WORKFLOW,
@@ -66,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
     from workflows.activity_calls import call
+    from workflows.online_window import OnlineWindow
 
 HISTORY_KEPT = 20
 PATCH_GATE_STOPS_ONLY_HARM = "replay-gate-stops-only-significant-harm"
@@ -363,84 +358,31 @@ class RSIWorkflow:
     async def _online_window(
         self, plan: CyclePlan, item: ValidatedHypothesis, candidate_id: str
     ) -> ABTestResult:
-        """Split live traffic, look on durable timers, stop at the first decision."""
-        primary = item.hypothesis.primary_metric
-        start = await call(
-            "start_online_window",
-            OnlineWindowInput(
-                graph_id=plan.graph_id,
-                cycle=self._input.cycle,
-                baseline_version_id=plan.active_version_id,
-                candidate_version_id=candidate_id,
-                primary_metric=primary,
-                settings=plan.settings,
-            ),
-            OnlineWindowStart,
-            summary=f"open online A/B window for {candidate_id}",
+        window = OnlineWindow(
+            self, plan, self._input.cycle, item.hypothesis.primary_metric, candidate_id
         )
-        if start.plan is None:
-            return ABTestResult(outcome="invalid", reasons=start.reasons)
-        look = await self._run_looks(plan, primary, candidate_id, start)
-        if look.outcome != "ship":
-            await call(
-                "end_online_window",
-                EndWindowInput(
-                    graph_id=plan.graph_id,
-                    cycle=self._input.cycle,
-                    candidate_version_id=candidate_id,
-                    reason=f"online A/B window ended: {look.outcome}",
-                ),
-                type(None),
-                summary="close online A/B window",
-            )
-        outcome = "inconclusive" if look.outcome == "continue" else look.outcome
-        return ABTestResult(
-            outcome=outcome,
-            reasons=start.reasons + look.reasons,
-            metrics=look.metrics,
-            live_runs=look.n_baseline + look.n_candidate,
-        )
+        return await window.run()
 
-    async def _run_looks(
-        self, plan: CyclePlan, primary: Metric, candidate_id: str, start: OnlineWindowStart
-    ) -> OnlineLookResult:
-        assert start.plan is not None
-        window, fractions = start.plan, list[float]()
-        result = OnlineLookResult(outcome="continue")
-        for look in range(1, window.looks + 1):
-            self._set_details(
-                f"online A/B look {look}/{window.looks} in {window.look_interval_s:.0f}s "
-                f"({window.runs_per_arm} runs per arm planned)"
-            )
-            if await self._rollback_requested_within(timedelta(seconds=window.look_interval_s)):
-                reason = f"online window stopped: {self._rollback_reason()}"
-                self._rollback = None
-                self._status.rollback_requested = False
-                return OnlineLookResult(outcome="reject", reasons=[reason])
-            await self._pause_point()
-            result = await call(
-                "online_ab_look",
-                OnlineLookInput(
-                    graph_id=plan.graph_id,
-                    baseline_version_id=plan.active_version_id,
-                    candidate_version_id=candidate_id,
-                    primary_metric=primary,
-                    plan=window,
-                    started_at=start.started_at,
-                    candidate_share=plan.settings.ab_candidate_share,
-                    previous_fractions=fractions,
-                    alpha=plan.settings.alpha,
-                    final=look == window.looks,
-                ),
-                OnlineLookResult,
-                summary=f"online A/B look {look}/{window.looks}",
-                start_to_close=LOOK_TIMEOUT,
-            )
-            if result.outcome != "continue":
-                return result
-            if result.fraction > (fractions[-1] if fractions else 0.0):
-                fractions.append(result.fraction)
-        return result
+    # ----- the window's host interface (workflows.online_window.WindowHost) -----
+
+    def set_details(self, details: str) -> None:
+        """Show progress in the status query and the Web UI."""
+        self._set_details(details)
+
+    async def rollback_requested_within(self, duration: timedelta) -> bool:
+        """Wait ``duration`` on a durable timer; True as soon as a rollback is requested."""
+        return await self._rollback_requested_within(duration)
+
+    def take_rollback_reason(self) -> str:
+        """The pending rollback request's reason, consuming the request."""
+        reason = self._rollback_reason()
+        self._rollback = None
+        self._status.rollback_requested = False
+        return reason
+
+    async def pause_point(self) -> None:
+        """Wait here while the loop is paused."""
+        await self._pause_point()
 
     async def _deploy(
         self, plan: CyclePlan, item: ValidatedHypothesis, candidate_id: str, exposed: float
