@@ -47,7 +47,9 @@ class ABTestActivities:
                 replayed=samples.replayed,
                 refused=samples.refused,
             )
-        decision = decide_replay(samples, inp.primary_metric, alpha=inp.alpha)
+        decision = decide_replay(
+            samples, inp.primary_metric, alpha=inp.alpha, expected_effects=inp.expected_effects
+        )
         return _result(decision, samples.replayed, samples.refused)
 
     def _load(self, inp: ABTestInput) -> tuple[ReplayArm, ReplayArm, list[RecordedRun]]:

@@ -65,6 +65,7 @@ class OnlineABActivities:
                 min_window_s=settings.ab_min_window_s,
                 max_window_s=settings.ab_max_window_s,
                 min_effect=settings.ab_min_effect,
+                expected_effects=inp.expected_effects,
             )
         except InvalidInputError as exc:
             log.info("online window not planned", graph_id=inp.graph_id, reason=str(exc))

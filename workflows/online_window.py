@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
         OnlineWindowInput,
         OnlineWindowStart,
     )
-    from spark.rsi.hypotheses import Metric
+    from spark.rsi.hypotheses import Hypothesis, Metric
 
     from workflows.activity_calls import call
 
@@ -56,11 +56,13 @@ class OnlineWindow:
         host: WindowHost,
         plan: CyclePlan,
         cycle: int,
-        primary: Metric,
+        hypothesis: Hypothesis,
         candidate_id: str,
     ) -> None:
         self._host, self._plan, self._cycle = host, plan, cycle
-        self._primary, self._candidate_id = primary, candidate_id
+        self._primary: Metric = hypothesis.primary_metric
+        self._expected = dict(hypothesis.expected_effects)
+        self._candidate_id = candidate_id
 
     async def run(self) -> ABTestResult:
         """Split live traffic, look on durable timers, stop at the first decision."""
@@ -87,6 +89,7 @@ class OnlineWindow:
             candidate_version_id=self._candidate_id,
             primary_metric=self._primary,
             settings=plan.settings,
+            expected_effects=self._expected,
         )
         return await call(
             "start_online_window",

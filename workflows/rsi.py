@@ -345,6 +345,7 @@ class RSIWorkflow:
             primary_metric=item.hypothesis.primary_metric,
             sample_size=plan.settings.replay_sample,
             alpha=plan.settings.alpha,
+            expected_effects=dict(item.hypothesis.expected_effects),
         )
         return await call(
             "replay_ab_test",
@@ -358,9 +359,7 @@ class RSIWorkflow:
     async def _online_window(
         self, plan: CyclePlan, item: ValidatedHypothesis, candidate_id: str
     ) -> ABTestResult:
-        window = OnlineWindow(
-            self, plan, self._input.cycle, item.hypothesis.primary_metric, candidate_id
-        )
+        window = OnlineWindow(self, plan, self._input.cycle, item.hypothesis, candidate_id)
         return await window.run()
 
     # ----- the window's host interface (workflows.online_window.WindowHost) -----

@@ -290,6 +290,9 @@ class ABTestInput(_Model):
     primary_metric: Metric
     sample_size: int
     alpha: float
+    expected_effects: dict[str, float] = Field(
+        default_factory=dict, description="the hypothesis' own expected effects (its costs)"
+    )
 
 
 class MetricSummary(_Model):
@@ -380,6 +383,7 @@ class OnlineWindowInput(_Model):
     candidate_version_id: str
     primary_metric: Metric
     settings: RSISettings
+    expected_effects: dict[str, float] = Field(default_factory=dict)
 
 
 class OnlineWindowStart(_Model):

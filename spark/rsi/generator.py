@@ -277,6 +277,16 @@ class _Rules:
     def _latency_share(self, node_id: str) -> float:
         return self.report.structure.latency_share(node_id)
 
+    def _retry_latency_cost(self, node_id: str, retried: float, backoff_s: float) -> float:
+        """Relative latency added by retries: each retried call repeats the node and waits the
+        backoff first, on the share ``retried`` of runs (0 when the node is off the critical
+        path or the report has no latency)."""
+        structure = self.report.structure
+        if self._latency_share(node_id) <= 0:
+            return 0.0
+        extra_ms = structure.node_latency_ms.get(node_id, 0.0) + 1000.0 * backoff_s
+        return retried * extra_ms / structure.critical_path_ms
+
     def _cost_share(self, node_id: str) -> float:
         shares = [b.share for b in self.report.bottlenecks_of("cost") if b.node_id == node_id]
         return max(shares, default=0.0)
@@ -298,7 +308,9 @@ class _Rules:
         cure = _retry_cure(bottleneck.metric_value, current, retries)
         transient = evidence.get("transient_share", 0.0)
         error_effect = bottleneck.share * transient * cure
-        latency_cost = bottleneck.metric_value * transient * self._latency_share(node.id)
+        latency_cost = self._retry_latency_cost(
+            node.id, bottleneck.metric_value * transient, backoff
+        )
         return _Proposal(
             kind="transient_errors",
             title=f"Retry transient failures of {node.id!r}",

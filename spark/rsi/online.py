@@ -17,7 +17,7 @@ Pure logic, no I/O: the activities read telemetry and routing, these functions p
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -44,6 +44,8 @@ AB_METRICS: dict[Metric, MetricSpec] = {
 }
 """Every metric an A/B window can judge, with its guardrail margin (used when not primary)."""
 
+MAX_RELATIVE_MARGIN = 0.9  # a relative margin of an "increase" metric must stay below 1
+
 DEFAULT_MIN_EFFECTS: dict[Metric, float] = {
     "latency": -0.10,
     "error_rate": -0.20,
@@ -64,6 +66,9 @@ class OnlinePlan(BaseModel):
     looks: int = Field(ge=1)
     limiting_metric: str
     metrics: list[Metric]
+    margins: dict[str, float] = Field(
+        default_factory=dict, description="guardrail margins, where they differ from defaults"
+    )
     runs_per_hour: float
     capped: bool = False
     notes: list[str] = Field(default_factory=list)
@@ -95,14 +100,38 @@ ALWAYS_GUARDED: frozenset[str] = frozenset({"error_rate"})
 fails must still stop a candidate that does."""
 
 
-def window_metrics(primary: Metric, baseline: dict[str, list[float]]) -> list[MetricSpec]:
+def judged_spec(
+    name: Metric, primary: Metric, expected_effects: Mapping[str, float] | None = None
+) -> MetricSpec:
+    """The spec a metric is judged by in a test of a hypothesis with ``primary``.
+
+    A guardrail with a relative margin that the hypothesis itself expects to worsen (retries
+    cost some latency to cure errors) gets that stated cost added to its margin, at most
+    doubling it: guardrails catch *unexpected* harm, and the stated trade-off is capped so an
+    untrusted estimate cannot switch a guardrail off.
+    """
+    spec = AB_METRICS[name]
+    if name == primary:
+        return spec.model_copy(update={"role": "primary"})
+    expected = (expected_effects or {}).get(name, 0.0)
+    worsening = expected if spec.improves == "decrease" else -expected
+    margin = spec.margin
+    if spec.margin_scale == "relative" and worsening > 0:
+        margin = min(spec.margin + worsening, 2.0 * spec.margin, MAX_RELATIVE_MARGIN)
+    return spec.model_copy(update={"role": "guardrail", "margin": margin})
+
+
+def window_metrics(
+    primary: Metric,
+    baseline: dict[str, list[float]],
+    expected_effects: Mapping[str, float] | None = None,
+) -> list[MetricSpec]:
     """The primary, the error rate, and every other guardrail the baseline's records support."""
-    chosen = []
-    for name, spec in AB_METRICS.items():
-        role = "primary" if name == primary else "guardrail"
-        if role == "primary" or name in ALWAYS_GUARDED or informative(baseline[name], spec):
-            chosen.append(spec.model_copy(update={"role": role}))
-    return chosen
+    return [
+        judged_spec(name, primary, expected_effects)
+        for name, spec in AB_METRICS.items()
+        if name == primary or name in ALWAYS_GUARDED or informative(baseline[name], spec)
+    ]
 
 
 def _sizable(spec: MetricSpec, values: Sequence[float]) -> bool:
@@ -125,8 +154,10 @@ def plan_online_window(
     min_window_s: float,
     max_window_s: float,
     min_effect: float | None = None,
+    expected_effects: Mapping[str, float] | None = None,
 ) -> OnlinePlan:
-    """Size the window; raises ``InvalidInputError`` (with the reason) when it cannot be planned."""
+    """Size the window; raises ``InvalidInputError`` (with the reason) when it cannot be planned.
+    ``expected_effects`` are the hypothesis' own (see ``judged_spec``)."""
     if runs_per_hour <= 0:
         raise InvalidInputError("the graph has no recent traffic: an online window cannot fill")
     if not 0 < candidate_share < 1:
@@ -137,7 +168,7 @@ def plan_online_window(
             f"the baseline has too few or constant {primary!r} records to plan a window "
             f"({len(arrays[primary])} values)"
         )
-    metrics = window_metrics(primary, arrays)
+    metrics = window_metrics(primary, arrays, expected_effects)
     sizable = [m for m in metrics if _sizable(m, arrays[m.name])]
     effect = DEFAULT_MIN_EFFECTS[primary] if min_effect is None else min_effect
     design = SequentialDesign(alpha=alpha, planned_looks=looks)
@@ -164,6 +195,7 @@ def plan_online_window(
         looks=looks,
         limiting_metric=planned.limiting_metric,
         metrics=[name for name in AB_METRICS if any(m.name == name for m in metrics)],
+        margins={m.name: m.margin for m in metrics if m.role == "guardrail"},
         runs_per_hour=runs_per_hour,
         capped=needed_s > max_window_s,
         notes=notes,
@@ -205,7 +237,7 @@ def decide_online_look(
     looks: pass it back in ``previous_fractions`` next time)."""
     arms = summary_stats(baseline), summary_stats(candidate)
     metrics = [
-        AB_METRICS[name].model_copy(update={"role": "primary" if name == primary else "guardrail"})
+        _planned_spec(plan, name, primary)
         for name in plan.metrics
         if all(arm[name].count >= 2 for arm in arms)
     ]
@@ -232,6 +264,13 @@ def decide_online_look(
         expected_share=candidate_share,
     )
     return decision, design.fractions[look - 1]
+
+
+def _planned_spec(plan: OnlinePlan, name: Metric, primary: Metric) -> MetricSpec:
+    spec = judged_spec(name, primary)
+    if name in plan.margins:
+        spec = spec.model_copy(update={"margin": plan.margins[name]})
+    return spec
 
 
 def summary_stats(arm: ArmMoments) -> dict[str, SummaryStats]:

@@ -8,14 +8,14 @@ The decision goes through the statistical engine (``spark.rsi.stats``) with pair
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from spark.errors import ReplayRefusedError
 from spark.graphs.runtime import GraphRuntime, RunResult
 from spark.graphs.spec import GraphSpec
 from spark.rsi.hypotheses import Metric
-from spark.rsi.online import AB_METRICS
+from spark.rsi.online import AB_METRICS, judged_spec
 from spark.rsi.stats import Decision, MetricSpec, SequentialDesign, decide
 from spark.telemetry.aggregates import RecordedRun
 
@@ -115,16 +115,21 @@ def _add_pair(samples: ReplaySamples, pair: tuple[RunResult, RunResult] | None) 
             arm_metrics["cost"].append(result.cost)
 
 
-def decide_replay(samples: ReplaySamples, primary: Metric, *, alpha: float) -> Decision:
-    """Paired decision: the primary metric must improve, the others must not get worse.
+def decide_replay(
+    samples: ReplaySamples,
+    primary: Metric,
+    *,
+    alpha: float,
+    expected_effects: Mapping[str, float] | None = None,
+) -> Decision:
+    """Paired decision: the primary metric must improve, the others must not get worse than
+    their margins (widened by the hypothesis' own stated costs, see ``judged_spec``).
 
     Metrics identical in every run of both arms carry no information and are left out as
     guardrails (a graph that reports no cost has nothing to guard).
     """
     metrics = [
-        REPLAY_METRICS[name].model_copy(
-            update={"role": "primary" if name == primary else "guardrail"}
-        )
+        judged_spec(name, primary, expected_effects)
         for name in REPLAY_METRICS
         if name == primary or _informative(samples, name)
     ]

@@ -336,3 +336,25 @@ def test_a_model_swap_only_ever_goes_cheaper(
         model, effect = expected
         assert changes_of(swaps) == [SetConfig(node_id="draft", values={"model": model})]
         assert swaps[0].expected_effects["cost"] == pytest.approx(effect)
+
+
+def test_a_retry_states_its_latency_cost_with_the_backoff() -> None:
+    """Each retried call repeats the node and waits the backoff first: the stated latency cost is
+    (retried share) x (node latency + backoff) / critical path, so the test can judge the
+    trade-off the hypothesis states rather than flag it as unexpected harm."""
+    spec = support_spec()
+    stats = {"fetch_account": transient_errors("fetch_account")}
+    report = analyze(spec, healthy_node_stats(**stats), version_stats(errors=30))
+    hypothesis = propose_for(spec, stats, errors=30)[0]
+    failure = stats["fetch_account"].error_count / stats["fetch_account"].count
+    transient = report.bottlenecks_of("errors")[0].evidence["transient_share"]
+    structure = report.structure
+    backoff_ms = 1000.0 * hypothesis.changes[0].values["backoff_s"]
+    expected = (
+        failure
+        * transient
+        * (structure.node_latency_ms["fetch_account"] + backoff_ms)
+        / structure.critical_path_ms
+    )
+    assert structure.latency_share("fetch_account") > 0
+    assert hypothesis.expected_effects["latency"] == pytest.approx(expected, rel=1e-3)
