@@ -138,7 +138,8 @@ def decide_replay(
         metrics,
         {name: samples.baseline[name] for name in names},
         {name: samples.candidate[name] for name in names},
-        design=SequentialDesign(alpha=alpha, planned_looks=1),
+        # One look, no futility: "not shown" stays inconclusive; only harm is a rejection.
+        design=SequentialDesign(alpha=alpha, planned_looks=1, futility=False),
         paired=True,
     )
 

@@ -349,7 +349,9 @@ def test_a_retry_states_its_latency_cost_with_the_backoff() -> None:
     failure = stats["fetch_account"].error_count / stats["fetch_account"].count
     transient = report.bottlenecks_of("errors")[0].evidence["transient_share"]
     structure = report.structure
-    backoff_ms = 1000.0 * hypothesis.changes[0].values["backoff_s"]
+    change = hypothesis.changes[0]
+    assert isinstance(change, SetConfig)
+    backoff_ms = 1000.0 * change.values["backoff_s"]
     expected = (
         failure
         * transient

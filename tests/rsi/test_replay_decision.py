@@ -72,3 +72,13 @@ def test_judged_margins(name: str, expected: dict[str, float], margin: float) ->
 
 def test_the_primary_keeps_its_spec() -> None:
     assert judged_spec("latency", "latency", {"latency": 0.3}).role == "primary"
+
+
+def test_an_unproven_improvement_is_inconclusive_not_rejected() -> None:
+    """Replay that cannot show the primary's gain says so; rejection is kept for harm (so a
+    replay gate lets the online window gather the evidence)."""
+    samples = _retry_like(1.0, n=40)
+    samples.baseline["error_rate"] = [0.0] * 39 + [1.0]
+    decision = decide_replay(samples, "error_rate", alpha=0.02)
+    assert decision.outcome == "inconclusive"
+    assert any("did not reach significance" in reason for reason in decision.reasons)
