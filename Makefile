@@ -28,7 +28,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy spark activities workflows worker.py examples
+	$(BIN)/mypy spark activities workflows worker.py examples bench tests
 
 test: $(STAMP) lint typecheck ## ruff, mypy and the whole pytest suite
 	$(BIN)/pytest -q
