@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from examples.research_brief.nodes import MODELS
+from examples.spec_helpers import node_entry
 from spark.graphs.spec import GraphSpec, parse_graph_spec
 
 GRAPH_ID = "research-brief"
@@ -31,7 +32,7 @@ def build_spec(
             "inputs": ["topic", "requester"],
             "metadata": {"owner": "research-platform", "rsi": rsi or {}},
             "nodes": [
-                _node(
+                node_entry(
                     "plan_query",
                     "research.plan_query",
                     ["topic"],
@@ -40,7 +41,7 @@ def build_spec(
                     prompt="Turn the topic into a precise search query.",
                     model="small-llm",
                 ),
-                _node(
+                node_entry(
                     "search_web",
                     "research.search_web",
                     ["query"],
@@ -48,7 +49,7 @@ def build_spec(
                     params={"latency_ms": search_latency_ms},
                     tags=["idempotent"],
                 ),
-                _node(
+                node_entry(
                     "search_papers",
                     "research.search_papers",
                     ["query"],
@@ -56,7 +57,7 @@ def build_spec(
                     params={"latency_ms": search_latency_ms},
                     tags=["idempotent"],
                 ),
-                _node(
+                node_entry(
                     "summarize",
                     "research.summarize",
                     ["topic", "web_results", "papers"],
@@ -65,7 +66,7 @@ def build_spec(
                     prompt="Write a one-paragraph brief citing the sources.",
                     model=summarize_model,
                 ),
-                _node(
+                node_entry(
                     "publish",
                     "research.publish",
                     ["brief", "requester"],
@@ -86,24 +87,3 @@ def build_spec(
 def _price_ratio(model: str) -> float:
     """``model``'s price per token relative to the large model (from the nodes' price list)."""
     return MODELS[model].cost_per_1k_tokens / MODELS["large-llm"].cost_per_1k_tokens
-
-
-def _node(
-    node_id: str,
-    node_type: str,
-    inputs: list[str],
-    outputs: list[str],
-    *,
-    params: dict[str, Any] | None = None,
-    tags: list[str] | None = None,
-    prompt: str | None = None,
-    model: str | None = None,
-) -> dict[str, Any]:
-    return {
-        "id": node_id,
-        "type": node_type,
-        "inputs": inputs,
-        "outputs": outputs,
-        "tags": tags or [],
-        "config": {"params": params or {}, "prompt": prompt, "model": model},
-    }

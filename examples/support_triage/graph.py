@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from examples.spec_helpers import node_entry
 from spark.graphs.spec import GraphSpec, parse_graph_spec
 
 GRAPH_ID = "support-triage"
@@ -25,8 +26,8 @@ def build_spec(
             "inputs": ["ticket", "customer_id"],
             "metadata": {"owner": "support-platform", "rsi": rsi or {}},
             "nodes": [
-                _node("parse", "support.parse_ticket", ["ticket"], ["text"]),
-                _node(
+                node_entry("parse", "support.parse_ticket", ["ticket"], ["text"]),
+                node_entry(
                     "classify",
                     "support.classify",
                     ["text"],
@@ -36,7 +37,7 @@ def build_spec(
                     prompt="Classify the support ticket into one of: billing, login, shipping, refund, bug, other.",
                     model="small-llm",
                 ),
-                _node(
+                node_entry(
                     "lookup_kb",
                     "support.lookup_kb",
                     ["category"],
@@ -44,7 +45,7 @@ def build_spec(
                     params={"latency_ms": kb_latency_ms},
                     tags=["idempotent"],
                 ),
-                _node(
+                node_entry(
                     "draft_reply",
                     "support.draft_reply",
                     ["text", "category", "priority", "articles"],
@@ -52,7 +53,7 @@ def build_spec(
                     prompt="Write a short, friendly reply citing the articles.",
                     model="large-llm",
                 ),
-                _node(
+                node_entry(
                     "send_reply",
                     "support.send_reply",
                     ["reply", "customer_id"],
@@ -68,24 +69,3 @@ def build_spec(
             ],
         }
     )
-
-
-def _node(
-    node_id: str,
-    node_type: str,
-    inputs: list[str],
-    outputs: list[str],
-    *,
-    params: dict[str, Any] | None = None,
-    tags: list[str] | None = None,
-    prompt: str | None = None,
-    model: str | None = None,
-) -> dict[str, Any]:
-    return {
-        "id": node_id,
-        "type": node_type,
-        "inputs": inputs,
-        "outputs": outputs,
-        "tags": tags or [],
-        "config": {"params": params or {}, "prompt": prompt, "model": model},
-    }
