@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
         OnlineLookResult,
         OnlineWindowInput,
         OnlineWindowStart,
+        WindowProgress,
     )
     from spark.rsi.hypotheses import Hypothesis, Metric
 
@@ -45,6 +46,10 @@ class WindowHost(Protocol):
 
     async def pause_point(self) -> None:
         """Wait here while the loop is paused."""
+        ...
+
+    def report_window(self, progress: WindowProgress) -> None:
+        """Publish the window's progress in the status query."""
         ...
 
 
@@ -102,6 +107,8 @@ class OnlineWindow:
         assert start.plan is not None
         window, fractions = start.plan, list[float]()
         result = OnlineLookResult(outcome="continue")
+        progress = WindowProgress(looks=window.looks, runs_per_arm_planned=window.runs_per_arm)
+        self._host.report_window(progress)
         for look in range(1, window.looks + 1):
             self._host.set_details(
                 f"online A/B look {look}/{window.looks} in {window.look_interval_s:.0f}s "
@@ -113,6 +120,16 @@ class OnlineWindow:
                 return OnlineLookResult(outcome="reject", reasons=[reason])
             await self._host.pause_point()
             result = await self._look(start, look, fractions)
+            progress = progress.model_copy(
+                update={
+                    "looks_done": look,
+                    "n_baseline": result.n_baseline,
+                    "n_candidate": result.n_candidate,
+                    "information_fraction": result.fraction,
+                    "last_outcome": result.outcome,
+                }
+            )
+            self._host.report_window(progress)
             if result.outcome != "continue":
                 return result
             if result.fraction > (fractions[-1] if fractions else 0.0):

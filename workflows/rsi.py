@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         ValidatedHypothesis,
         ValidateInput,
         ValidateResult,
+        WindowProgress,
     )
     from spark.rsi.rollout import RolloutStage, rollout_stages
     from spark.temporal import (
@@ -382,6 +383,10 @@ class RSIWorkflow:
     async def pause_point(self) -> None:
         """Wait here while the loop is paused."""
         await self._pause_point()
+
+    def report_window(self, progress: WindowProgress) -> None:
+        """Publish the window's progress in the status query."""
+        self._status.ab_window = progress
 
     async def _deploy(
         self, plan: CyclePlan, item: ValidatedHypothesis, candidate_id: str, exposed: float

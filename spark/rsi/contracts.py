@@ -131,6 +131,18 @@ class CycleSummary(_Model):
     reasons: list[str] = Field(default_factory=list)
 
 
+class WindowProgress(_Model):
+    """Where this cycle's online A/B window stands (shown by the ``status`` query)."""
+
+    looks_done: int = 0
+    looks: int
+    runs_per_arm_planned: int
+    n_baseline: int = 0
+    n_candidate: int = 0
+    information_fraction: float = 0.0
+    last_outcome: str = "open"
+
+
 class RSIStatus(_Model):
     """The ``status`` query answer."""
 
@@ -145,6 +157,7 @@ class RSIStatus(_Model):
     review_hypothesis_id: str | None = None
     rollback_requested: bool = False
     details: str = ""
+    ab_window: WindowProgress | None = None
     history: list[CycleSummary] = Field(default_factory=list)
 
 

@@ -48,6 +48,10 @@ async def test_replay_gate_then_online_window_ships_at_the_deciding_look(
     assert [look.previous_fractions for look in fake.look_inputs] == [[], [0.25], [0.25, 0.5]]
     assert [look.final for look in fake.look_inputs] == [False, False, False]
     assert fake.look_inputs[0].started_at == 100.0
+    window = status.ab_window  # what the status query shows operators
+    assert window is not None
+    assert (window.looks_done, window.looks, window.last_outcome) == (3, 4, "ship")
+    assert window.information_fraction == 0.75 and window.runs_per_arm_planned == 400
 
 
 async def test_a_window_without_live_traffic_leaves_the_replay_verdict_standing(
