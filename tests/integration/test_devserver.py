@@ -124,7 +124,8 @@ async def test_online_window_splits_live_traffic_and_ships_on_evidence(
     dev_server: str, worker_process: WorkerProcess, sqlite_database_url: str
 ) -> None:
     """With ``ab_mode=online`` the candidate gets half of live traffic (sticky by routing key)
-    for a window on durable timers; the engine ships the retry fix on the runs of both arms."""
+    for a window on durable timers; the engine ships the retry fix on the runs of both arms,
+    and a gradual rollout takes it the rest of the way."""
     client = client_for(sqlite_database_url, address=dev_server)
     original = await register_with_traffic(
         client,
@@ -136,6 +137,9 @@ async def test_online_window_splits_live_traffic_and_ships_on_evidence(
             "ab_min_window_s": 6,
             "ab_max_window_s": 9,
             "routing_propagation_s": 1.5,
+            "strategy": "gradual",
+            "rollout_steps": [0.25, 0.75],
+            "stage_hold_s": 3,
         },
     )
     worker_process.start()
@@ -158,6 +162,13 @@ async def test_online_window_splits_live_traffic_and_ships_on_evidence(
     events = client.routing.history("online-graph")
     opened = [e for e in events if e.idempotency_key.endswith(":open")]
     assert len(opened) == 1 and opened[0].candidate_share == 0.5
+    # the window judged 50%: the 25% stage is skipped, the 75% stage is held and judged side
+    # by side on live traffic, then all traffic moves
+    deploys = [e for e in events if e.idempotency_key.startswith("deploy:")]
+    assert [(e.action, e.candidate_share) for e in deploys] == [
+        ("set_candidate", 0.75),
+        ("set_active", 0.0),
+    ]
     arms = client.telemetry.assignment_counts("online-graph", since=0, until=2e9)
     assert arms.get("candidate", 0) > 100 and arms.get("active", 0) > 100
     assert client.routing.get("online-graph").active_version_id != original.version_id
