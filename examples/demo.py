@@ -52,11 +52,19 @@ def print_table(before: Measurement, after: Measurement) -> None:
 
 
 def print_outcomes(status: RSIStatus) -> None:
-    """One line per cycle."""
+    """One line per cycle, then the evidence that decided it: the replay gate, the primary
+    metric's verdict, and any guardrail that failed or rollback."""
     for cycle in status.history:
         print(f"  cycle {cycle.cycle}: {cycle.outcome:<12} {cycle.hypothesis_title or ''}")
-        for reason in cycle.reasons[:3]:
+        for reason in decisive(cycle.reasons):
             print(f"      - {reason}")
+
+
+def decisive(reasons: list[str]) -> list[str]:
+    """The reasons a reader needs first (planning notes and passing guardrails left out)."""
+    keys = ("replay gate", "primary ", "rolled back", "no live traffic", "online window")
+    chosen = [r for r in reasons if r.startswith(keys) or "not shown" in r or "worse" in r]
+    return chosen or reasons[:3]
 
 
 async def main() -> None:
