@@ -158,6 +158,7 @@ class SparkClient:
         """
         self.registry.get_graph(graph_id)
         self._check_settings(graph_id, settings or {})
+        memo = self._memo(graph_id)
         client = await self.temporal()
         inp = RSIWorkflowInput(
             graph_id=graph_id, continuous=continuous, max_cycles=max_cycles, settings=settings or {}
@@ -169,12 +170,24 @@ class SparkClient:
             task_queue=self.settings.task_queue,
             result_type=RSIStatus,
             static_summary=f"RSI loop for graph {graph_id}",
+            memo=memo,
             id_conflict_policy=(
                 WorkflowIDConflictPolicy.TERMINATE_EXISTING
                 if replace_running
                 else WorkflowIDConflictPolicy.FAIL
             ),
         )
+
+    def _memo(self, graph_id: str) -> dict[str, Any]:
+        """Human context shown with the workflow in the Web UI: the graph, its owner, the
+        version the loop starts from."""
+        active = self.routing.get(graph_id).active_version_id
+        metadata = self.registry.get_version(active).spec.metadata
+        memo: dict[str, Any] = {"graph_id": graph_id, "started_from_version": active}
+        for key in ("owner", "description"):
+            if isinstance(metadata.get(key), str):
+                memo[key] = metadata[key]
+        return memo
 
     def _check_settings(self, graph_id: str, overrides: dict[str, Any]) -> None:
         """Refuse bad settings before a workflow starts (the workflow would fail on them)."""

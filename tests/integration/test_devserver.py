@@ -93,6 +93,23 @@ async def test_cli_start_completes_a_cycle_and_query_shows_phase(
     client.close()
 
 
+async def test_started_loops_carry_a_memo_for_the_web_ui(
+    dev_server: str, sqlite_database_url: str
+) -> None:
+    """``start_improvement`` attaches the graph, its owner and the starting version as memo."""
+    client = client_for(sqlite_database_url, address=dev_server)
+    version = await register_with_traffic(client, "memo-graph", requests=20)
+    handle = await client.start_improvement("memo-graph", settings={"min_traces": 10_000})
+    memo = await (await handle.describe()).memo()
+    assert memo == {
+        "graph_id": "memo-graph",
+        "started_from_version": version.version_id,
+        "owner": "support-platform",
+    }
+    await handle.terminate("test over")
+    client.close()
+
+
 async def test_worker_killed_during_monitoring_deploys_exactly_once(
     dev_server: str, worker_process: WorkerProcess, sqlite_database_url: str
 ) -> None:
