@@ -126,3 +126,32 @@ def test_a_baseline_that_never_fails_plans_its_error_guardrail_at_the_rate_bound
         design=design,
     )
     assert not smaller.metrics[1].non_inferior  # the plan is not oversized by a wide margin
+
+
+def test_a_rare_event_guardrail_gets_the_power_it_was_planned_for() -> None:
+    """At a 0.5% error rate the rate test's half-event shrinkage widens the interval; planned
+    with it, two arms that both keep failing 0.5% of the time are shown within the 2-point
+    margin at about the planned 80% (seeded, 400 simulated windows: 297 runs per arm, 77.5%
+    shown; planned without the shrinkage, 218 runs per arm, 68%)."""
+    guard = MetricSpec(
+        name="error_rate",
+        kind="rate",
+        improves="decrease",
+        role="guardrail",
+        margin=0.02,
+        margin_scale="absolute",
+    )
+    latency = MetricSpec(name="latency", kind="latency", improves="decrease", role="primary")
+    design = SequentialDesign(alpha=0.02)
+    rng = np.random.default_rng(7)
+    pilot = (rng.random(4000) < 0.005).astype(float)
+    n = plan_noninferiority(pilot, guard, design=design)
+    shown = 0
+    for _ in range(400):
+        arms = [
+            {"latency": rng.lognormal(5, 0.5, n), "error_rate": (rng.random(n) < 0.005) * 1.0}
+            for _ in range(2)
+        ]
+        decision = decide([latency, guard], arms[0], arms[1], design=design)
+        shown += bool(decision.metrics[1].non_inferior)
+    assert shown / 400 >= 0.74

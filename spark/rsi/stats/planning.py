@@ -21,6 +21,7 @@ from spark.rsi.stats.inputs import FloatArray, Samples, as_metric_samples
 from spark.rsi.stats.models import MetricKind, MetricSpec, SequentialDesign
 from spark.rsi.stats.sequential import boundaries
 
+MAX_SHRINKAGE_ITERATIONS = 50
 DEGENERATE_RATE_CONFIDENCE = 0.8
 """Confidence of the rate bound used when the baseline never (or always) had the event."""
 
@@ -178,18 +179,30 @@ def plan_noninferiority(
 def _rate_margin_sample(
     baseline_samples: Samples, margin: float, alpha: float, power: float, confidence: float | None
 ) -> int:
-    """Fixed-horizon runs per arm to show a rate within an absolute ``margin``. The spread is
-    the pilot's (at its upper confidence limit); a pilot that never (or always) had the event
-    uses the rate's Wilson bound instead, so the window is still long enough to show the
-    margin if the rate stays so."""
+    """Fixed-horizon runs per arm to show a rate within an absolute ``margin``.
+
+    The spread is the pilot's (at its upper confidence limit); a pilot that never (or always) had
+    the event uses the rate's Wilson bound instead. The rate tests shrink each arm by half an
+    event ((x + 0.5) / (n + 1)), which matters when events are rare: the size is solved with the
+    spread of the shrunk rate at that size (a fixed point), so a window over a rare event is not
+    planned too short to show its margin.
+    """
     values = as_metric_samples(baseline_samples, "rate", "baseline_samples")
-    if float(values.mean()) in (0.0, 1.0):
+    rate = float(values.mean())
+    if rate in (0.0, 1.0):
         rate = max(_rate_bounds(values, DEGENERATE_RATE_CONFIDENCE), key=lambda p: p * (1.0 - p))
         spread = math.sqrt(rate * (1.0 - rate))
     else:
         spread = upper_sd(values, confidence)
-    fixed = fixed_sample_size_t(margin / spread, alpha, power)
-    return max(fixed, _rare_event_floor(margin, alpha, power))
+    size = fixed_sample_size_t(margin / spread, alpha, power)
+    for _ in range(MAX_SHRINKAGE_ITERATIONS):
+        shrunk = (rate * size + 0.5) / (size + 1.0)
+        wider = max(spread, math.sqrt(shrunk * (1.0 - shrunk)))
+        resized = fixed_sample_size_t(margin / wider, alpha, power)
+        if resized == size:
+            break
+        size = resized
+    return max(size, _rare_event_floor(margin, alpha, power))
 
 
 def _rare_event_floor(margin: float, alpha: float, power: float) -> int:
