@@ -24,7 +24,6 @@ with workflow.unsafe.imports_passed_through():
         CycleOutcome,
         CyclePlan,
         CycleSummary,
-        DeployInput,
         DeployResult,
         ExtractPatternsInput,
         HealthInput,
@@ -48,7 +47,6 @@ with workflow.unsafe.imports_passed_through():
         ValidateResult,
         WindowProgress,
     )
-    from spark.rsi.rollout import RolloutStage, rollout_stages
     from spark.temporal import (
         RSI_WORKFLOW,
         SA_ACTIVE_VERSION,
@@ -62,14 +60,10 @@ with workflow.unsafe.imports_passed_through():
 
     from workflows.activity_calls import call
     from workflows.online_window import OnlineWindow
+    from workflows.rollout import Rollout
 
 HISTORY_KEPT = 20
 PATCH_GATE_STOPS_ONLY_HARM = "replay-gate-stops-only-significant-harm"
-PATCH_SKIP_EXPOSED_STAGES = "skip-rollout-stages-covered-by-the-online-window"
-STAGE_EXTENSIONS = 3
-LOOK_TIMEOUT = timedelta(
-    minutes=10
-)  # a look scans the window: ~1 s per million runs  # extra holds a rollout stage may wait for enough traffic to judge
 _OUTCOME_BY_AB = {
     "reject": "rejected_test",
     "inconclusive": "inconclusive",
@@ -391,76 +385,34 @@ class RSIWorkflow:
     async def _deploy(
         self, plan: CyclePlan, item: ValidatedHypothesis, candidate_id: str, exposed: float
     ) -> DeployResult | tuple[CycleOutcome, list[str]]:
-        """Walk the strategy's stages, checking health after each; then switch all traffic.
-        Stages no larger than the share an online window already exposed (``exposed``) are
-        skipped: the window judged that exposure with more evidence than a stage's health check.
-        Returns the final switch, or the rollback's outcome when a stage regressed."""
         await self._phase("deploying")
-        settings = plan.settings
-        stages = rollout_stages(
-            settings.strategy,
-            canary_share=settings.canary_share,
-            rollout_steps=settings.rollout_steps,
-            hold_s=settings.stage_hold_s,
-        )
-        if workflow.patched(PATCH_SKIP_EXPOSED_STAGES):
-            stages = [stage for stage in stages if stage.share > exposed]
-        for step, stage in enumerate(stages, start=1):
-            self._set_details(
-                f"{settings.strategy} stage {step}/{len(stages)}: "
-                f"{stage.share:.0%} of traffic on {candidate_id}"
-            )
-            routed = await self._deploy_step(plan, item, candidate_id, stage.share, step)
-            problem = await self._hold_stage(plan, candidate_id, routed, stage)
-            if problem is not None:
-                return await self._roll_back(f"{settings.strategy} stage {step}: {problem}")
-        deployment = await self._deploy_step(plan, item, candidate_id, None, len(stages) + 1)
-        self._status.active_version_id = candidate_id
-        workflow.upsert_search_attributes([SA_ACTIVE_VERSION.value_set(candidate_id)])
-        return deployment
+        rollout = Rollout(self, plan, self._input.cycle, item.hypothesis, candidate_id)
+        return await rollout.run(exposed)
 
-    async def _deploy_step(
-        self,
-        plan: CyclePlan,
-        item: ValidatedHypothesis,
-        candidate_id: str,
-        share: float | None,
-        step: int,
-    ) -> DeployResult:
-        arg = DeployInput(
-            graph_id=plan.graph_id,
-            cycle=self._input.cycle,
-            from_version_id=plan.active_version_id,
-            to_version_id=candidate_id,
-            strategy=plan.settings.strategy,
-            hypothesis_id=item.hypothesis.hypothesis_id,
-            share=share,
-            step=step,
-        )
-        target = "all traffic" if share is None else f"{share:.0%} of traffic"
-        deployment = await call(
-            "deploy_version", arg, DeployResult, summary=f"route {target} to {candidate_id}"
-        )
-        self._live_deployment = (deployment.deployment_id, plan.active_version_id)
-        return deployment
+    # ----- the rollout's host interface (workflows.rollout.RolloutHost) -----
 
-    async def _hold_stage(
-        self, plan: CyclePlan, candidate_id: str, routed: DeployResult, stage: RolloutStage
-    ) -> str | None:
-        """Hold the stage, then judge it; the reason to roll back, or None to go on."""
-        since = routed.model_copy(
-            update={"deployed_at": routed.deployed_at + plan.settings.routing_propagation_s}
-        )
-        for _ in range(1 + STAGE_EXTENSIONS):
-            if await self._rollback_requested_within(timedelta(seconds=stage.hold_s)):
-                return self._rollback_reason()
-            health = await self._check_health(plan, candidate_id, since, stage.concurrent)
-            if health.status == "regressed":
-                return "; ".join(health.reasons)
-            if health.status == "healthy":
-                return None
-        self._set_details(f"stage passed without enough traffic to judge: {health.reasons}")
-        return None
+    def pending_rollback_reason(self) -> str:
+        """The pending rollback request's reason (the request stays pending)."""
+        return self._rollback_reason()
+
+    async def check_health(
+        self, plan: CyclePlan, candidate_id: str, deployment: DeployResult, concurrent: bool
+    ) -> HealthResult:
+        """Judge the new version's live traffic (both arms side by side when ``concurrent``)."""
+        return await self._check_health(plan, candidate_id, deployment, concurrent)
+
+    async def roll_back(self, reason: str) -> tuple[CycleOutcome, list[str]]:
+        """Route back to the version the live deployment replaced."""
+        return await self._roll_back(reason)
+
+    def record_live(self, deployment_id: str, replaced_version_id: str) -> None:
+        """Remember what a rollback would undo."""
+        self._live_deployment = (deployment_id, replaced_version_id)
+
+    def mark_active(self, version_id: str) -> None:
+        """The version now serves all traffic."""
+        self._status.active_version_id = version_id
+        workflow.upsert_search_attributes([SA_ACTIVE_VERSION.value_set(version_id)])
 
     async def _monitor(
         self, plan: CyclePlan, candidate_id: str, deployment: DeployResult
