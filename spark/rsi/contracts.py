@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from spark.rsi.hypotheses import Hypothesis, Metric, RiskLevel
+from spark.rsi.objectives import Objective
 from spark.rsi.online import OnlinePlan
 
 Phase = Literal[
@@ -87,6 +88,11 @@ class RSISettings(_Model):
     canary_share: float = Field(default=0.05, gt=0, lt=1)
     rollout_steps: list[float] = Field(default_factory=lambda: [0.1, 0.25, 0.5])
     stage_hold_s: float = Field(default=300.0, gt=0)
+    objective: Objective | None = Field(
+        default=None,
+        description="what the owner values (weights, hard constraints); None: the graph's "
+        "metadata['objective'], else the defaults",
+    )
 
     @field_validator("rollout_steps")
     @classmethod
