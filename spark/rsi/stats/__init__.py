@@ -10,7 +10,7 @@ Modules, one noun each: ``models`` (boundary models), ``latency`` / ``rates`` /
 
 from spark.rsi.stats.continuous import bootstrap_ratio_interval, paired_t, welch
 from spark.rsi.stats.cuped import cuped_adjust
-from spark.rsi.stats.decision import decide, decide_from_summaries
+from spark.rsi.stats.decision import decide, decide_from_comparisons, decide_from_summaries
 from spark.rsi.stats.latency import log_welch, mann_whitney_hl, paired_log_ratio, quantile_ratio
 from spark.rsi.stats.models import (
     Decision,
@@ -46,6 +46,7 @@ __all__ = [
     "constant_boundary",
     "cuped_adjust",
     "decide",
+    "decide_from_comparisons",
     "decide_from_summaries",
     "fixed_sample_size",
     "has_sample_ratio_mismatch",

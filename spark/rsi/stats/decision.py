@@ -86,6 +86,23 @@ def decide_from_summaries(
     return _decide(metrics, comparisons, design, look, assignment, expected_share)
 
 
+def decide_from_comparisons(
+    metrics: list[MetricSpec],
+    comparisons: list[Comparison],
+    *,
+    design: SequentialDesign,
+    look: int = 1,
+    assignment: tuple[int, int] | None = None,
+    expected_share: float = 0.5,
+) -> Decision:
+    """Decide one look from comparisons built by the caller (one per metric, same order), for
+    composite metrics such as the owner's objective that no single test produces."""
+    _check_request(metrics, design, look)
+    if len(comparisons) != len(metrics):
+        raise InvalidInputError(f"{len(metrics)} metrics but {len(comparisons)} comparisons")
+    return _decide(metrics, comparisons, design, look, assignment, expected_share)
+
+
 def _check_request(metrics: list[MetricSpec], design: SequentialDesign, look: int) -> None:
     names = [m.name for m in metrics]
     if not metrics:
