@@ -251,12 +251,38 @@ class HypothesizeInput(_Model):
     version_id: str
     report: dict[str, Any]
     max_hypotheses: int = 5
+    objective: Objective | None = Field(
+        default=None,
+        description="the settings' objective override; None: the graph's metadata, else defaults",
+    )
+
+
+class RankedHypothesis(_Model):
+    """Where one hypothesis stands in its cycle's ranking, and why."""
+
+    hypothesis_id: str
+    title: str
+    front: int = Field(ge=1, description="Pareto front of its expected effects (1 = frontier)")
+    objective_change: float = Field(
+        description="expected change of the owner's loss per request (negative = better)"
+    )
+    evidence_weight: float = Field(description="learned pattern weight behind the expectation")
+    score: float = Field(description="-objective_change x evidence_weight (higher ranks first)")
+    breaks_constraint: str | None = Field(
+        default=None, description="the hard constraint its expected effects would break, if any"
+    )
+    why: str = ""
 
 
 class HypothesizeResult(_Model):
-    """Proposed hypotheses, best first, not yet tried on this base version."""
+    """Proposed hypotheses in ranked order (best first), not decided yet on this base version.
+
+    ``ranking`` explains the order; ``prior_attempts`` counts each hypothesis' earlier undecided
+    (inconclusive or invalid) tests on this base version, 0 for a first attempt."""
 
     hypotheses: list[Hypothesis] = Field(default_factory=list)
+    ranking: list[RankedHypothesis] = Field(default_factory=list)
+    prior_attempts: dict[str, int] = Field(default_factory=dict)
 
 
 class ValidateInput(_Model):
