@@ -24,7 +24,8 @@ from spark.rsi.contracts import (
     OnlineWindowInput,
     OnlineWindowStart,
 )
-from spark.rsi.online import decide_online_look, observed_rate, plan_online_window
+from spark.rsi.objectives import objective_of
+from spark.rsi.online import decide_online_look, observed_rate, plan_objective_window
 from spark.rsi.stats import Decision, MetricResult
 
 PLANNING_RUNS = 5_000
@@ -54,10 +55,12 @@ class OnlineABActivities:
         baseline = telemetry.trace_metrics(
             inp.graph_id, inp.baseline_version_id, since=since, limit=PLANNING_RUNS
         )
+        spec = self._deps.registry.get_version(inp.baseline_version_id).spec
+        objective = objective_of(spec.metadata, settings.objective)
         try:
-            plan = plan_online_window(
+            plan = plan_objective_window(
                 baseline,
-                inp.primary_metric,
+                objective,
                 runs_per_hour=self._traffic_rate(inp.graph_id, since),
                 candidate_share=settings.ab_candidate_share,
                 looks=settings.ab_looks,

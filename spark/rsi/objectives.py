@@ -134,8 +134,9 @@ def objective_of(metadata: Mapping[str, object], override: Objective | None = No
     if override is not None:
         return override
     declared = metadata.get("objective")
-    if declared is None and isinstance(metadata.get("rsi"), Mapping):
-        declared = metadata["rsi"].get("objective")  # type: ignore[union-attr]
+    rsi = metadata.get("rsi")
+    if declared is None and isinstance(rsi, Mapping):
+        declared = rsi.get("objective")
     if declared is None:
         return DEFAULT_OBJECTIVE
     return Objective.model_validate(declared)

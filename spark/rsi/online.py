@@ -24,6 +24,16 @@ from pydantic import BaseModel, Field
 
 from spark.errors import InvalidInputError
 from spark.rsi.hypotheses import Metric
+from spark.rsi.judgement import (
+    OBJECTIVE,
+    References,
+    guardrails,
+    judge,
+    objective_spec,
+    per_run_loss,
+    references_of,
+)
+from spark.rsi.objectives import Objective, expected_objective_change
 from spark.rsi.stats import (
     Decision,
     MetricSpec,
@@ -72,16 +82,22 @@ class OnlinePlan(BaseModel):
     runs_per_hour: float
     capped: bool = False
     notes: list[str] = Field(default_factory=list)
+    objective: Objective | None = Field(
+        default=None, description="the owner's objective the window judges (None: old windows)"
+    )
+    references: References | None = Field(
+        default=None, description="baseline means the objective's loss is scaled by"
+    )
 
 
 def metric_arrays(metrics: TraceMetrics) -> dict[str, list[float]]:
-    """Per-run arrays of one arm: error over all runs, latency and cost over completed runs (a
-    failed run stops early and looks fast), quality where a score was recorded."""
-    ok = [error == 0.0 for error in metrics.error]
+    """Per-run arrays of one arm, per request as the caller sees it: error, latency and cost over
+    every run (a failed request's latency is the time its caller waited for the failure), quality
+    where a score was recorded."""
     return {
         "error_rate": list(metrics.error),
-        "latency": [v for v, good in zip(metrics.latency_ms, ok, strict=True) if good],
-        "cost": [v for v, good in zip(metrics.cost, ok, strict=True) if good],
+        "latency": list(metrics.latency_ms),
+        "cost": list(metrics.cost),
         "quality": [q for q in metrics.quality if q is not None],
     }
 
@@ -202,6 +218,142 @@ def plan_online_window(
     )
 
 
+PLANNED_SHARE_OF_PREDICTION = 0.5
+"""A window is powered for half the objective gain the hypothesis predicts: predictions come
+from rules of thumb and are often optimistic, and half the gain is still worth shipping."""
+MIN_PLANNED_LOSS_CHANGE = 0.02
+MAX_PLANNED_LOSS_CHANGE = 0.5
+DEFAULT_PLANNED_LOSS_CHANGE = 0.05
+
+
+def planned_loss_change(
+    objective: Objective,
+    refs: References,
+    expected_effects: Mapping[str, float] | None,
+    min_effect: float | None,
+) -> float:
+    """The relative change of the loss per request the window is powered to detect (negative):
+    ``min_effect`` when the operator set one, else half the hypothesis' predicted change."""
+    if min_effect is not None:
+        return -abs(min_effect)
+    base = refs.loss(objective)
+    predicted = expected_objective_change(objective, expected_effects or {}, refs.error_rate)
+    if base <= 0 or predicted >= 0:
+        return -DEFAULT_PLANNED_LOSS_CHANGE
+    share = PLANNED_SHARE_OF_PREDICTION * -predicted / base
+    return -min(max(share, MIN_PLANNED_LOSS_CHANGE), MAX_PLANNED_LOSS_CHANGE)
+
+
+def objective_arrays(
+    objective: Objective, refs: References, baseline: TraceMetrics
+) -> dict[str, list[float]]:
+    """The baseline's per-run arrays with the objective's loss per run added."""
+    arrays = metric_arrays(baseline)
+    arrays[OBJECTIVE] = [
+        per_run_loss(objective, refs, e, lat, c)
+        for e, lat, c in zip(baseline.error, baseline.latency_ms, baseline.cost, strict=True)
+    ]
+    return arrays
+
+
+def plan_objective_window(
+    baseline: TraceMetrics,
+    objective: Objective,
+    *,
+    runs_per_hour: float,
+    candidate_share: float,
+    looks: int,
+    alpha: float,
+    min_window_s: float,
+    max_window_s: float,
+    min_effect: float | None = None,
+    expected_effects: Mapping[str, float] | None = None,
+) -> OnlinePlan:
+    """Size a window that judges the candidate by ``objective`` (``spark.rsi.judgement``): the
+    loss per request at the planned change, every guardrail at its margin. Raises
+    ``InvalidInputError`` (with the reason) when it cannot be planned."""
+    _check_traffic(runs_per_hour, candidate_share)
+    if len(baseline.error) < MIN_RUNS_PER_METRIC:
+        raise InvalidInputError(
+            f"the baseline has {len(baseline.error)} runs; {MIN_RUNS_PER_METRIC} are needed "
+            "to plan a window"
+        )
+    refs = references_of(moments_of(baseline))
+    arrays = objective_arrays(objective, refs, baseline)
+    metrics = [objective_spec(), *guardrails(objective, moments_of(baseline))]
+    sizable = [m for m in metrics if _sizable(m, arrays[m.name])]
+    change = planned_loss_change(objective, refs, expected_effects, min_effect)
+    design = SequentialDesign(alpha=alpha, planned_looks=looks)
+    planned = plan_window(
+        sizable, {m.name: arrays[m.name] for m in sizable}, {OBJECTIVE: change}, design=design
+    )
+    window_s, needed_s = _window_length(
+        planned.runs_per_arm, runs_per_hour, candidate_share, min_window_s, max_window_s
+    )
+    notes = [
+        f"judged by the owner's objective (loss per request {refs.loss(objective):.3g}, "
+        f"powered for a {change:+.1%} change); {planned.runs_per_arm} runs per arm (limited by "
+        f"{planned.limiting_metric}) at {runs_per_hour:.0f} runs/h and a {candidate_share:.0%} "
+        f"candidate share need {duration_text(needed_s)}",
+        *_unplanned(metrics, sizable),
+        *_cap_note(needed_s, max_window_s),
+    ]
+    return OnlinePlan(
+        runs_per_arm=planned.runs_per_arm,
+        window_s=window_s,
+        look_interval_s=window_s / looks,
+        looks=looks,
+        limiting_metric=planned.limiting_metric,
+        metrics=[name for name in AB_METRICS if any(m.name == name for m in metrics)],
+        margins={m.name: m.margin for m in metrics if m.role == "guardrail"},
+        runs_per_hour=runs_per_hour,
+        capped=needed_s > max_window_s,
+        notes=notes,
+        objective=objective,
+        references=refs,
+    )
+
+
+def _check_traffic(runs_per_hour: float, candidate_share: float) -> None:
+    if runs_per_hour <= 0:
+        raise InvalidInputError("the graph has no recent traffic: an online window cannot fill")
+    if not 0 < candidate_share < 1:
+        raise InvalidInputError(f"candidate_share must lie in (0, 1), got {candidate_share!r}")
+
+
+def _window_length(
+    runs_per_arm: int,
+    runs_per_hour: float,
+    candidate_share: float,
+    min_window_s: float,
+    max_window_s: float,
+) -> tuple[float, float]:
+    """The window's length (clamped) and the length the planned runs need."""
+    share = min(candidate_share, 1.0 - candidate_share)
+    needed_s = runs_per_arm / (runs_per_hour * share) * 3600.0
+    return min(max(needed_s, min_window_s), max_window_s), needed_s
+
+
+def _unplanned(metrics: Sequence[MetricSpec], sizable: Sequence[MetricSpec]) -> list[str]:
+    """Guardrails judged although their baseline has no spread to size the window by."""
+    names = [m.name for m in metrics if m not in sizable]
+    if not names:
+        return []
+    return [
+        f"{', '.join(names)} judged at every look although the baseline shows no spread to "
+        "size the window by (a constant baseline: any change shows against the pooled spread)"
+    ]
+
+
+def _cap_note(needed_s: float, max_window_s: float) -> list[str]:
+    if needed_s <= max_window_s:
+        return []
+    return [
+        f"capped at {duration_text(max_window_s)}: the window will hold about "
+        f"{max_window_s / needed_s:.0%} of the planned runs, with less power"
+    ]
+
+
 def look_fractions(
     previous: Sequence[float], current: float, looks: int, *, final: bool
 ) -> tuple[float, ...]:
@@ -235,6 +387,17 @@ def decide_online_look(
     """Decide this look from both arms' aggregates (constant memory at any window size);
     returns the decision and the information fraction it was taken at (rising strictly across
     looks: pass it back in ``previous_fractions`` next time)."""
+    if plan.objective is not None and plan.references is not None:
+        return _decide_by_objective(
+            plan,
+            baseline,
+            candidate,
+            assignment=assignment,
+            candidate_share=candidate_share,
+            previous_fractions=previous_fractions,
+            alpha=alpha,
+            final=final,
+        )
     arms = summary_stats(baseline), summary_stats(candidate)
     metrics = [
         _planned_spec(plan, name, primary)
@@ -264,6 +427,58 @@ def decide_online_look(
         expected_share=candidate_share,
     )
     return decision, design.fractions[look - 1]
+
+
+def _look_design(
+    plan: OnlinePlan,
+    baseline: ArmMoments,
+    candidate: ArmMoments,
+    previous_fractions: Sequence[float],
+    alpha: float,
+    final: bool,
+) -> tuple[SequentialDesign, int]:
+    """The design at this look (Lan-DeMets on the information gathered) and the look's index."""
+    fraction = min(baseline.runs, candidate.runs) / plan.runs_per_arm
+    final = final or fraction >= 1.0
+    fractions = look_fractions(previous_fractions, fraction, plan.looks, final=final)
+    look = len(previous_fractions) + 1
+    if final:
+        fractions = fractions[:look]
+    design = SequentialDesign(
+        alpha=alpha, planned_looks=len(fractions), look_fractions=_normalised(fractions)
+    )
+    return design, look
+
+
+def _decide_by_objective(
+    plan: OnlinePlan,
+    baseline: ArmMoments,
+    candidate: ArmMoments,
+    *,
+    assignment: tuple[int, int],
+    candidate_share: float,
+    previous_fractions: Sequence[float],
+    alpha: float,
+    final: bool,
+) -> tuple[Decision, float]:
+    assert plan.objective is not None and plan.references is not None
+    if min(baseline.runs, candidate.runs) < MIN_JUDGED_RUNS:
+        raise InvalidInputError("not enough runs in both arms yet")
+    design, look = _look_design(plan, baseline, candidate, previous_fractions, alpha, final)
+    decision, _ = judge(
+        plan.objective,
+        plan.references,
+        baseline,
+        candidate,
+        design=design,
+        look=look,
+        assignment=assignment,
+        expected_share=candidate_share,
+    )
+    return decision, design.fractions[look - 1]
+
+
+MIN_JUDGED_RUNS = 2
 
 
 def _planned_spec(plan: OnlinePlan, name: Metric, primary: Metric) -> MetricSpec:
@@ -298,12 +513,20 @@ def moments_of(metrics: TraceMetrics) -> ArmMoments:
             count=len(values), sum=math.fsum(values), sum_squares=math.fsum(v * v for v in values)
         )
 
+    def cross(first: Sequence[float], second: Sequence[float]) -> float:
+        return math.fsum(a * b for a, b in zip(first, second, strict=True))
+
+    errors, latency, cost = arrays["error_rate"], arrays["latency"], arrays["cost"]
     return ArmMoments(
         runs=len(metrics.error),
         errors=int(sum(metrics.error)),
-        log_latency=moments([math.log(v) for v in arrays["latency"] if v > 0]),
-        cost=moments(arrays["cost"]),
+        log_latency=moments([math.log(v) for v in latency if v > 0]),
+        latency=moments(latency),
+        cost=moments(cost),
         quality=moments(arrays["quality"]),
+        error_latency=cross(errors, latency),
+        error_cost=cross(errors, cost),
+        latency_cost=cross(latency, cost),
     )
 
 

@@ -140,18 +140,21 @@ def trace_metrics_sql(window: Window, limit: int | None) -> str:
 
 
 def arm_moments_sql(window: Window) -> str:
-    """Counts, sums and sums of squares of each test metric over the window's traces."""
-    ok = "status <> 'error'"
+    """Counts, sums, sums of squares and cross products of each test metric over the window's
+    traces. Latency and cost cover every request, failed ones included (what the caller waited
+    and paid for); the cross products let a weighted objective's variance be computed later."""
+    err = "CASE WHEN status = 'error' THEN 1.0 ELSE 0.0 END"
     return f"""
         SELECT count(*) AS runs,
                sum(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS errors,
-               sum(CASE WHEN {ok} AND duration_ms > 0 THEN 1 ELSE 0 END) AS lat_n,
-               sum(CASE WHEN {ok} AND duration_ms > 0 THEN ln(duration_ms) END) AS lat_sum,
-               sum(CASE WHEN {ok} AND duration_ms > 0 THEN ln(duration_ms) * ln(duration_ms) END)
+               sum(CASE WHEN duration_ms > 0 THEN 1 ELSE 0 END) AS lat_n,
+               sum(CASE WHEN duration_ms > 0 THEN ln(duration_ms) END) AS lat_sum,
+               sum(CASE WHEN duration_ms > 0 THEN ln(duration_ms) * ln(duration_ms) END)
                    AS lat_sq,
-               sum(CASE WHEN {ok} THEN 1 ELSE 0 END) AS cost_n,
-               sum(CASE WHEN {ok} THEN cost END) AS cost_sum,
-               sum(CASE WHEN {ok} THEN cost * cost END) AS cost_sq,
+               sum(duration_ms) AS raw_lat_sum, sum(duration_ms * duration_ms) AS raw_lat_sq,
+               sum(cost) AS cost_sum, sum(cost * cost) AS cost_sq,
+               sum({err} * duration_ms) AS err_lat, sum({err} * cost) AS err_cost,
+               sum(duration_ms * cost) AS lat_cost,
                count(quality) AS q_n, sum(quality) AS q_sum, sum(quality * quality) AS q_sq
         FROM (SELECT t.status, t.duration_ms, t.cost, {_JOINED_QUALITY} AS quality
               FROM spark_traces t {_feedback_join(window)} WHERE {window.where("t.")}) AS arm"""

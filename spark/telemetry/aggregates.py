@@ -74,16 +74,23 @@ class Moments(BaseModel):
 class ArmMoments(BaseModel):
     """One routing arm's runs as SQL aggregates, for statistical tests at any window size.
 
-    ``errors`` counts failed runs out of ``runs``; ``log_latency`` (natural log of milliseconds)
-    and ``cost`` cover completed runs only (a failed run stops early and looks fast and cheap);
-    ``quality`` covers runs with a feedback score or a recorded quality.
+    Every figure is per request, failed requests included (time to a final outcome and what it
+    cost, as the caller sees it): ``errors`` counts failed runs out of ``runs``;
+    ``log_latency`` (natural log of milliseconds, runs with a positive duration) and
+    ``latency`` (milliseconds) and ``cost`` cover every run; ``quality`` covers runs with a
+    feedback score or a recorded quality. The cross sums (error x latency, error x cost,
+    latency x cost) give the variance of any weighted combination of the three.
     """
 
     runs: int = 0
     errors: int = 0
     log_latency: Moments = Field(default_factory=Moments)
+    latency: Moments = Field(default_factory=Moments)
     cost: Moments = Field(default_factory=Moments)
     quality: Moments = Field(default_factory=Moments)
+    error_latency: float = 0.0
+    error_cost: float = 0.0
+    latency_cost: float = 0.0
 
 
 class RecordedRun(BaseModel):

@@ -163,8 +163,12 @@ class TelemetryStore:
             runs=int(row.runs),
             errors=int(row.errors or 0),
             log_latency=_moments(row.lat_n, row.lat_sum, row.lat_sq),
-            cost=_moments(row.cost_n, row.cost_sum, row.cost_sq),
+            latency=_moments(row.runs, row.raw_lat_sum, row.raw_lat_sq),
+            cost=_moments(row.runs, row.cost_sum, row.cost_sq),
             quality=_moments(row.q_n, row.q_sum, row.q_sq),
+            error_latency=float(row.err_lat or 0.0),
+            error_cost=float(row.err_cost or 0.0),
+            latency_cost=float(row.lat_cost or 0.0),
         )
 
     def recorded_runs(

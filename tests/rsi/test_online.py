@@ -56,7 +56,9 @@ def _plan(
     )
 
 
-def test_metric_arrays_keep_latency_of_completed_runs_only() -> None:
+def test_metric_arrays_judge_latency_and_cost_per_request_failed_runs_included() -> None:
+    """Latency and cost are what the caller waited and paid for, failed requests included:
+    curing failures must never be penalised for making the cured requests visible."""
     runs = TraceMetrics(
         graph_id="g",
         latency_ms=[100.0, 5.0, 120.0],
@@ -65,9 +67,9 @@ def test_metric_arrays_keep_latency_of_completed_runs_only() -> None:
         quality=[0.9, None, None],
     )
     arrays = metric_arrays(runs)
-    assert arrays["latency"] == [100.0, 120.0]
+    assert arrays["latency"] == [100.0, 5.0, 120.0]
     assert arrays["error_rate"] == [0.0, 1.0, 0.0]
-    assert arrays["cost"] == [0.1, 0.2]
+    assert arrays["cost"] == [0.1, 0.0, 0.2]
     assert arrays["quality"] == [0.9]
 
 
