@@ -16,7 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from spark.errors import InvalidGraphSpecError
 
-NodeTag = Literal["protected", "side_effects", "idempotent"]
+NodeTag = Literal["protected", "side_effects", "idempotent", "deterministic"]
+"""Node properties: ``protected`` (config, implementation and activation are frozen),
+``side_effects`` (acts on the world: never cached, never re-run by replay), ``idempotent`` (safe
+to retry even with side effects), ``deterministic`` (the output is a pure function of the declared
+inputs: not of time, randomness or outside state; the only nodes a cache may answer for). Not
+declaring ``deterministic`` means "not deterministic", the safe default for LLM and tool nodes."""
 ConditionOp = Literal["eq", "ne", "in", "not_in", "truthy", "falsy"]
 
 _ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_.\-]{0,127}$"

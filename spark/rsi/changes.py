@@ -14,10 +14,12 @@ Precise effects:
 - ``add_edge`` / ``remove_edge`` / ``reroute_edge``: edges are identified by ``(source, target)``;
   a rerouted edge keeps its condition and its position.
 - ``parallelize``: the nodes must form a simple chain ``n1 -> ... -> nk`` (each inner link is the
-  only way out of its source and into its target, and unconditional) whose head has predecessors.
-  Every predecessor ``p`` of ``n1`` gets ``p -> ni`` for each ``ni`` (with the condition of
-  ``p -> n1``), every ``ni`` gets ``ni -> s`` for each successor ``s`` of ``nk`` (with the condition
-  of ``nk -> s``, so every fan-in edge carries the same condition) and the chain links are removed.
+  only way out of its source and into its target, and unconditional). Every predecessor ``p`` of
+  ``n1`` gets ``p -> ni`` for each ``ni`` (with the condition of ``p -> n1``), every ``ni`` gets
+  ``ni -> s`` for each successor ``s`` of ``nk`` (with the condition of ``nk -> s``, so every
+  fan-in edge carries the same condition) and the chain links are removed. When ``n1`` is the
+  entry (a run starts there, and the spec needs one entry with no incoming edge), the entry stays
+  the fan-out source: ``n2 .. nk`` run in parallel after it, which needs at least two of them.
 """
 
 from __future__ import annotations
@@ -109,16 +111,17 @@ def nodes_affected(spec: GraphSpec, change: ChangeOp) -> set[str]:
 
 @dataclass
 class _Draft:
-    """A mutable working copy of a spec's nodes and edges."""
+    """A mutable working copy of a spec's nodes and edges (the entry never changes)."""
 
     nodes: dict[str, NodeSpec]
     edges: list[EdgeSpec]
+    entry: str
 
     @classmethod
     def of(cls, spec: GraphSpec) -> _Draft:
         """A deep copy of ``spec``'s nodes and edges."""
         nodes = {node.id: node.model_copy(deep=True) for node in spec.nodes}
-        return cls(nodes, [edge.model_copy(deep=True) for edge in spec.edges])
+        return cls(nodes, [edge.model_copy(deep=True) for edge in spec.edges], spec.entry)
 
     def node(self, node_id: str) -> NodeSpec:
         """The node, or a refusal naming the missing id."""
@@ -229,6 +232,8 @@ def _reroute_edge(draft: _Draft, change: RerouteEdge) -> None:
 
 def _parallelize(draft: _Draft, chain: list[str]) -> None:
     _check_chain(draft, chain)
+    if chain[0] == draft.entry:
+        chain = chain[1:]  # the entry stays the fan-out source of the rest
     members = set(chain)
     incoming = [edge for edge in draft.edges if edge.target == chain[0]]
     outgoing = [edge for edge in draft.edges if edge.source == chain[-1]]
@@ -250,10 +255,10 @@ def _check_chain(draft: _Draft, chain: list[str]) -> None:
         draft.node(node_id)
     for source, target in pairwise(chain):
         _check_link(draft, source, target)
-    if not draft.predecessors(chain[0]):
+    if chain[0] == draft.entry and len(chain) < 3:
         raise _Refused(
-            f"chain head {chain[0]!r} has no predecessor to fan out from (the entry node "
-            "cannot head a parallelized chain)"
+            f"chain {chain!r} is headed by the entry, which stays first: at least two nodes "
+            "must follow it to run in parallel"
         )
 
 

@@ -189,16 +189,34 @@ def test_parallelize_copies_conditions_of_the_head_incoming_edges() -> None:
 @pytest.mark.parametrize(
     ("node_ids", "reason"),
     [
-        (["ingest", "classify"], "no predecessor"),
+        (["ingest", "classify"], "at least two nodes must follow it"),
         (["classify", "fetch_history"], "not linked"),
         (["fetch_history", "draft", "notify"], "successors other than"),
         (["classify", "classify"], "repeats"),
     ],
 )
 def test_parallelize_refuses_what_is_not_a_simple_chain(node_ids: list[str], reason: str) -> None:
-    """The entry as head, unlinked nodes, branching nodes and repeats are refused."""
+    """The entry with one follower (nothing to run in parallel), unlinked nodes, branching
+    nodes and repeats are refused."""
     with pytest.raises(InvalidChangeError, match=reason):
         apply_changes(support_spec(), [Parallelize(node_ids=node_ids)])
+
+
+def test_a_chain_headed_by_the_entry_fans_out_from_the_entry() -> None:
+    """A group whose head is the entry is accepted: the entry stays first (the spec keeps one
+    entry with no incoming edge) and the rest of the group runs in parallel after it."""
+    spec = make_spec(
+        [
+            node("start", ["request"], ["seen"]),
+            node("a", ["request"], ["x"]),
+            node("b", ["request"], ["y"]),
+            node("join", ["x", "y"], ["z"]),
+        ],
+        [edge("start", "a"), edge("a", "b"), edge("b", "join")],
+    )
+    new = apply_changes(spec, [Parallelize(node_ids=["start", "a", "b"])])
+    assert new.entry == "start"
+    assert edge_keys(new) == {("start", "a"), ("start", "b"), ("a", "join"), ("b", "join")}
 
 
 def test_parallelize_refuses_a_chain_with_a_data_dependency() -> None:
