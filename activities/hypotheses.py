@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
 from temporalio import activity
 
 from activities._support import misuse_is_final, off_loop
 from activities.deps import ActivityDeps
+from spark.errors import InvalidInputError
+from spark.experience import ProposalDecision
+from spark.experience.policy import (
+    REJECTED_ON_EVIDENCE,
+    ProposalVerdict,
+    change_signature,
+    diagnosis_fingerprint,
+    judge_proposal,
+)
+from spark.graphs.spec import GraphSpec
 from spark.rsi.analysis import DiagnosticReport
 from spark.rsi.contracts import (
     HypothesizeInput,
@@ -15,11 +26,20 @@ from spark.rsi.contracts import (
     ValidateResult,
 )
 from spark.rsi.generator import PatternHint
+from spark.rsi.hypotheses import Hypothesis
+from spark.rsi.objectives import Objective, objective_of
+from spark.rsi.ranking import in_ranked_order, rank_hypotheses
 from spark.rsi.validation import validate_hypothesis
+
+CANDIDATE_POOL_FACTOR = 2
+"""Generation asks for this many times ``max_hypotheses``: the generator orders its proposals by
+its own primary-metric impact and some may be skipped as already decided, so its first few must
+not decide which ones the owner's objective gets to rank."""
+MAX_CANDIDATE_POOL = 20
 
 
 class HypothesisActivities:
-    """Generation reads learned patterns; validation is pure."""
+    """Generation reads learned patterns and past attempts; validation is pure."""
 
     def __init__(self, deps: ActivityDeps) -> None:
         self._deps = deps
@@ -27,25 +47,54 @@ class HypothesisActivities:
     @activity.defn(name="generate_hypotheses")
     @misuse_is_final
     async def generate_hypotheses(self, inp: HypothesizeInput) -> HypothesizeResult:
-        """Hypotheses for the diagnosis, best first, skipping any already tried on this version."""
+        """Hypotheses for the diagnosis ranked by the owner's objective, best first: none already
+        decided on this version, undecided ones retried up to a limit, none rejected on evidence
+        for the same diagnosis on an earlier version; every decision is recorded with its reason."""
         return await off_loop(self._generate, inp)
 
     def _generate(self, inp: HypothesizeInput) -> HypothesizeResult:
         spec = self._deps.registry.get_version(inp.version_id).spec
         report = DiagnosticReport.model_validate(inp.report)
+        hints = self._pattern_hints()
         proposed = self._deps.generator.generate(
             report,
             spec,
-            patterns=self._pattern_hints(),
+            patterns=hints,
             base_version_id=inp.version_id,
-            max_hypotheses=inp.max_hypotheses,
+            max_hypotheses=min(MAX_CANDIDATE_POOL, CANDIDATE_POOL_FACTOR * inp.max_hypotheses),
         )
-        untried = [
-            h
-            for h in proposed
-            if not self._deps.experience.tried(inp.graph_id, inp.version_id, h.hypothesis_id)
+        verdicts = self._judge(inp, proposed, report)
+        kept = [h for h in proposed if verdicts[h.hypothesis_id].decision != "skip"]
+        objective = _objective(spec, inp.objective)
+        ranking = rank_hypotheses(kept, objective=objective, report=report, patterns=hints)
+        ranking = ranking[: inp.max_hypotheses]
+        return HypothesizeResult(
+            hypotheses=in_ranked_order(kept, ranking),
+            ranking=ranking,
+            prior_attempts={
+                r.hypothesis_id: verdicts[r.hypothesis_id].prior_attempts for r in ranking
+            },
+        )
+
+    def _judge(
+        self, inp: HypothesizeInput, proposed: list[Hypothesis], report: DiagnosticReport
+    ) -> dict[str, ProposalVerdict]:
+        """Each proposal's verdict from the graph's history, recorded in the experience store."""
+        experience = self._deps.experience
+        history = experience.attempts_on(inp.graph_id, inp.version_id)
+        history += [
+            a
+            for a in experience.attempts_with_outcome(inp.graph_id, REJECTED_ON_EVIDENCE)
+            if a.base_version_id != inp.version_id
         ]
-        return HypothesizeResult(hypotheses=untried)
+        verdicts, decisions = {}, []
+        for hypothesis in proposed:
+            fingerprint = diagnosis_fingerprint(hypothesis, report)
+            verdict = judge_proposal(hypothesis, fingerprint, history)
+            verdicts[hypothesis.hypothesis_id] = verdict
+            decisions.append(_decision(hypothesis, fingerprint, verdict))
+        experience.record_proposals(decisions)
+        return verdicts
 
     def _pattern_hints(self) -> list[PatternHint]:
         return [
@@ -81,3 +130,27 @@ class HypothesisActivities:
                 )
             )
         return ValidateResult(items=items)
+
+
+def _objective(spec: GraphSpec, override: Objective | None) -> Objective:
+    """The owner's objective; a malformed declaration in the spec is misuse."""
+    try:
+        return objective_of(spec.metadata, override)
+    except ValidationError as exc:
+        raise InvalidInputError(f"graph {spec.id!r} declares an invalid objective: {exc}") from exc
+
+
+def _decision(
+    hypothesis: Hypothesis, fingerprint: str, verdict: ProposalVerdict
+) -> ProposalDecision:
+    return ProposalDecision(
+        graph_id=hypothesis.graph_id,
+        base_version_id=hypothesis.base_version_id,
+        hypothesis_id=hypothesis.hypothesis_id,
+        title=hypothesis.title,
+        change_signature=change_signature(hypothesis.changes),
+        diagnosis_fingerprint=fingerprint,
+        decision=verdict.decision,
+        reason=verdict.reason,
+        prior_attempts=verdict.prior_attempts,
+    )

@@ -6,9 +6,12 @@ from temporalio import activity
 
 from activities._support import misuse_is_final, off_loop
 from activities.deps import ActivityDeps
-from spark.experience import Attempt
+from spark.experience import Attempt, ProposalDecision
+from spark.experience.policy import change_signature, diagnosis_fingerprint
+from spark.experience.store import FINGERPRINT_KEY, SIGNATURE_KEY
 from spark.rsi.contracts import ExtractPatternsInput, PatternsResult, RecordAttemptInput
 from spark.rsi.generator import diagnosis_kind_of
+from spark.rsi.hypotheses import Hypothesis
 
 
 class LearningActivities:
@@ -20,8 +23,16 @@ class LearningActivities:
     @activity.defn(name="record_attempt")
     @misuse_is_final
     async def record_attempt(self, inp: RecordAttemptInput) -> None:
-        """Store the attempt (a retry or a later outcome updates the same row)."""
-        await off_loop(self._deps.experience.record_attempt, _attempt(inp))
+        """Store the attempt (a retry or a later outcome updates the same row), with the change
+        signature and the diagnosis fingerprint it was tried under."""
+        await off_loop(self._record, inp)
+
+    def _record(self, inp: RecordAttemptInput) -> None:
+        experience = self._deps.experience
+        proposal = experience.proposal(
+            inp.graph_id, inp.base_version_id, _hypothesis(inp).hypothesis_id
+        )
+        experience.record_attempt(_attempt(inp, proposal))
 
     @activity.defn(name="extract_patterns")
     @misuse_is_final
@@ -31,13 +42,27 @@ class LearningActivities:
         return PatternsResult(pattern_count=len(patterns))
 
 
-def _attempt(inp: RecordAttemptInput) -> Attempt:
+def _hypothesis(inp: RecordAttemptInput) -> Hypothesis:
+    return inp.hypothesis.model_copy(update={"base_version_id": inp.base_version_id})
+
+
+def _attempt(inp: RecordAttemptInput, proposal: ProposalDecision | None) -> Attempt:
+    """The attempt record; its diagnosis fingerprint is the one generation saw (severity
+    ``unknown`` when the hypothesis did not come through generation)."""
+    hypothesis = _hypothesis(inp)
+    fingerprint = (
+        proposal.diagnosis_fingerprint if proposal else diagnosis_fingerprint(hypothesis, None)
+    )
     return Attempt.from_hypothesis(
-        inp.hypothesis.model_copy(update={"base_version_id": inp.base_version_id}),
+        hypothesis,
         cycle=inp.cycle,
         diagnosis_kind=diagnosis_kind_of(inp.hypothesis),
         outcome=inp.outcome,  # type: ignore[arg-type]
         candidate_version_id=inp.candidate_version_id,
         effect=inp.effect,
-        details=inp.details,
+        details={
+            **inp.details,
+            SIGNATURE_KEY: change_signature(hypothesis.changes),
+            FINGERPRINT_KEY: fingerprint,
+        },
     )

@@ -6,7 +6,16 @@ from spark.experience.store import (
     ExperienceStore,
     Outcome,
     Pattern,
+    ProposalDecision,
     pattern_id_for,
 )
 
-__all__ = ["Attempt", "DiagnosisKind", "ExperienceStore", "Outcome", "Pattern", "pattern_id_for"]
+__all__ = [
+    "Attempt",
+    "DiagnosisKind",
+    "ExperienceStore",
+    "Outcome",
+    "Pattern",
+    "ProposalDecision",
+    "pattern_id_for",
+]

@@ -3,6 +3,11 @@
 ``record_attempt`` is an upsert keyed by ``attempt_id``, so a retried activity stores an attempt
 once and a later outcome (``rolled_back`` after ``shipped``) updates it. Patterns are recomputed
 from all attempts, grouped by diagnosis kind x change kind.
+
+``record_proposals`` keeps, per graph, base version and hypothesis, what generation last decided
+about it (proposed, retried after an undecided test, or skipped) and why, so an operator can ask
+why a change is (not) being tried. An attempt's ``details`` carry the base-independent change
+signature and the diagnosis fingerprint it was tried under (see ``spark.experience.policy``).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, col, delete, select
 
 from spark.db import get_engine
-from spark.experience.tables import AttemptRow, PatternRow
+from spark.experience.tables import AttemptRow, PatternRow, ProposalRow
 from spark.registry._sql import read_session, retry_on_conflict, utcnow, write_session
 from spark.rsi.hypotheses import Hypothesis, Metric, RiskLevel
 
@@ -33,6 +38,9 @@ Outcome = Literal[
     "failed",
 ]
 DiagnosisKind = str  # "errors", "latency", "cost", "quality", ...
+Decision = Literal["propose", "retry", "skip"]
+SIGNATURE_KEY = "change_signature"
+FINGERPRINT_KEY = "diagnosis_fingerprint"
 
 log = structlog.get_logger(__name__)
 
@@ -67,6 +75,18 @@ class Attempt(BaseModel):
     def attempt_id(self) -> str:
         """The business key: ``"<graph>:c<cycle>:<hypothesis_id>"``."""
         return f"{self.graph_id}:c{self.cycle}:{self.hypothesis_id}"
+
+    @property
+    def change_signature(self) -> str | None:
+        """The base-independent signature of the changes tried (None for older records)."""
+        value = self.details.get(SIGNATURE_KEY)
+        return value if isinstance(value, str) else None
+
+    @property
+    def diagnosis_fingerprint(self) -> str | None:
+        """The diagnosis the changes answered when tried (None for older records)."""
+        value = self.details.get(FINGERPRINT_KEY)
+        return value if isinstance(value, str) else None
 
     @classmethod
     def from_hypothesis(
@@ -116,6 +136,28 @@ class Pattern(BaseModel):
     updated_at: datetime
 
 
+class ProposalDecision(BaseModel):
+    """What generation decided about one hypothesis on one base version, and why."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    graph_id: str
+    base_version_id: str
+    hypothesis_id: str
+    title: str
+    change_signature: str
+    diagnosis_fingerprint: str
+    decision: Decision
+    reason: str
+    prior_attempts: int = Field(default=0, ge=0)
+    updated_at: datetime | None = Field(default=None, description="set by the store")
+
+    @property
+    def proposal_id(self) -> str:
+        """The business key: ``"<graph>:<base_version_id>:<hypothesis_id>"``."""
+        return f"{self.graph_id}:{self.base_version_id}:{self.hypothesis_id}"
+
+
 def pattern_id_for(diagnosis_kind: str, change_kind: str) -> str:
     """The pattern key: ``"<diagnosis_kind>|<change_kind>"``."""
     return f"{diagnosis_kind}|{change_kind}"
@@ -155,6 +197,50 @@ class ExperienceStore:
         with read_session(self._engine) as session:
             return session.exec(query.limit(1)).first() is not None
 
+    def attempts_on(self, graph_id: str, base_version_id: str) -> list[Attempt]:
+        """Every attempt made on one base version of the graph, oldest first."""
+        query = select(AttemptRow).where(
+            AttemptRow.graph_id == graph_id, AttemptRow.base_version_id == base_version_id
+        )
+        return self._attempts(query)
+
+    def attempts_with_outcome(self, graph_id: str, outcomes: Iterable[str]) -> list[Attempt]:
+        """Every attempt on the graph (any base version) that ended in one of ``outcomes``,
+        oldest first."""
+        query = select(AttemptRow).where(
+            AttemptRow.graph_id == graph_id, col(AttemptRow.outcome).in_(list(outcomes))
+        )
+        return self._attempts(query)
+
+    def record_proposals(self, decisions: Iterable[ProposalDecision]) -> None:
+        """Store each decision, replacing the earlier one about the same hypothesis on the same
+        base version (one transaction; recording the same decisions twice stores them once)."""
+        batch = list(decisions)
+        if batch:
+            retry_on_conflict(lambda: self._upsert_proposals(batch))
+
+    def proposals(
+        self, graph_id: str, base_version_id: str | None = None
+    ) -> list[ProposalDecision]:
+        """The latest decision about each hypothesis of the graph (of one base version when
+        given), most recently decided first."""
+        query = select(ProposalRow).where(ProposalRow.graph_id == graph_id)
+        if base_version_id is not None:
+            query = query.where(ProposalRow.base_version_id == base_version_id)
+        query = query.order_by(col(ProposalRow.updated_at).desc(), col(ProposalRow.proposal_id))
+        with read_session(self._engine) as session:
+            rows = session.exec(query).all()
+        return [ProposalDecision.model_validate(row) for row in rows]
+
+    def proposal(
+        self, graph_id: str, base_version_id: str, hypothesis_id: str
+    ) -> ProposalDecision | None:
+        """The latest decision about one hypothesis on one base version, if any."""
+        key = f"{graph_id}:{base_version_id}:{hypothesis_id}"
+        with read_session(self._engine) as session:
+            row = session.get(ProposalRow, key)
+        return None if row is None else ProposalDecision.model_validate(row)
+
     def extract_patterns(self, min_attempts: int = 1) -> list[Pattern]:
         """Recompute every pattern from all attempts, store them and return them.
 
@@ -181,6 +267,26 @@ class ExperienceStore:
             session.add(row)
             log.info("attempt_recorded", attempt_id=row.attempt_id, outcome=row.outcome)
             return Attempt.model_validate(row)
+
+    def _attempts(self, query: Any) -> list[Attempt]:
+        query = query.order_by(col(AttemptRow.created_at), col(AttemptRow.attempt_id))
+        with read_session(self._engine) as session:
+            rows = session.exec(query).all()
+        return [Attempt.model_validate(row) for row in rows]
+
+    def _upsert_proposals(self, decisions: list[ProposalDecision]) -> None:
+        with write_session(self._engine) as session:
+            now = utcnow()
+            for decision in decisions:
+                row = session.get(ProposalRow, decision.proposal_id, with_for_update=True)
+                values = decision.model_dump(exclude={"updated_at"})
+                if row is None:
+                    row = ProposalRow(proposal_id=decision.proposal_id, created_at=now, **values)
+                else:
+                    row.sqlmodel_update(values)
+                row.updated_at = now
+                session.add(row)
+            log.info("proposals_recorded", decisions=[d.decision for d in decisions])
 
     def _extract(self, min_attempts: int) -> list[Pattern]:
         with write_session(self._engine) as session:

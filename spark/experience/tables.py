@@ -47,3 +47,26 @@ class PatternRow(SQLModel, table=True):
     success_rate: float
     mean_effect: float | None = None
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ProposalRow(SQLModel, table=True):
+    """What generation decided about one hypothesis on one base version, and why.
+
+    ``proposal_id`` is ``"<graph>:<base_version_id>:<hypothesis_id>"``; the latest decision
+    replaces the earlier one (``decision`` is ``propose``, ``retry`` or ``skip``).
+    """
+
+    __tablename__ = "spark_proposals"
+
+    proposal_id: str = Field(primary_key=True)
+    graph_id: str = Field(index=True)
+    base_version_id: str
+    hypothesis_id: str = Field(index=True)
+    title: str
+    change_signature: str = Field(index=True)
+    diagnosis_fingerprint: str
+    decision: str
+    reason: str
+    prior_attempts: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)

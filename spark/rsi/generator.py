@@ -222,20 +222,36 @@ def _rank(proposals: Sequence[_Proposal], patterns: Sequence[PatternHint]) -> li
 
 
 def pattern_weight(
-    kind: DiagnosisKind, change_kind: str, primary_metric: Metric, patterns: Sequence[PatternHint]
+    kind: str, change_kind: str, primary_metric: Metric, patterns: Sequence[PatternHint]
 ) -> float:
     """A multiplier in [0, 2]: twice the success rate shrunk toward 1/2 (one prior success and
     one prior failure), halved when the measured effect was on average a change for the worse.
-    1.0 without matching hints."""
+    1.0 without matching hints. ``kind`` is a ``DiagnosisKind`` or a coarse bottleneck kind."""
+    return pattern_evidence(kind, [change_kind], primary_metric, patterns)[0]
+
+
+def pattern_evidence(
+    kind: str,
+    change_kinds: Sequence[str],
+    primary_metric: Metric,
+    patterns: Sequence[PatternHint],
+) -> tuple[float, int]:
+    """The pattern weight (see ``pattern_weight``) pooled over the hints matching any of
+    ``change_kinds`` for ``kind``, and how many recorded attempts stand behind it."""
     hints = [
         h
         for h in patterns
-        if h.change_kind == change_kind and h.diagnosis_kind in (kind, DIAGNOSIS_CATEGORY[kind])
+        if h.change_kind in change_kinds and h.diagnosis_kind in (kind, diagnosis_category(kind))
     ]
     attempts = sum(h.attempts for h in hints)
     successes = sum(h.success_rate * h.attempts for h in hints)
     weight = 2 * (successes + 1) / (attempts + 2)
-    return weight / 2 if _harmful(hints, primary_metric) else weight
+    return (weight / 2 if _harmful(hints, primary_metric) else weight), attempts
+
+
+def diagnosis_category(kind: str) -> str:
+    """The coarse bottleneck kind of a diagnosis kind (a coarse kind maps to itself)."""
+    return str(DIAGNOSIS_CATEGORY.get(kind, kind))  # type: ignore[call-overload]
 
 
 def _harmful(hints: Sequence[PatternHint], primary_metric: Metric) -> bool:

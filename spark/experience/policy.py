@@ -1,0 +1,144 @@
+"""Whether a proposed hypothesis should be tried (again), from what the experience store recorded.
+
+Three rules, in this order:
+
+1. **A decided change is not tried again on the same base version.** Shipped, rejected on
+   evidence, refused by validation or by a reviewer: the same changes on the same version would
+   meet the same verdict.
+2. **Inconclusive is not final.** A test that could not decide (``inconclusive``, or
+   ``invalid_test`` when the window could not be planned) is retried in a later cycle, with more
+   evidence (the workflow lengthens the window per prior attempt), up to
+   ``MAX_UNDECIDED_ATTEMPTS`` attempts on the same base version.
+3. **Rejected is not re-proposed.** A change rejected on evidence (``rejected_test``,
+   ``rolled_back``) on any base version is not proposed on a new one unless the diagnosis it
+   answers changed. Hypothesis ids hash the base version, so the comparison uses the
+   base-independent ``change_signature`` and a ``diagnosis_fingerprint`` that is stable across
+   cycles (diagnosis kind, target nodes and severity; never the free text with its live figures).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from spark.experience.store import Attempt, Decision
+from spark.rsi.analysis import SEVERITY_ORDER, DiagnosticReport
+from spark.rsi.generator import diagnosis_category, diagnosis_kind_of
+from spark.rsi.hypotheses import ChangeOp, Hypothesis
+
+MAX_UNDECIDED_ATTEMPTS = 3
+"""Attempts of the same change on the same base version that may end undecided before it waits
+for a new base. With the window doubled per prior attempt, the third attempt runs four times the
+first window: a change whose effect a window four times longer still cannot resolve is too small
+(or the metric too noisy) to be worth more of the traffic it diverts."""
+
+UNDECIDED_OUTCOMES = frozenset({"inconclusive", "invalid_test"})
+"""Outcomes of a test that could not decide: retried with more evidence."""
+
+REJECTED_ON_EVIDENCE = frozenset({"rejected_test", "rolled_back"})
+"""Outcomes that measured the change doing harm (or no good): not re-proposed on a new base
+version for the same diagnosis."""
+
+NO_BOTTLENECK = "none"
+UNKNOWN_SEVERITY = "unknown"
+
+
+class ProposalVerdict(BaseModel):
+    """Whether to try a proposed hypothesis, how many undecided attempts it had, and why."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    decision: Decision
+    reason: str
+    prior_attempts: int = Field(default=0, ge=0)
+
+
+def change_signature(changes: Sequence[ChangeOp]) -> str:
+    """A base-independent key of a list of changes: the hash of their canonical JSON."""
+    canonical = json.dumps(
+        [change.model_dump(mode="json") for change in changes],
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return "c-" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def diagnosis_fingerprint(hypothesis: Hypothesis, report: DiagnosticReport | None) -> str:
+    """``"<diagnosis kind>|<target nodes>|<severity>"``: what the hypothesis answers, stable
+    across cycles while the diagnosis stays the same. The severity is the highest one the report
+    gives the targets' bottlenecks of the diagnosis' category (``none`` when there is none,
+    ``unknown`` without a report)."""
+    kind = diagnosis_kind_of(hypothesis)
+    targets = hypothesis.target_nodes
+    severity = UNKNOWN_SEVERITY if report is None else _severity(report, kind, targets)
+    return f"{kind}|{','.join(targets)}|{severity}"
+
+
+def _severity(report: DiagnosticReport, kind: str, targets: Sequence[str]) -> str:
+    category = diagnosis_category(kind)
+    found = [b.severity for b in report.bottlenecks if b.kind == category and b.node_id in targets]
+    return max(found, key=SEVERITY_ORDER.__getitem__, default=NO_BOTTLENECK)
+
+
+def judge_proposal(
+    hypothesis: Hypothesis, fingerprint: str, history: Sequence[Attempt]
+) -> ProposalVerdict:
+    """Whether to try ``hypothesis`` given the graph's ``history`` (its attempts on this base
+    version and its attempts rejected on evidence on any version)."""
+    here = [
+        a
+        for a in history
+        if a.base_version_id == hypothesis.base_version_id
+        and a.hypothesis_id == hypothesis.hypothesis_id
+    ]
+    decided = [a for a in here if a.outcome not in UNDECIDED_OUTCOMES]
+    if decided:
+        last = decided[-1]
+        return _skip(f"already tried on this version: {last.outcome} in cycle {last.cycle}")
+    if len(here) >= MAX_UNDECIDED_ATTEMPTS:
+        return _skip(
+            f"undecided {len(here)} times on this version (limit {MAX_UNDECIDED_ATTEMPTS}): "
+            "waits for a new base version"
+        )
+    rejected = _rejected_elsewhere(hypothesis, history)
+    same = [a for a in rejected if a.diagnosis_fingerprint == fingerprint]
+    if same:
+        last = same[-1]
+        return _skip(
+            f"{last.outcome} on {last.base_version_id} in cycle {last.cycle} for the same "
+            f"diagnosis ({fingerprint})"
+        )
+    if here:
+        outcomes = ", ".join(a.outcome for a in here)
+        return ProposalVerdict(
+            decision="retry",
+            reason=f"undecided {len(here)} time(s) on this version ({outcomes}): retried with "
+            "more evidence",
+            prior_attempts=len(here),
+        )
+    if rejected:
+        last = rejected[-1]
+        return ProposalVerdict(
+            decision="propose",
+            reason=f"{last.outcome} on {last.base_version_id} in cycle {last.cycle} for "
+            f"diagnosis {last.diagnosis_fingerprint or 'unrecorded'}; the diagnosis is now {fingerprint}",
+        )
+    return ProposalVerdict(decision="propose", reason="not tried before")
+
+
+def _rejected_elsewhere(hypothesis: Hypothesis, history: Sequence[Attempt]) -> list[Attempt]:
+    signature = change_signature(hypothesis.changes)
+    return [
+        a
+        for a in history
+        if a.outcome in REJECTED_ON_EVIDENCE
+        and a.change_signature == signature
+        and a.base_version_id != hypothesis.base_version_id
+    ]
+
+
+def _skip(reason: str) -> ProposalVerdict:
+    return ProposalVerdict(decision="skip", reason=reason)
