@@ -6,6 +6,8 @@ spark status GRAPH                 the status query
 spark rollback GRAPH --reason R    signal a rollback
 spark pause|resume GRAPH
 spark review GRAPH approve|reject --reviewer NAME [--comment C] [--hypothesis ID]
+spark bench run FILE [--json] [--cycles N] [--reviewer approve-all|reject-all]
+                                   run a scenario file on the real workflow (private dev server)
 """
 
 from __future__ import annotations
@@ -137,7 +139,44 @@ def _parser() -> argparse.ArgumentParser:
     review.add_argument(
         "--hypothesis", default=None, help="only if this hypothesis is the open one"
     )
+    _add_bench(commands)
     return parser
+
+
+def _add_bench(commands: Any) -> None:
+    bench = commands.add_parser("bench", help="try the loop on a scenario file")
+    actions = bench.add_subparsers(dest="bench_command", required=True)
+    run = actions.add_parser("run", help="run a scenario (YAML or JSON) on the real workflow")
+    run.add_argument("file")
+    run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.add_argument("--cycles", type=int, default=3)
+    run.add_argument("--reviewer", choices=["approve-all", "reject-all"], default="approve-all")
+    run.add_argument("--seed", type=int, default=None, help="seed of the request draws")
+
+
+def _bench(args: argparse.Namespace) -> int:
+    """``spark bench run``: load and validate the scenario, run it, print the report."""
+    from spark.logging import configure_logging
+    from spark.scenarios.model import load_scenario
+    from spark.scenarios.report import print_summary
+    from spark.scenarios.runner import run_scenario
+
+    scenario = load_scenario(args.file)
+    configure_logging("WARNING")
+    report = asyncio.run(
+        run_scenario(
+            scenario,
+            cycles=args.cycles,
+            reviewer=args.reviewer,
+            source_file=args.file,
+            seed=args.seed,
+        )
+    )
+    if args.json:
+        print(report.model_dump_json(indent=2))
+    else:
+        print_summary(report)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "dev":
         return _dev()
     try:
+        if args.command == "bench":
+            return _bench(args)
         return asyncio.run(_workflow_command(args))
     except SparkMisuseError as exc:
         print(f"error: {exc}", file=sys.stderr)
