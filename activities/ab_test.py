@@ -9,7 +9,9 @@ from activities.deps import ActivityDeps
 from activities.online_ab import metric_summary
 from spark.graphs.runtime import GraphRuntime
 from spark.rsi.contracts import ABTestInput, ABTestResult
-from spark.rsi.replay import REPLAY_METRICS, ReplayArm, decide_replay, replay_pairs
+from spark.rsi.judgement import MIN_JUDGED
+from spark.rsi.objectives import Objective, objective_of
+from spark.rsi.replay import ReplayArm, decide_replay_by_objective, replay_pairs
 from spark.rsi.stats import Decision
 from spark.telemetry.aggregates import RecordedRun
 
@@ -25,11 +27,6 @@ class ABTestActivities:
     @misuse_is_final
     async def replay_ab_test(self, inp: ABTestInput) -> ABTestResult:
         """Replay up to ``sample_size`` recorded runs through both versions and decide."""
-        if inp.primary_metric not in REPLAY_METRICS:
-            return ABTestResult(
-                outcome="invalid",
-                reasons=[f"{inp.primary_metric!r} cannot be measured by offline replay"],
-            )
         baseline, candidate, runs = await off_loop(self._load, inp)
         samples = await replay_pairs(
             baseline, candidate, runs, on_progress=lambda done: activity.heartbeat(done)
@@ -47,10 +44,17 @@ class ABTestActivities:
                 replayed=samples.replayed,
                 refused=samples.refused,
             )
-        decision = decide_replay(
-            samples, inp.primary_metric, alpha=inp.alpha, expected_effects=inp.expected_effects
+        objective, quality_recorded = await off_loop(self._objective, inp, baseline)
+        decision = decide_replay_by_objective(
+            samples, objective, alpha=inp.alpha, quality_recorded=quality_recorded
         )
         return _result(decision, samples.replayed, samples.refused)
+
+    def _objective(self, inp: ABTestInput, baseline: ReplayArm) -> tuple[Objective, bool]:
+        """The owner's objective, and whether the baseline's production runs record quality."""
+        objective = objective_of(baseline.spec.metadata, inp.objective)
+        moments = self._deps.telemetry.arm_moments(inp.graph_id, inp.baseline_version_id)
+        return objective, moments.quality.count >= MIN_JUDGED
 
     def _load(self, inp: ABTestInput) -> tuple[ReplayArm, ReplayArm, list[RecordedRun]]:
         graph = self._deps.registry.get_graph(inp.graph_id)

@@ -338,6 +338,9 @@ class ABTestInput(_Model):
     expected_effects: dict[str, float] = Field(
         default_factory=dict, description="the hypothesis' own expected effects (its costs)"
     )
+    objective: Objective | None = Field(
+        default=None, description="the owner's objective; None: the graph's declared one"
+    )
 
 
 class MetricSummary(_Model):

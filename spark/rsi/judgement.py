@@ -6,7 +6,8 @@ Every A/B look, replay verdict and post-deploy health check goes through ``judge
 * the **primary** is the objective's loss per request (``spark.rsi.objectives``), lower is
   better, computed from per-request figures with failed requests included (a failed request's
   latency is the time its caller waited; its failure is priced by the error weight). The
-  references ``L0``, ``C0``, ``Q0`` (baseline means) are fixed when the test is planned, so the
+  references (``L0`` the baseline's mean latency of a successful request, ``C0`` its mean cost
+  per request, ``Q0`` its mean quality) are fixed when the test is planned, so the
   loss is one linear function of each run and its variance follows from the arm's moments and
   cross moments. Quality, recorded only on some runs, enters as an independent term;
 * **guardrails** judged for non-inferiority as before: the error rate always (2 points absolute,
@@ -75,9 +76,13 @@ class References(BaseModel):
 
 
 def references_of(baseline: ArmMoments) -> References:
-    """The baseline's mean latency, cost, quality and error rate."""
+    """The baseline's mean latency of a successful request (the time a good answer takes, so
+    that curing fast failures is priced against that, not against a mean the failures pulled
+    down), mean cost per request, mean quality and error rate."""
+    successes = baseline.runs - baseline.errors
+    ok_latency = baseline.latency.sum - baseline.error_latency
     return References(
-        latency_ms=_mean(baseline.latency),
+        latency_ms=ok_latency / successes if successes else _mean(baseline.latency),
         cost=_mean(baseline.cost),
         quality=_mean(baseline.quality) if baseline.quality.count else None,
         error_rate=baseline.errors / baseline.runs if baseline.runs else 0.0,

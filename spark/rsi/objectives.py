@@ -4,8 +4,9 @@ An ``Objective`` prices one request. Its *loss* per request (lower is better) is
 
     w_error * failed + w_latency * latency / L0 + w_cost * cost / C0 - w_quality * quality / Q0
 
-where ``L0``, ``C0`` and ``Q0`` are the baseline's mean latency (per request, failed requests
-included: time to a final outcome as the caller sees it), mean cost per request and mean quality.
+where ``latency`` is per request, failed requests included (time to a final outcome as the
+caller sees it), and ``L0``, ``C0`` and ``Q0`` are the baseline's mean latency of a successful
+request, mean cost per request and mean quality.
 So, with the default weights, a failed request weighs as much as quadrupling every request's
 latency; a change that makes requests 60% slower to stop 40% of them failing improves the
 objective (0.4 > 0.25 x 0.6), one that halves the failures of a graph that fails 1% of its

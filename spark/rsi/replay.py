@@ -2,7 +2,11 @@
 
 Replay never repeats a real side effect: nodes tagged ``side_effects`` are not executed; their
 recorded outputs are reused, and a run without them is refused (counted, never silently dropped).
-The decision goes through the statistical engine (``spark.rsi.stats``) with paired tests.
+The decision goes through the statistical engine (``spark.rsi.stats``) with paired tests, on
+the owner's objective (``spark.rsi.judgement``): the loss per request of each pair (failed
+requests included), the error-rate guardrail, the metrics the owner left unpriced, and the hard
+constraints. Replay cannot measure quality (it needs real users' feedback): when the owner
+weighs quality and the graph records it, replay alone never ships (the online window decides).
 """
 
 from __future__ import annotations
@@ -15,9 +19,20 @@ from spark.errors import ReplayRefusedError
 from spark.graphs.runtime import GraphRuntime, RunResult
 from spark.graphs.spec import GraphSpec
 from spark.rsi.hypotheses import Metric
-from spark.rsi.online import AB_METRICS, judged_spec
+from spark.rsi.judgement import (
+    OBJECTIVE,
+    ConstraintCheck,
+    References,
+    check_constraints,
+    guardrails,
+    objective_spec,
+    per_run_loss,
+    references_of,
+)
+from spark.rsi.objectives import Objective
+from spark.rsi.online import AB_METRICS, judged_spec, moments_of
 from spark.rsi.stats import Decision, MetricSpec, SequentialDesign, decide
-from spark.telemetry.aggregates import RecordedRun
+from spark.telemetry.aggregates import RecordedRun, TraceMetrics
 
 REPLAY_METRICS: dict[Metric, MetricSpec] = {
     name: AB_METRICS[name] for name in ("latency", "error_rate", "cost")
@@ -105,14 +120,11 @@ def _add_pair(samples: ReplaySamples, pair: tuple[RunResult, RunResult] | None) 
     if pair is None:
         samples.refused += 1
         return
-    both_ok = all(result.status == "ok" for result in pair)
     for arm_metrics, result in zip((samples.baseline, samples.candidate), pair, strict=True):
+        # Per request, as the caller sees it: a failed run's latency is the time to the failure.
         arm_metrics["error_rate"].append(0.0 if result.status == "ok" else 1.0)
-        # A failed run stops early and looks fast and cheap: latency and cost compare only
-        # pairs where both arms completed, so curing errors never reads as a slowdown.
-        if both_ok:
-            arm_metrics["latency"].append(result.duration_ms)
-            arm_metrics["cost"].append(result.cost)
+        arm_metrics["latency"].append(result.duration_ms)
+        arm_metrics["cost"].append(result.cost)
 
 
 def decide_replay(
@@ -147,3 +159,78 @@ def decide_replay(
 def _informative(samples: ReplaySamples, name: str) -> bool:
     values = set(samples.baseline[name]) | set(samples.candidate[name])
     return len(values) > 1
+
+
+REPLAY_DESIGN_FUTILITY = False
+"""One look without futility: a replay that shows no gain is inconclusive, never a rejection."""
+
+
+def decide_replay_by_objective(
+    samples: ReplaySamples,
+    objective: Objective,
+    *,
+    alpha: float,
+    quality_recorded: bool = False,
+) -> Decision:
+    """Paired decision on the owner's objective (see the module docstring): one look, no
+    futility ("not shown" stays inconclusive; only harm is a rejection)."""
+    base_arm, cand_arm = (_trace_metrics(arm) for arm in (samples.baseline, samples.candidate))
+    base_moments = moments_of(base_arm)
+    refs = references_of(base_moments)
+    arrays = [
+        {**arm, OBJECTIVE: _losses(objective, refs, metrics)}
+        for arm, metrics in ((samples.baseline, base_arm), (samples.candidate, cand_arm))
+    ]
+    metrics = [objective_spec()] + [
+        g for g in guardrails(objective, base_moments) if g.name in REPLAY_METRICS
+    ]
+    design = SequentialDesign(alpha=alpha, planned_looks=1, futility=REPLAY_DESIGN_FUTILITY)
+    decision = decide(
+        metrics,
+        {m.name: arrays[0][m.name] for m in metrics},
+        {m.name: arrays[1][m.name] for m in metrics},
+        design=design,
+        paired=True,
+    )
+    checks = check_constraints(
+        objective, base_moments, moments_of(cand_arm), decision.metrics[0].nominal_alpha
+    )
+    return _with_constraints(decision, checks, objective, quality_recorded)
+
+
+def _trace_metrics(arm: dict[str, list[float]]) -> TraceMetrics:
+    return TraceMetrics(
+        graph_id="replay",
+        latency_ms=arm["latency"],
+        error=arm["error_rate"],
+        cost=arm["cost"],
+        quality=[None] * len(arm["error_rate"]),
+    )
+
+
+def _losses(objective: Objective, refs: References, metrics: TraceMetrics) -> list[float]:
+    return [
+        per_run_loss(objective, refs, e, lat, c)
+        for e, lat, c in zip(metrics.error, metrics.latency_ms, metrics.cost, strict=True)
+    ]
+
+
+def _with_constraints(
+    decision: Decision,
+    checks: list[ConstraintCheck],
+    objective: Objective,
+    quality_recorded: bool,
+) -> Decision:
+    """Fold the constraints (and quality, which replay cannot see) into the engine's verdict."""
+    broken = [c.reason for c in checks if c.status == "broken"]
+    unproven = [c.reason for c in checks if c.status == "unproven"]
+    held = [c.reason for c in checks if c.status == "holds"]
+    outcome, reasons = decision.outcome, list(decision.reasons)
+    if broken and outcome != "invalid":
+        outcome, reasons = "reject", broken + reasons
+    elif outcome == "ship" and unproven:
+        outcome, reasons = "inconclusive", unproven + reasons
+    if outcome == "ship" and quality_recorded and objective.weight("quality") > 0:
+        outcome = "inconclusive"
+        reasons = ["quality is judged on live traffic only: replay cannot ship it", *reasons]
+    return decision.model_copy(update={"outcome": outcome, "reasons": reasons + held})
