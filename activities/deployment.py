@@ -21,7 +21,13 @@ from spark.rsi.contracts import (
     RollbackInput,
     RollbackResult,
 )
-from spark.rsi.monitoring import HealthPolicy, assess_health
+from spark.rsi.monitoring import (
+    HealthPolicy,
+    HealthVerdict,
+    assess_health,
+    assess_objective_health,
+)
+from spark.rsi.objectives import objective_of
 
 
 class DeploymentActivities:
@@ -113,9 +119,41 @@ class DeploymentActivities:
             )
         policy = HealthPolicy(min_traces=inp.min_traces, alpha=inp.alpha)
         verdict = assess_health(baseline, current, policy)
+        if verdict.status == "healthy":
+            verdict = self._objective_health(inp, now, policy)
         return HealthResult(
             status=verdict.status, reasons=list(verdict.reasons), candidate_traces=current.count
         )
+
+    def _objective_health(
+        self, inp: HealthInput, now: float, policy: HealthPolicy
+    ) -> HealthVerdict:
+        """The same windows judged on everything the owner's objective names (quality as
+        feedback arrives, cost, constraints), as the A/B test judged them."""
+        telemetry = self._deps.telemetry
+        windows: list[tuple[str, float, float, str | None]]
+        if inp.concurrent:
+            windows = [
+                (inp.baseline_version_id, inp.deployed_at, now, "active"),
+                (inp.candidate_version_id, inp.deployed_at, now, "candidate"),
+            ]
+        else:
+            windows = [
+                (
+                    inp.baseline_version_id,
+                    inp.deployed_at - inp.baseline_window_s,
+                    inp.deployed_at,
+                    None,
+                ),
+                (inp.candidate_version_id, inp.deployed_at, now, None),
+            ]
+        baseline, current = (
+            telemetry.arm_moments(inp.graph_id, version, since=since, until=until, routing_arm=arm)
+            for version, since, until, arm in windows
+        )
+        spec = self._deps.registry.get_version(inp.candidate_version_id).spec
+        objective = objective_of(spec.metadata, inp.objective)
+        return assess_objective_health(objective, baseline, current, policy)
 
     @activity.defn(name="rollback_deployment")
     @misuse_is_final

@@ -412,6 +412,9 @@ class HealthInput(_Model):
         description="compare both routing arms since deployed_at (a rollout stage) instead of "
         "the new version since then with the old one before",
     )
+    objective: Objective | None = Field(
+        default=None, description="the owner's objective; None: the graph's declared one"
+    )
 
 
 class HealthResult(_Model):

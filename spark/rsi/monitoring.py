@@ -5,6 +5,12 @@ exceeds an absolute margin and is significant in a one-sided two-proportion test
 (pooled z-test; Fisher's exact test when an expected cell count is below 5). Latency regresses
 when the p95 ratio exceeds its margin and the p95 grew by a noticeable absolute amount. Either
 side having fewer than ``min_traces`` runs gives ``insufficient_data``.
+
+``assess_objective_health`` then judges the same windows on everything the owner's objective
+names, as the A/B test did (``spark.rsi.judgement``): the loss per request, the error and quality
+guardrails (quality as feedback arrives), unpriced metrics and the hard constraints. Only
+significant harm regresses (one look, no futility): a version that merely fails to show its gain
+again is healthy.
 """
 
 from __future__ import annotations
@@ -16,7 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats
 
 from spark.errors import InvalidInputError
-from spark.telemetry.aggregates import VersionStats
+from spark.rsi.judgement import judge, references_of
+from spark.rsi.objectives import Objective
+from spark.rsi.stats import SequentialDesign
+from spark.telemetry.aggregates import ArmMoments, VersionStats
 
 HealthStatus = Literal["healthy", "regressed", "insufficient_data"]
 MIN_EXPECTED_CELL = 5.0
@@ -142,3 +151,27 @@ def _fisher_p_value(baseline: VersionStats, current: VersionStats) -> float:
         [baseline.error_count, baseline.count - baseline.error_count],
     ]
     return float(stats.fisher_exact(table, alternative="greater").pvalue)
+
+
+def assess_objective_health(
+    objective: Objective,
+    baseline: ArmMoments,
+    current: ArmMoments,
+    policy: HealthPolicy | None = None,
+) -> HealthVerdict:
+    """Regressed when the current version is significantly worse on the owner's objective, a
+    guardrail, or a hard constraint the baseline kept (see the module docstring)."""
+    policy = policy or HealthPolicy()
+    if min(baseline.runs, current.runs) < policy.min_traces:
+        reason = (
+            f"{current.runs} current and {baseline.runs} baseline traces; "
+            f"{policy.min_traces} needed on each side"
+        )
+        return HealthVerdict(status="insufficient_data", reasons=[reason])
+    design = SequentialDesign(alpha=2 * policy.alpha, planned_looks=1, futility=False)
+    decision, _ = judge(
+        objective, references_of(baseline), baseline, current, design=design, look=1
+    )
+    if decision.outcome == "reject":
+        return HealthVerdict(status="regressed", reasons=list(decision.reasons))
+    return HealthVerdict(status="healthy", reasons=["no regression on the owner's objective"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from spark.rsi.judgement import judge, references_of
+from spark.rsi.monitoring import assess_objective_health
 from spark.rsi.objectives import Constraint, Objective
 from spark.rsi.online import moments_of
 from spark.rsi.stats import SequentialDesign
@@ -178,3 +179,23 @@ def test_two_identical_arms_never_ship() -> None:
         candidate = _arm(rng, fail=0.1, quality=0.8, quality_sd=0.1, n=100)
         ships += _judge(Objective(), baseline, candidate) == "ship"
     assert ships <= 6  # alpha/2 = 1% of 200 is 2 expected; 6 is beyond p < 0.02 by chance
+
+
+def test_monitoring_rolls_back_a_version_whose_quality_collapsed_after_deploy() -> None:
+    """Post-deploy health judges every metric the objective names: a version that answers
+    faster but whose ratings collapsed since the switch has regressed (error rate and p95 alone
+    would call it healthy)."""
+    rng = np.random.default_rng(11)
+    before = _arm(rng, quality=1.0)
+    after = _arm(rng, ok_ms=400.0, quality=0.2, quality_sd=0.2)
+    verdict = assess_objective_health(Objective(), before, after)
+    assert verdict.status == "regressed"
+    assert any("quality" in reason for reason in verdict.reasons)
+
+
+def test_monitoring_keeps_a_version_that_is_as_good_as_before() -> None:
+    """No harm, no rollback: the same behaviour before and after the switch is healthy."""
+    rng = np.random.default_rng(12)
+    before = _arm(rng, fail=0.05, quality=0.8, quality_sd=0.1)
+    after = _arm(rng, fail=0.05, quality=0.8, quality_sd=0.1)
+    assert assess_objective_health(Objective(), before, after).status == "healthy"
