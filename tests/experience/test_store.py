@@ -1,4 +1,4 @@
-"""The experience store: attempt upserts, ``tried`` and pattern extraction."""
+"""The experience store: attempt upserts, ``tried``, pattern extraction and proposal decisions."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from spark.experience import Attempt, ExperienceStore, Outcome
+from spark.experience import Attempt, ExperienceStore, Outcome, ProposalDecision
+from spark.experience.store import Decision
 from spark.rsi.hypotheses import AddCache, Hypothesis, SetConfig
 
 
@@ -130,3 +131,65 @@ def test_extract_patterns_replaces_the_stored_set(database_url: str) -> None:
     patterns = store.extract_patterns(min_attempts=2)
     assert [(p.pattern_id, p.successes) for p in patterns] == [("latency|add_cache", 1)]
     assert store.patterns() == patterns
+
+
+def _decision(
+    hypothesis_id: str, decision: Decision, reason: str, **extra: Any
+) -> ProposalDecision:
+    return ProposalDecision(
+        graph_id=extra.pop("graph_id", "g1"),
+        base_version_id=extra.pop("base_version_id", "v-base"),
+        hypothesis_id=hypothesis_id,
+        title=f"try {hypothesis_id}",
+        change_signature=f"c-{hypothesis_id}",
+        diagnosis_fingerprint="heavy_tail|classify|high",
+        decision=decision,
+        reason=reason,
+        **extra,
+    )
+
+
+def test_proposal_decisions_are_kept_with_their_reason(database_url: str) -> None:
+    """What generation decided about each hypothesis, and why, can be read back per graph and
+    base version; a later decision about the same hypothesis replaces the earlier one."""
+    store = ExperienceStore(database_url)
+    store.record_proposals(
+        [
+            _decision("h-1", "propose", "not tried before"),
+            _decision("h-2", "skip", "already tried on this version: shipped in cycle 1"),
+            _decision("h-1", "propose", "not tried before", base_version_id="v-next"),
+        ]
+    )
+    store.record_proposals([_decision("h-1", "retry", "undecided 1 time(s)", prior_attempts=1)])
+    on_base = {d.hypothesis_id: d for d in store.proposals("g1", "v-base")}
+    assert {h: (d.decision, d.prior_attempts) for h, d in on_base.items()} == {
+        "h-1": ("retry", 1),
+        "h-2": ("skip", 0),
+    }
+    assert on_base["h-2"].reason == "already tried on this version: shipped in cycle 1"
+    assert len(store.proposals("g1")) == 3
+    assert store.proposal("g1", "v-next", "h-1") is not None
+    assert store.proposal("g1", "v-next", "h-3") is None
+    assert store.proposals("other") == []
+
+
+def test_attempt_history_queries_by_base_version_and_outcome(database_url: str) -> None:
+    """``attempts_on`` lists one base version's attempts oldest first; ``attempts_with_outcome``
+    finds outcomes on any version; signature and fingerprint are read from the details."""
+    store = ExperienceStore(database_url)
+    stamped = {"change_signature": "c-1", "diagnosis_fingerprint": "heavy_tail|classify|high"}
+    store.record_attempt(_attempt("h-1", "inconclusive", cycle=1))
+    store.record_attempt(
+        _attempt("h-1", "rejected_test", cycle=2).model_copy(update={"details": stamped})
+    )
+    store.record_attempt(
+        _attempt("h-9", "rolled_back", cycle=3).model_copy(update={"base_version_id": "v-next"})
+    )
+    assert [a.cycle for a in store.attempts_on("g1", "v-base")] == [1, 2]
+    rejected = store.attempts_with_outcome("g1", ["rejected_test", "rolled_back"])
+    assert [a.hypothesis_id for a in rejected] == ["h-1", "h-9"]
+    assert (rejected[0].change_signature, rejected[0].diagnosis_fingerprint) == (
+        "c-1",
+        "heavy_tail|classify|high",
+    )
+    assert rejected[1].change_signature is None

@@ -1,0 +1,146 @@
+"""Whether a proposal is tried: undecided tests retried up to a limit, rejected changes held back
+while the diagnosis stays the same."""
+
+from __future__ import annotations
+
+from spark.experience import Attempt, Outcome
+from spark.experience.policy import (
+    MAX_UNDECIDED_ATTEMPTS,
+    change_signature,
+    diagnosis_fingerprint,
+    judge_proposal,
+)
+from spark.experience.store import FINGERPRINT_KEY, SIGNATURE_KEY
+from spark.rsi.analysis import DiagnosticReport, analyze
+from spark.rsi.hypotheses import Hypothesis, SetConfig
+from tests.rsi.builders import healthy_node_stats, node_stats, support_spec, version_stats
+
+FINGERPRINT = "transient_errors|fetch_account|high"
+
+
+def retry_on(base_version_id: str) -> Hypothesis:
+    """Two retries for ``fetch_account`` on ``base_version_id``."""
+    return Hypothesis(
+        graph_id="support",
+        base_version_id=base_version_id,
+        title="Retry transient failures of 'fetch_account'",
+        diagnosis="transient_errors: node 'fetch_account' fails 15.0% of executions",
+        changes=[SetConfig(node_id="fetch_account", values={"retries": 2, "backoff_s": 0.02})],
+        primary_metric="error_rate",
+    )
+
+
+def tried(
+    hypothesis: Hypothesis, outcome: Outcome, cycle: int, fingerprint: str = FINGERPRINT
+) -> Attempt:
+    """The attempt record of ``hypothesis`` ending in ``outcome``, as the learning step stores it."""
+    details = {SIGNATURE_KEY: change_signature(hypothesis.changes), FINGERPRINT_KEY: fingerprint}
+    return Attempt.from_hypothesis(
+        hypothesis,
+        cycle=cycle,
+        diagnosis_kind="transient_errors",
+        outcome=outcome,
+        details=details,
+    )
+
+
+def failing_report(errors: int) -> DiagnosticReport:
+    """The support graph with ``fetch_account`` timing out in ``errors`` of 200 runs."""
+    failing = node_stats("fetch_account", errors=errors, error_types={"TimeoutError": errors})
+    stats = healthy_node_stats(fetch_account=failing)
+    return analyze(support_spec(), stats, version_stats(errors=errors))
+
+
+def test_a_first_proposal_is_tried() -> None:
+    """Nothing recorded: proposed, no prior attempt."""
+    verdict = judge_proposal(retry_on("v1"), FINGERPRINT, [])
+    assert (verdict.decision, verdict.prior_attempts) == ("propose", 0)
+
+
+def test_an_inconclusive_attempt_is_retried_with_its_count() -> None:
+    """One inconclusive test on this version: retried, with prior_attempts=1 so the workflow can
+    give it a longer window."""
+    hypothesis = retry_on("v1")
+    verdict = judge_proposal(hypothesis, FINGERPRINT, [tried(hypothesis, "inconclusive", 1)])
+    assert (verdict.decision, verdict.prior_attempts) == ("retry", 1)
+    assert "inconclusive" in verdict.reason
+
+
+def test_an_invalid_test_is_not_final_either() -> None:
+    """A window that could not be planned (invalid_test) counts as undecided, not as tried."""
+    hypothesis = retry_on("v1")
+    history = [tried(hypothesis, "invalid_test", 1), tried(hypothesis, "inconclusive", 2)]
+    verdict = judge_proposal(hypothesis, FINGERPRINT, history)
+    assert (verdict.decision, verdict.prior_attempts) == ("retry", 2)
+
+
+def test_undecided_attempts_stop_at_the_limit() -> None:
+    """After MAX_UNDECIDED_ATTEMPTS undecided tests on one version, the change waits for a new
+    base version, and the reason says so."""
+    hypothesis = retry_on("v1")
+    history = [tried(hypothesis, "inconclusive", c) for c in range(1, MAX_UNDECIDED_ATTEMPTS + 1)]
+    verdict = judge_proposal(hypothesis, FINGERPRINT, history)
+    assert verdict.decision == "skip"
+    assert f"limit {MAX_UNDECIDED_ATTEMPTS}" in verdict.reason
+
+
+def test_a_decided_change_is_not_tried_again_on_the_same_version() -> None:
+    """Shipped, rejected or refused on this version: skipped, whatever came before."""
+    hypothesis = retry_on("v1")
+    history = [tried(hypothesis, "inconclusive", 1), tried(hypothesis, "rejected_review", 2)]
+    verdict = judge_proposal(hypothesis, FINGERPRINT, history)
+    assert verdict.decision == "skip"
+    assert verdict.reason == "already tried on this version: rejected_review in cycle 2"
+
+
+def test_a_rejected_change_is_not_reproposed_on_a_new_base_for_the_same_diagnosis() -> None:
+    """Rejected on evidence on v1; on v2 the same changes (a different hypothesis id) answering
+    the same diagnosis are skipped, with the earlier rejection as the reason."""
+    old, new = retry_on("v1"), retry_on("v2")
+    assert old.hypothesis_id != new.hypothesis_id
+    verdict = judge_proposal(new, FINGERPRINT, [tried(old, "rejected_test", 3)])
+    assert verdict.decision == "skip"
+    assert verdict.reason == (
+        f"rejected_test on v1 in cycle 3 for the same diagnosis ({FINGERPRINT})"
+    )
+
+
+def test_a_rolled_back_change_is_held_back_too() -> None:
+    """A deployment rolled back is a rejection on evidence."""
+    verdict = judge_proposal(retry_on("v2"), FINGERPRINT, [tried(retry_on("v1"), "rolled_back", 3)])
+    assert verdict.decision == "skip"
+
+
+def test_a_rejected_change_is_reproposed_when_the_diagnosis_changed() -> None:
+    """Rejected on v1 when the failures were of high severity; on v2 they are critical: the
+    change is proposed again, and the reason names both diagnoses."""
+    critical = "transient_errors|fetch_account|critical"
+    verdict = judge_proposal(retry_on("v2"), critical, [tried(retry_on("v1"), "rejected_test", 3)])
+    assert (verdict.decision, verdict.prior_attempts) == ("propose", 0)
+    assert f"for diagnosis {FINGERPRINT}; the diagnosis is now {critical}" in verdict.reason
+
+
+def test_an_inconclusive_change_on_an_old_base_starts_afresh() -> None:
+    """Undecided attempts count per base version: on a new version the change is new."""
+    history = [tried(retry_on("v1"), "inconclusive", c) for c in range(1, 4)]
+    verdict = judge_proposal(retry_on("v2"), FINGERPRINT, history)
+    assert (verdict.decision, verdict.prior_attempts) == ("propose", 0)
+
+
+def test_the_change_signature_ignores_the_base_version() -> None:
+    """The same changes on two versions share a signature; other values do not."""
+    assert change_signature(retry_on("v1").changes) == change_signature(retry_on("v2").changes)
+    other = [SetConfig(node_id="fetch_account", values={"retries": 3, "backoff_s": 0.02})]
+    assert change_signature(other) != change_signature(retry_on("v1").changes)
+
+
+def test_the_diagnosis_fingerprint_ignores_live_figures_but_not_severity() -> None:
+    """15% and 10% failures are both 'high': the same fingerprint, although the diagnosis text
+    quotes different percentages; 3% is 'medium': a different one."""
+    hypothesis = retry_on("v1")
+    assert diagnosis_fingerprint(hypothesis, failing_report(30)) == FINGERPRINT
+    assert diagnosis_fingerprint(hypothesis, failing_report(20)) == FINGERPRINT
+    assert diagnosis_fingerprint(hypothesis, failing_report(6)) == (
+        "transient_errors|fetch_account|medium"
+    )
+    assert diagnosis_fingerprint(hypothesis, None).endswith("|unknown")
