@@ -1,0 +1,189 @@
+"""Generating hypotheses against the experience store: undecided tests retried up to a limit,
+rejected changes held back while the diagnosis stays the same, the owner's objective ranking
+the result; learning stamps each attempt with what it answered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from temporalio.exceptions import ApplicationError
+
+from activities.deps import ActivityDeps
+from activities.hypotheses import HypothesisActivities
+from activities.learning import LearningActivities
+from spark.experience.policy import MAX_UNDECIDED_ATTEMPTS
+from spark.graphs.spec import GraphSpec
+from spark.rsi.analysis import analyze
+from spark.rsi.contracts import (
+    CycleOutcome,
+    HypothesizeInput,
+    HypothesizeResult,
+    RecordAttemptInput,
+)
+from spark.rsi.hypotheses import Hypothesis
+from spark.rsi.objectives import Objective
+from tests.rsi.builders import healthy_node_stats, node_stats, support_spec, version_stats
+
+RETRY = "Retry transient failures of 'fetch_account'"
+SWAP = "Switch 'draft' to the cheaper model 'small'"
+
+
+class Loop:
+    """The generation and learning activities on one database, cycle by cycle."""
+
+    def __init__(self, database_url: str, spec: GraphSpec) -> None:
+        self.deps = ActivityDeps.from_database_url(database_url)
+        self.base = self.deps.registry.register_graph(spec, []).version_id
+        self.cycle = 0
+
+    def new_base(self, spec: GraphSpec) -> None:
+        """Move on to a new version of the graph (as a deploy of another change would)."""
+        self.base = self.deps.registry.create_version(self.base, spec, author="test").version_id
+
+    async def generate(self, errors: int, **extra: Any) -> HypothesizeResult:
+        """One cycle's generation for ``fetch_account`` timing out in ``errors`` of 200 runs."""
+        self.cycle += 1
+        spec = self.deps.registry.get_version(self.base).spec
+        failing = node_stats("fetch_account", errors=errors, error_types={"TimeoutError": errors})
+        stats = healthy_node_stats(
+            fetch_account=failing, draft=node_stats("draft", mean_ms=30, total_cost=10.0)
+        )
+        report = analyze(spec, stats, version_stats(errors=errors))
+        inp = HypothesizeInput(
+            graph_id=spec.id, version_id=self.base, report=report.model_dump(), **extra
+        )
+        return await HypothesisActivities(self.deps).generate_hypotheses(inp)
+
+    async def record(self, hypothesis: Hypothesis, outcome: CycleOutcome) -> None:
+        """The workflow's record of this cycle's attempt."""
+        arg = RecordAttemptInput(
+            graph_id=hypothesis.graph_id,
+            cycle=self.cycle,
+            base_version_id=self.base,
+            hypothesis=hypothesis,
+            outcome=outcome,
+        )
+        await LearningActivities(self.deps).record_attempt(arg)
+
+    def decision(self, title: str) -> tuple[str, str]:
+        """The stored decision and reason about the hypothesis titled ``title`` on this base."""
+        found = [
+            d for d in self.deps.experience.proposals("support", self.base) if d.title == title
+        ]
+        assert len(found) == 1
+        return found[0].decision, found[0].reason
+
+
+def by_title(result: HypothesizeResult, title: str) -> Hypothesis | None:
+    """The proposed hypothesis titled ``title``, if proposed."""
+    return next((h for h in result.hypotheses if h.title == title), None)
+
+
+def costly_spec(note: str = "Draft a reply.") -> GraphSpec:
+    """The support graph whose ``draft`` model can be swapped for one ten times cheaper."""
+    cheaper = {"big": 1.0, "small": 0.1}
+    return support_spec(
+        draft={"config": {"prompt": note, "model": "big", "params": {"cheaper_models": cheaper}}}
+    )
+
+
+async def test_an_inconclusive_test_is_retried_until_the_limit(sqlite_database_url: str) -> None:
+    """An inconclusive (or unplannable) test is proposed again next cycle with prior_attempts=1,
+    then 2; after MAX_UNDECIDED_ATTEMPTS undecided tests it is skipped, and the store says why."""
+    loop = Loop(sqlite_database_url, costly_spec())
+    first = await loop.generate(errors=30)
+    retry = by_title(first, RETRY)
+    assert retry is not None and first.prior_attempts[retry.hypothesis_id] == 0
+    await loop.record(retry, "invalid_test")
+    second = await loop.generate(errors=30)
+    assert by_title(second, RETRY) == retry
+    assert second.prior_attempts[retry.hypothesis_id] == 1
+    assert loop.decision(RETRY)[0] == "retry"
+    await loop.record(retry, "inconclusive")
+    assert (await loop.generate(errors=30)).prior_attempts[retry.hypothesis_id] == 2
+    await loop.record(retry, "inconclusive")
+    last = await loop.generate(errors=30)
+    assert by_title(last, RETRY) is None
+    assert by_title(last, SWAP) is not None
+    decision, reason = loop.decision(RETRY)
+    assert decision == "skip" and f"limit {MAX_UNDECIDED_ATTEMPTS}" in reason
+
+
+async def test_a_decided_test_is_not_retried_on_the_same_version(
+    sqlite_database_url: str,
+) -> None:
+    """A change whose test decided (here: rejected) is not proposed again on that version."""
+    loop = Loop(sqlite_database_url, costly_spec())
+    retry = by_title(await loop.generate(errors=30), RETRY)
+    assert retry is not None
+    await loop.record(retry, "rejected_test")
+    assert by_title(await loop.generate(errors=30), RETRY) is None
+    assert loop.decision(RETRY) == (
+        "skip",
+        "already tried on this version: rejected_test in cycle 1",
+    )
+
+
+async def test_a_rejected_change_waits_for_a_changed_diagnosis(sqlite_database_url: str) -> None:
+    """Rejected on evidence on one version, the same retry is not proposed on the next version
+    while the failures keep their severity (15% then 10%: both high), and is proposed again once
+    the diagnosis changed (3%: medium)."""
+    loop = Loop(sqlite_database_url, costly_spec())
+    retry = by_title(await loop.generate(errors=30), RETRY)
+    assert retry is not None
+    await loop.record(retry, "rejected_test")
+    rejected_on = loop.base
+    loop.new_base(costly_spec("Draft a short reply."))
+    assert by_title(await loop.generate(errors=20), RETRY) is None
+    decision, reason = loop.decision(RETRY)
+    assert decision == "skip" and reason.startswith(f"rejected_test on {rejected_on} in cycle 1")
+    again = by_title(await loop.generate(errors=6), RETRY)
+    assert again is not None and again.hypothesis_id != retry.hypothesis_id
+    decision, reason = loop.decision(RETRY)
+    assert (
+        decision == "propose"
+        and "the diagnosis is now transient_errors|fetch_account|medium" in reason
+    )
+
+
+async def test_the_owners_objective_orders_the_hypotheses(sqlite_database_url: str) -> None:
+    """By default the retry curing most of 30% failures comes first; the settings' cost-heavy
+    objective puts the switch to the ten times cheaper model first. ``ranking`` explains it."""
+    loop = Loop(sqlite_database_url, costly_spec())
+    default = await loop.generate(errors=60)
+    assert [h.title for h in default.hypotheses] == [RETRY, SWAP]
+    assert [r.hypothesis_id for r in default.ranking] == [
+        h.hypothesis_id for h in default.hypotheses
+    ]
+    assert default.ranking[0].why.startswith("on the frontier; objective -0.")
+    cost_heavy = await loop.generate(errors=60, objective=Objective(weights={"cost": 2.0}))
+    assert [h.title for h in cost_heavy.hypotheses] == [SWAP, RETRY]
+
+
+async def test_the_graphs_declared_objective_ranks_too(sqlite_database_url: str) -> None:
+    """Without a settings override, the objective declared in the spec's metadata ranks."""
+    spec = costly_spec().model_copy(update={"metadata": {"objective": {"weights": {"cost": 2.0}}}})
+    loop = Loop(sqlite_database_url, spec)
+    assert [h.title for h in (await loop.generate(errors=60)).hypotheses] == [SWAP, RETRY]
+
+
+async def test_a_malformed_declared_objective_is_misuse(sqlite_database_url: str) -> None:
+    """A spec declaring a negative weight fails the activity at once (non-retryable)."""
+    spec = costly_spec().model_copy(update={"metadata": {"objective": {"weights": {"cost": -1}}}})
+    loop = Loop(sqlite_database_url, spec)
+    with pytest.raises(ApplicationError) as raised:
+        await loop.generate(errors=60)
+    assert raised.value.non_retryable and raised.value.type == "InvalidInputError"
+
+
+async def test_learning_stamps_the_attempt_with_what_it_answered(sqlite_database_url: str) -> None:
+    """The recorded attempt carries the base-independent change signature and the diagnosis
+    fingerprint generation saw (severity included)."""
+    loop = Loop(sqlite_database_url, costly_spec())
+    retry = by_title(await loop.generate(errors=30), RETRY)
+    assert retry is not None
+    await loop.record(retry, "inconclusive")
+    (attempt,) = loop.deps.experience.attempts_on("support", loop.base)
+    assert attempt.diagnosis_fingerprint == "transient_errors|fetch_account|high"
+    assert attempt.change_signature is not None and attempt.change_signature.startswith("c-")
