@@ -341,6 +341,7 @@ class RSIWorkflow:
             sample_size=plan.settings.replay_sample,
             alpha=plan.settings.alpha,
             expected_effects=dict(item.hypothesis.expected_effects),
+            objective=plan.settings.objective,
         )
         return await call(
             "replay_ab_test",
@@ -452,6 +453,7 @@ class RSIWorkflow:
             min_traces=plan.settings.min_health_traces,
             alpha=plan.settings.alpha,
             concurrent=concurrent,
+            objective=plan.settings.objective,
         )
         return await call("check_health", arg, HealthResult, summary="health check")
 
