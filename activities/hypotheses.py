@@ -10,6 +10,7 @@ from activities.deps import ActivityDeps
 from spark.errors import InvalidInputError
 from spark.experience import ProposalDecision
 from spark.experience.policy import (
+    MAX_UNDECIDED_ATTEMPTS,
     REJECTED_ON_EVIDENCE,
     ProposalVerdict,
     change_signature,
@@ -21,6 +22,7 @@ from spark.rsi.analysis import DiagnosticReport
 from spark.rsi.contracts import (
     HypothesizeInput,
     HypothesizeResult,
+    RankedHypothesis,
     ValidatedHypothesis,
     ValidateInput,
     ValidateResult,
@@ -67,7 +69,9 @@ class HypothesisActivities:
         kept = [h for h in proposed if verdicts[h.hypothesis_id].decision != "skip"]
         objective = _objective(spec, inp.objective)
         ranking = rank_hypotheses(kept, objective=objective, report=report, patterns=hints)
-        ranking = ranking[: inp.max_hypotheses]
+        ranking = [
+            _noting_retry(r, verdicts[r.hypothesis_id]) for r in ranking[: inp.max_hypotheses]
+        ]
         return HypothesizeResult(
             hypotheses=in_ranked_order(kept, ranking),
             ranking=ranking,
@@ -138,6 +142,14 @@ def _objective(spec: GraphSpec, override: Objective | None) -> Objective:
         return objective_of(spec.metadata, override)
     except ValidationError as exc:
         raise InvalidInputError(f"graph {spec.id!r} declares an invalid objective: {exc}") from exc
+
+
+def _noting_retry(ranked: RankedHypothesis, verdict: ProposalVerdict) -> RankedHypothesis:
+    """The ranking entry, its reason noting a retry after undecided tests."""
+    if verdict.prior_attempts == 0:
+        return ranked
+    note = f"; attempt {verdict.prior_attempts + 1} of {MAX_UNDECIDED_ATTEMPTS} on this version"
+    return ranked.model_copy(update={"why": ranked.why + note})
 
 
 def _decision(

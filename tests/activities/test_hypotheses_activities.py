@@ -99,6 +99,8 @@ async def test_an_inconclusive_test_is_retried_until_the_limit(sqlite_database_u
     second = await loop.generate(errors=30)
     assert by_title(second, RETRY) == retry
     assert second.prior_attempts[retry.hypothesis_id] == 1
+    (ranked,) = [r for r in second.ranking if r.hypothesis_id == retry.hypothesis_id]
+    assert ranked.why.endswith(f"; attempt 2 of {MAX_UNDECIDED_ATTEMPTS} on this version")
     assert loop.decision(RETRY)[0] == "retry"
     await loop.record(retry, "inconclusive")
     assert (await loop.generate(errors=30)).prior_attempts[retry.hypothesis_id] == 2
