@@ -215,7 +215,7 @@ class ExperienceStore:
     def record_proposals(self, decisions: Iterable[ProposalDecision]) -> None:
         """Store each decision, replacing the earlier one about the same hypothesis on the same
         base version (one transaction; recording the same decisions twice stores them once)."""
-        batch = list(decisions)
+        batch = list({d.proposal_id: d for d in decisions}.values())  # the last one counts
         if batch:
             retry_on_conflict(lambda: self._upsert_proposals(batch))
 

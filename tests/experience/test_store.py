@@ -158,6 +158,7 @@ def test_proposal_decisions_are_kept_with_their_reason(database_url: str) -> Non
             _decision("h-1", "propose", "not tried before"),
             _decision("h-2", "skip", "already tried on this version: shipped in cycle 1"),
             _decision("h-1", "propose", "not tried before", base_version_id="v-next"),
+            _decision("h-2", "skip", "already tried on this version: shipped in cycle 1"),
         ]
     )
     store.record_proposals([_decision("h-1", "retry", "undecided 1 time(s)", prior_attempts=1)])
