@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -154,6 +155,10 @@ def _add_bench(commands: Any) -> None:
     run.add_argument("--seed", type=int, default=None, help="seed of the request draws")
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def _bench(args: argparse.Namespace) -> int:
     """``spark bench run``: load and validate the scenario, run it, print the report."""
     from spark.logging import configure_logging
@@ -163,6 +168,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     scenario = load_scenario(args.file)
     configure_logging("WARNING")
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # stop the private server and worker too
     report = asyncio.run(
         run_scenario(
             scenario,

@@ -247,4 +247,3 @@ def _decode(text: str, file: Path) -> Any:
         return yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise InvalidInputError(f"{file}: not valid {file.suffix or 'YAML'}: {exc}") from exc
-

@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TASK_QUEUE = "spark-scenario"
 REVIEWER_NAME = "scenario-harness"
 POLL_S = 0.5
-WORKFLOW_TIMEOUT_PER_CYCLE_S = 900.0
+WORKFLOW_TIMEOUT_PER_CYCLE_S = 600.0
 
 
 @dataclass(frozen=True)
