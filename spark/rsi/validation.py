@@ -3,16 +3,49 @@
 Nothing here runs the graph. A hypothesis is approved when it has no violation:
 
 - every node it names exists and the hypothesis targets the spec's graph;
-- no protected node is touched, by any operation: its config, its type, or any edge into or out
-  of it (checked on the operations and again on the resulting spec, so rewiring around a
-  parallelized chain is caught too);
+- a protected node keeps its guarantee (below): no operation targets its config, prompt, cache,
+  fallback or type, and the applied spec is checked against the base as a whole, so the verdict
+  holds for any combination of operations;
 - the changes apply (``apply_changes``: strict, result re-validated as a DAG with data flow);
-- retries only on retry-safe nodes (a ``side_effects`` node must be tagged ``idempotent``), and
-  never a cache on a ``side_effects`` node;
+- retries only on retry-safe nodes (a ``side_effects`` node must be tagged ``idempotent``); a
+  cache (added, or its TTL raised) only on a node tagged ``deterministic`` (output a pure function
+  of its inputs) and never on a ``side_effects`` node;
 - parallelized nodes share no data dependency and are not two ``side_effects`` nodes;
 - ``replace_node`` changes the type and keeps the declared inputs and outputs;
 - budgets: timeout, retries, prompt length, nodes added / removed;
 - the risk is not ``critical`` unless the policy allows it.
+
+**The protected-node guarantee.** A protected node ``P`` keeps its spec (config, type, tags,
+data contract) and its implementation (no other node gains ``P``'s type as its ``type`` or
+``config.fallback``), runs on exactly the requests it ran on before, and reads the same fields
+from the same producers. Runtime semantics make this a property of the structure: a node runs when
+one incoming edge is active (its source ran and its condition held on the state right after the
+source merged), so whether ``P`` runs is a monotone formula over *atoms*, one conjunction per
+path from the entry (unconditional edges add nothing). An atom is a condition plus the
+provenance of the field it tests at its evaluation (the writers among the edge's source and its
+ancestors, and their order), so two edges testing the same field written by the same node are one
+atom, whichever member of a parallelized group they leave from. A monotone formula's minimal DNF
+is canonical, so equal minimal DNFs activate ``P`` alike whenever the atoms' writers behave alike
+(sufficient, not necessary: two complementary conditions on two paths are not recognised as
+"always"). Hence, recursively over the *provenance cone* of ``P`` (``P``; the ancestors that
+write a field a cone node reads, its whole state when it declares no inputs; the writers named by
+the atoms of a cone node's activation):
+
+- every cone node's activation DNF is unchanged (when it has more than ``MAX_ACTIVATION_TERMS``
+  terms, the edges of its ancestral subgraph and the writers of their condition fields must be
+  identical instead);
+- for every field a cone node reads, the set of ancestors that write it and their order are
+  unchanged (no producer lost, none gained).
+
+This allows what leaves ``P`` alone: a chain in front of it parallelized (all fan-out edges carry
+the head's incoming condition, evaluated once on the same state; ``P`` waits for every member and
+still sees every producer), edges added or removed elsewhere, conditions off its paths, config
+and type changes of other nodes (their outputs' *values* are the owner's business, judged by the
+A/B test; the guarantee is about where ``P`` runs and from what). It refuses an unsatisfiable
+condition or a removed edge upstream, a producer moved off its paths or a new one on them, a
+fan-in condition split across parallel members. Not covered: failures (a retry or a fallback
+upstream may let ``P`` run on requests that used to fail, by design) and races the base already
+has (a field also written by a node that is not an ancestor).
 
 Risk comes from the change type (``set_prompt``/``set_config`` low, or medium when the config
 changes behaviour: model, prompt, temperature, params, fallback; ``add_cache``, ``add_fallback``,
@@ -27,14 +60,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from itertools import combinations
 
+import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field
 
 from spark.errors import InvalidChangeError
-from spark.graphs.spec import GraphSpec, NodeSpec
+from spark.graphs.spec import EdgeCondition, EdgeSpec, GraphSpec, NodeSpec
 from spark.rsi.analysis import can_run_concurrently, is_retry_safe
 from spark.rsi.changes import apply_changes, describe_change, nodes_affected
 from spark.rsi.hypotheses import (
     RISK_ORDER,
+    AddCache,
     AddFallback,
     ChangeOp,
     Hypothesis,
@@ -42,6 +77,7 @@ from spark.rsi.hypotheses import (
     ReplaceNode,
     RiskLevel,
     SetConfig,
+    SetPrompt,
     touched_nodes,
 )
 
@@ -57,6 +93,7 @@ _CHANGE_RISK: dict[str, RiskLevel] = {
     "reroute_edge": "high",
     "replace_node": "high",
 }
+_NODE_OPS = (SetPrompt, SetConfig, AddCache, AddFallback, ReplaceNode)
 _BEHAVIOUR_KEYS = frozenset({"model", "prompt", "temperature", "params", "fallback"})
 
 
@@ -102,8 +139,8 @@ def validate_hypothesis(
         candidate, refusal = _try_apply(spec, hypothesis.changes)
         violations += refusal
     if candidate is not None:
-        if not violations:  # defence in depth: the result must leave protected nodes alone
-            violations += _protected_diff_violations(spec, candidate)
+        if not violations:  # judged on the result, whatever the operations were
+            violations += protection_violations(spec, candidate)
         violations += _candidate_violations(spec, candidate, hypothesis.changes, policy)
     violations += _risk_violations(risk, policy)
     approved = not violations
@@ -175,11 +212,11 @@ def _reference_violations(spec: GraphSpec, hypothesis: Hypothesis) -> list[str]:
 
 
 def _protected_change_violations(spec: GraphSpec, changes: Sequence[ChangeOp]) -> list[str]:
+    """Operations on a protected node itself (its config, prompt, cache, fallback or type)."""
     return [
-        f"change #{index} ({describe_change(change)}) touches protected node {node_id!r}"
+        f"change #{index} ({describe_change(change)}) touches protected node {change.node_id!r}"
         for index, change in enumerate(changes)
-        for node_id in sorted(nodes_affected(spec, change))
-        if spec.has_node(node_id) and spec.node(node_id).has_tag("protected")
+        if isinstance(change, _NODE_OPS) and spec.node(change.node_id).has_tag("protected")
     ]
 
 
@@ -212,21 +249,6 @@ def _changed_nodes(base: GraphSpec, candidate: GraphSpec) -> Iterator[tuple[Node
             yield base.node(after.id), after
 
 
-def _protected_diff_violations(base: GraphSpec, candidate: GraphSpec) -> Iterator[str]:
-    for node in base.nodes:
-        if not node.has_tag("protected"):
-            continue
-        if not candidate.has_node(node.id) or candidate.node(node.id) != node:
-            yield f"protected node {node.id!r} would change"
-        elif _incident_edges(base, node.id) != _incident_edges(candidate, node.id):
-            yield f"edges into or out of protected node {node.id!r} would change"
-
-
-def _incident_edges(spec: GraphSpec, node_id: str) -> list[str]:
-    edges = [e for e in spec.edges if node_id in e.key]
-    return sorted(e.model_dump_json() for e in edges)
-
-
 def _size_violations(base: GraphSpec, candidate: GraphSpec, policy: ValidationPolicy) -> list[str]:
     base_ids = {node.id for node in base.nodes}
     candidate_ids = {node.id for node in candidate.nodes}
@@ -249,7 +271,18 @@ def _retry_and_cache_violations(before: NodeSpec, after: NodeSpec) -> list[str]:
     cache_changed = after.config.cache_ttl_s != before.config.cache_ttl_s
     if cache_changed and after.config.cache_ttl_s is not None and after.has_tag("side_effects"):
         violations.append(f"node {after.id!r} has side effects: it must not be cached")
+    elif _cache_raised(before, after) and not after.has_tag("deterministic"):
+        violations.append(
+            f"node {after.id!r} is not tagged 'deterministic' (its output may depend on time, "
+            "randomness or outside state, not only on its inputs): it must not be cached"
+        )
     return violations
+
+
+def _cache_raised(before: NodeSpec, after: NodeSpec) -> bool:
+    """A cache added or kept for longer: answers reused more than before."""
+    old, new = before.config.cache_ttl_s, after.config.cache_ttl_s
+    return new is not None and (old is None or new > old)
 
 
 def _budget_violations(before: NodeSpec, after: NodeSpec, policy: ValidationPolicy) -> list[str]:
@@ -298,6 +331,207 @@ def _replace_violations(base: GraphSpec, changes: Sequence[ChangeOp]) -> list[st
         for change in changes
         if isinstance(change, ReplaceNode) and base.node(change.node_id).type == change.new_type
     ]
+
+
+# ----- protection: the guarantee a protected node keeps -----
+
+Atom = tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]]
+"""One edge condition as evaluated at run time: the condition's canonical JSON, and where the
+field it reads comes from at that moment (the runtime evaluates it once, on the state right after
+the edge's source merged): the writers among the source and its ancestors, and their order. Two
+conditions with equal atoms see the same value (the writers' own runs are checked too)."""
+Activation = frozenset[frozenset[Atom]]
+"""When a node runs: a minimal DNF over atoms (one term per entry path, the path's conditions);
+``{{}}`` (one empty term) means on every request."""
+
+MAX_ACTIVATION_TERMS = 512
+
+
+def protection_violations(base: GraphSpec, candidate: GraphSpec) -> list[str]:
+    """Why ``candidate`` would break the guarantee of a protected node of ``base`` (empty: none).
+
+    Judged on the two specs alone, so it holds for any combination of change operations."""
+    violations: list[str] = []
+    lineage = (_Lineage(base), _Lineage(candidate))
+    for node in base.nodes:
+        if node.has_tag("protected"):
+            violations += _protected_node_violations(base, candidate, node, lineage)
+    return list(dict.fromkeys(violations))
+
+
+def _protected_node_violations(
+    base: GraphSpec,
+    candidate: GraphSpec,
+    node: NodeSpec,
+    lineage: tuple[_Lineage, _Lineage],
+) -> list[str]:
+    if not candidate.has_node(node.id):
+        return [f"protected node {node.id!r} would be removed"]
+    if candidate.node(node.id) != node:
+        return [f"protected node {node.id!r} would change"]
+    return [
+        *_implementation_violations(base, candidate, node),
+        *_ProvenanceCheck(node.id, *lineage).violations(),
+    ]
+
+
+def _implementation_violations(
+    base: GraphSpec, candidate: GraphSpec, protected: NodeSpec
+) -> Iterator[str]:
+    """Another node newly running the protected node's type, as its type or its fallback."""
+    for other in candidate.nodes:
+        if other.id == protected.id:
+            continue
+        before = base.node(other.id) if base.has_node(other.id) else None
+        for what, now, then in (
+            ("type", other.type, before.type if before else None),
+            ("fallback", other.config.fallback, before.config.fallback if before else None),
+        ):
+            if now == protected.type and then != protected.type:
+                yield (
+                    f"node {other.id!r} would run the implementation of protected node "
+                    f"{protected.id!r} (as its {what} {protected.type!r})"
+                )
+
+
+class _Lineage:
+    """Ancestors, activation and field writers of the nodes of one spec."""
+
+    def __init__(self, spec: GraphSpec) -> None:
+        self.spec = spec
+        graph = spec.to_networkx()
+        self.ancestors = {n: frozenset(nx.ancestors(graph, n)) for n in graph.nodes}
+        self.all_fields = frozenset(f for n in spec.nodes for f in n.outputs) | set(spec.inputs)
+        self.activations = self._activations(graph)
+
+    def reads(self, node_id: str) -> frozenset[str]:
+        """The fields a node sees: its declared inputs, or the whole state when it declares none."""
+        inputs = self.spec.node(node_id).inputs
+        return frozenset(inputs) if inputs else self.all_fields
+
+    def writers(self, node_id: str, field: str, *, inclusive: bool) -> frozenset[str]:
+        """The ancestors of ``node_id`` (and itself when ``inclusive``) that write ``field``."""
+        scope = self.ancestors[node_id] | ({node_id} if inclusive else set())
+        return frozenset(n for n in scope if field in self.spec.node(n).outputs)
+
+    def order(self, nodes: frozenset[str]) -> frozenset[tuple[str, str]]:
+        """Pairs ``(a, b)`` of ``nodes`` where ``a`` runs before ``b`` (an ancestor)."""
+        return frozenset((a, b) for a in nodes for b in nodes if a in self.ancestors[b])
+
+    def subgraph_edges(self, node_id: str) -> frozenset[str]:
+        """The edges (with conditions) of the paths from the entry to ``node_id``."""
+        scope = self.ancestors[node_id] | {node_id}
+        return frozenset(e.model_dump_json() for e in self.spec.edges if e.target in scope)
+
+    def atom(self, edge: EdgeSpec, condition: EdgeCondition) -> Atom:
+        """The condition of ``edge`` with the provenance of the field it reads."""
+        writers = self.writers(edge.source, condition.field, inclusive=True)
+        return (
+            condition.model_dump_json(),
+            tuple(sorted(writers)),
+            tuple(sorted(self.order(writers))),
+        )
+
+    def _activations(self, graph: nx.DiGraph) -> dict[str, Activation | None]:
+        """Each node's activation in topological order; None when it grows beyond
+        ``MAX_ACTIVATION_TERMS`` terms (then only an identical ancestral subgraph is trusted)."""
+        found: dict[str, Activation | None] = {}
+        for node_id in nx.topological_sort(graph):
+            if node_id == self.spec.entry:
+                found[node_id] = frozenset({frozenset()})
+                continue
+            incoming = [e for e in self.spec.edges if e.target == node_id]
+            found[node_id] = _minimal([self._through(found[e.source], e) for e in incoming])
+        return found
+
+    def _through(self, source: Activation | None, edge: EdgeSpec) -> Activation | None:
+        if source is None or edge.condition is None:
+            return source
+        atom = self.atom(edge, edge.condition)
+        return frozenset(term | {atom} for term in source)
+
+
+def _minimal(parts: list[Activation | None]) -> Activation | None:
+    """The union of the incoming terms, absorbed (a term implied by a smaller one goes): a
+    monotone DNF is then canonical. None when a part is, or past ``MAX_ACTIVATION_TERMS``."""
+    if any(part is None for part in parts):
+        return None
+    terms = frozenset(term for part in parts if part is not None for term in part)
+    if len(terms) > MAX_ACTIVATION_TERMS:
+        return None
+    return frozenset(t for t in terms if not any(other < t for other in terms))
+
+
+class _ProvenanceCheck:
+    """Walks everything that decides whether and with what a protected node runs: its
+    activation, the writers of the fields it reads, and, recursively, the same for each of
+    those writers and for the writers of every field a condition on its paths reads."""
+
+    def __init__(self, protected: str, base: _Lineage, candidate: _Lineage) -> None:
+        self.protected, self.base, self.candidate = protected, base, candidate
+        self.pending, self.seen = [protected], {protected}
+        self.found: list[str] = []
+
+    def violations(self) -> list[str]:
+        """Every broken link of the guarantee, naming the protected node."""
+        while self.pending:
+            node_id = self.pending.pop()
+            if not self.candidate.spec.has_node(node_id):
+                self._violate(f"node {node_id!r}, which it depends on, would be removed")
+                continue
+            self._check_activation(node_id)
+            for field in sorted(self.base.reads(node_id)):
+                self._check_writers(node_id, field, inclusive=False)
+            self._follow_conditions(node_id)
+        return self.found
+
+    def _check_activation(self, node_id: str) -> None:
+        before = self.base.activations[node_id]
+        after = self.candidate.activations[node_id]
+        if before is None or after is None:
+            same = self.base.subgraph_edges(node_id) == self.candidate.subgraph_edges(node_id)
+        else:
+            same = before == after
+        if not same:
+            whom = "it" if node_id == self.protected else f"node {node_id!r}, which it depends on,"
+            self._violate(
+                f"{whom} would run on different requests (the conditions on the paths to it "
+                "from the entry would change)"
+            )
+
+    def _follow_conditions(self, node_id: str) -> None:
+        """Walk on to the writers of every field a condition on the node's paths reads (their
+        set and order are part of the atoms, so activation equality already compared them)."""
+        activation = self.base.activations[node_id]
+        if activation is None:
+            scope = self.base.ancestors[node_id] | {node_id}
+            for edge in self.base.spec.edges:
+                if edge.condition is not None and edge.target in scope:
+                    self._check_writers(edge.source, edge.condition.field, inclusive=True)
+            return
+        for term in activation:
+            for _, writers, _ in term:
+                self._enqueue(frozenset(writers))
+
+    def _check_writers(self, node_id: str, field: str, *, inclusive: bool) -> None:
+        before = self.base.writers(node_id, field, inclusive=inclusive)
+        if not self.candidate.spec.has_node(node_id):
+            return
+        after = self.candidate.writers(node_id, field, inclusive=inclusive)
+        if before != after or self.base.order(before) != self.candidate.order(after):
+            self._violate(
+                f"field {field!r} seen by {node_id!r} would come from {sorted(after)} "
+                f"instead of {sorted(before)}"
+            )
+        self._enqueue(before)
+
+    def _enqueue(self, nodes: frozenset[str]) -> None:
+        for node_id in sorted(nodes - self.seen):
+            self.seen.add(node_id)
+            self.pending.append(node_id)
+
+    def _violate(self, reason: str) -> None:
+        self.found.append(f"protected node {self.protected!r}: {reason}")
 
 
 # ----- warnings -----

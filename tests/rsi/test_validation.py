@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spark.graphs.spec import NodeConfig
+from spark.graphs.spec import EdgeCondition, NodeConfig
 from spark.rsi.hypotheses import (
     AddCache,
     AddEdge,
@@ -12,6 +12,7 @@ from spark.rsi.hypotheses import (
     ChangeOp,
     Hypothesis,
     Parallelize,
+    RemoveEdge,
     ReplaceNode,
     SetConfig,
     SetPrompt,
@@ -65,18 +66,144 @@ def test_a_config_change_on_a_protected_node_is_rejected() -> None:
     assert result.candidate_spec is None
 
 
-def test_an_edge_into_a_protected_node_is_rejected() -> None:
-    """Edges into or out of a protected node count as touching it."""
-    result = check(AddEdge(source="fetch_history", target="audit"))
-    assert any("protected node 'audit'" in v for v in result.violations)
-
-
-def test_parallelizing_next_to_a_protected_node_is_rejected() -> None:
-    """Rewiring a protected neighbour's edges (fan-in into it) is touching it."""
-    spec = support_spec(draft={"tags": ["protected"]})
-    result = validate_hypothesis(spec, hypothesis(Parallelize(node_ids=CHAIN)))
+def test_a_never_true_condition_before_a_protected_node_is_refused() -> None:
+    """Re-adding the edge into a protected node with a condition that never holds would skip it
+    on every request (runs recorded as ok): refused, naming the protected node."""
+    never = EdgeCondition(field="reply", op="eq", value="never")
+    result = check(
+        RemoveEdge(source="draft", target="audit"),
+        AddEdge(source="draft", target="audit", condition=never),
+    )
     assert not result.approved
-    assert any("protected node 'draft'" in v for v in result.violations)
+    assert result.violations == [
+        "protected node 'audit': it would run on different requests (the conditions on the "
+        "paths to it from the entry would change)"
+    ]
+
+
+def test_a_condition_further_upstream_of_a_protected_node_is_refused() -> None:
+    """A condition on an edge the protected node depends on, far from it, skips it just as
+    well: refused although no change names the protected node."""
+    never = EdgeCondition(field="category", op="eq", value="never")
+    result = check(
+        RemoveEdge(source="fetch_history", target="draft"),
+        AddEdge(source="fetch_history", target="draft", condition=never),
+    )
+    assert any("protected node 'audit': node 'draft'" in v for v in result.violations)
+    assert not result.approved
+
+
+def test_removing_one_of_two_routes_to_a_protected_node_is_refused() -> None:
+    """With an unconditional and a conditional route into it, removing the unconditional one
+    leaves the protected node running only when the condition holds: refused."""
+    spec = make_spec(
+        [
+            node("start", ["request"], ["kind"]),
+            node("check", ["kind"], ["ok"]),
+            node("pay", ["kind"], ["paid"], tags=["protected", "side_effects"]),
+        ],
+        [
+            edge("start", "check"),
+            edge("start", "pay"),
+            edge("check", "pay", field="ok", op="truthy"),
+        ],
+    )
+    result = validate_hypothesis(spec, hypothesis(RemoveEdge(source="start", target="pay")))
+    assert not result.approved
+    assert "protected node 'pay': it would run on different requests" in result.violations[0]
+
+
+def test_another_node_may_not_run_a_protected_implementation() -> None:
+    """A fallback or a replacement that makes another node run the protected node's type would
+    run its side effect elsewhere: refused, naming both nodes."""
+    spec = support_spec(audit={"type": "audit_log"})
+    fallback = validate_hypothesis(
+        spec, hypothesis(AddFallback(node_id="fetch_history", fallback_type="audit_log"))
+    )
+    replaced = validate_hypothesis(
+        spec,
+        hypothesis(ReplaceNode(node_id="notify", new_type="audit_log")),
+        ValidationPolicy(allow_critical=True),
+    )
+    assert fallback.violations == [
+        "node 'fetch_history' would run the implementation of protected node 'audit' "
+        "(as its fallback 'audit_log')"
+    ]
+    assert replaced.violations == [
+        "node 'notify' would run the implementation of protected node 'audit' "
+        "(as its type 'audit_log')"
+    ]
+
+
+def test_a_producer_taken_off_the_path_of_a_protected_node_is_refused() -> None:
+    """Rerouting so that the protected node no longer waits for the node that writes what it
+    reads would hand it the raw request field instead: refused, naming the field."""
+    spec = make_spec(
+        [
+            node("start", ["text"], ["seen"]),
+            node("clean", ["text"], ["text"]),
+            node("pay", ["text"], ["paid"], tags=["protected", "side_effects"]),
+        ],
+        [edge("start", "clean"), edge("clean", "pay")],
+        inputs=["text"],
+    )
+    bypass = [AddEdge(source="start", target="pay"), RemoveEdge(source="clean", target="pay")]
+    result = validate_hypothesis(spec, hypothesis(*bypass))
+    assert not result.approved
+    assert any(
+        "field 'text' seen by 'pay' would come from [] instead of ['clean']" in v
+        for v in result.violations
+    )
+
+
+def test_an_edge_that_only_makes_a_protected_node_wait_is_approved() -> None:
+    """An edge into a protected node from a node that writes nothing it reads changes neither
+    when it runs nor what it reads: its neighbours may be reorganized."""
+    result = check(AddEdge(source="fetch_history", target="audit"))
+    assert result.approved, result.violations
+
+
+def test_a_chain_in_front_of_a_protected_payment_can_be_parallelized() -> None:
+    """Three independent lookups in front of a protected payment call run in parallel; the
+    payment waits for all of them and runs exactly as before, so the change is approved."""
+    spec = support_spec(draft={"tags": ["protected", "side_effects"]})
+    result = validate_hypothesis(spec, hypothesis(Parallelize(node_ids=CHAIN)))
+    assert result.approved, result.violations
+    assert result.candidate_spec is not None
+    assert sorted(result.candidate_spec.predecessors("draft")) == sorted(CHAIN)
+
+
+def test_a_conditional_head_is_kept_when_a_chain_before_a_protected_node_is_parallelized() -> None:
+    """Behind a conditional edge, every fan-out edge carries the same condition evaluated on the
+    same state: the protected node still runs exactly when the condition holds. Approved."""
+    spec = make_spec(
+        [
+            node("start", ["request"], ["kind"]),
+            node("a", ["request"], ["x"]),
+            node("b", ["request"], ["y"]),
+            node("pay", ["x", "y"], ["paid"], tags=["protected", "side_effects"]),
+        ],
+        [edge("start", "a", field="kind", op="eq", value="buy"), edge("a", "b"), edge("b", "pay")],
+    )
+    result = validate_hypothesis(spec, hypothesis(Parallelize(node_ids=["a", "b"])))
+    assert result.approved, result.violations
+
+
+def test_a_fan_in_condition_split_across_parallel_members_is_refused() -> None:
+    """When the edge into the protected node tests a field the chain's tail writes, parallel
+    members would test it before it is written: the protected node could be skipped. Refused."""
+    spec = make_spec(
+        [
+            node("start", ["request"], ["kind"]),
+            node("a", ["request"], ["x"]),
+            node("b", ["request"], ["y"]),
+            node("pay", ["x"], ["paid"], tags=["protected", "side_effects"]),
+        ],
+        [edge("start", "a"), edge("a", "b"), edge("b", "pay", field="y", op="truthy")],
+    )
+    result = validate_hypothesis(spec, hypothesis(Parallelize(node_ids=["a", "b"])))
+    assert not result.approved
+    assert any("protected node 'pay'" in v for v in result.violations)
 
 
 def test_retries_on_a_side_effect_node_are_rejected() -> None:
@@ -101,6 +228,41 @@ def test_a_cache_on_a_side_effect_node_is_rejected() -> None:
     """Caching would skip the side effect on a hit: rejected."""
     result = check(AddCache(node_id="notify", ttl_s=60))
     assert result.violations == ["node 'notify' has side effects: it must not be cached"]
+
+
+NOT_DETERMINISTIC = (
+    "node 'fetch_history' is not tagged 'deterministic' (its output may depend on time, "
+    "randomness or outside state, not only on its inputs): it must not be cached"
+)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        AddCache(node_id="fetch_history", ttl_s=60),
+        SetConfig(node_id="fetch_history", values={"cache_ttl_s": 60}),
+    ],
+)
+def test_a_cache_on_a_node_not_declared_deterministic_is_refused(change: ChangeOp) -> None:
+    """A node that does not declare its output a pure function of its inputs (the default) may
+    answer differently tomorrow: a cache would serve stale answers. Refused, saying why."""
+    assert check(change).violations == [NOT_DETERMINISTIC]
+
+
+def test_a_cache_on_a_deterministic_node_is_approved() -> None:
+    """Declared deterministic and free of side effects, a node may be cached."""
+    spec = support_spec(fetch_history={"tags": ["deterministic"]})
+    result = validate_hypothesis(spec, hypothesis(AddCache(node_id="fetch_history", ttl_s=60)))
+    assert result.approved, result.violations
+
+
+def test_a_longer_cache_on_a_non_deterministic_node_is_refused_a_shorter_one_approved() -> None:
+    """An existing cache on a non-deterministic node may shrink (fewer stale answers), not grow."""
+    spec = support_spec(fetch_history={"config": {"cache_ttl_s": 60}})
+    longer = SetConfig(node_id="fetch_history", values={"cache_ttl_s": 600})
+    shorter = SetConfig(node_id="fetch_history", values={"cache_ttl_s": 10})
+    assert validate_hypothesis(spec, hypothesis(longer)).violations == [NOT_DETERMINISTIC]
+    assert validate_hypothesis(spec, hypothesis(shorter)).approved
 
 
 def test_a_cycle_creating_edge_is_rejected_with_the_reason() -> None:
