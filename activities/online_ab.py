@@ -69,6 +69,7 @@ class OnlineABActivities:
                 max_window_s=settings.ab_max_window_s,
                 min_effect=settings.ab_min_effect,
                 expected_effects=inp.expected_effects,
+                evidence_factor=inp.evidence_factor,
             )
         except InvalidInputError as exc:
             log.info("online window not planned", graph_id=inp.graph_id, reason=str(exc))

@@ -53,6 +53,9 @@ class WindowHost(Protocol):
         ...
 
 
+MAX_EVIDENCE_DOUBLINGS = 6
+
+
 class OnlineWindow:
     """One window: the candidate's share of live traffic, judged at each look."""
 
@@ -63,11 +66,14 @@ class OnlineWindow:
         cycle: int,
         hypothesis: Hypothesis,
         candidate_id: str,
+        prior_attempts: int = 0,
     ) -> None:
         self._host, self._plan, self._cycle = host, plan, cycle
         self._primary: Metric = hypothesis.primary_metric
         self._expected = dict(hypothesis.expected_effects)
         self._candidate_id = candidate_id
+        # A retry of an undecided test gathers twice the evidence of the attempt before it.
+        self._evidence_factor = float(2 ** min(prior_attempts, MAX_EVIDENCE_DOUBLINGS))
 
     async def run(self) -> ABTestResult:
         """Split live traffic, look on durable timers, stop at the first decision."""
@@ -95,6 +101,7 @@ class OnlineWindow:
             primary_metric=self._primary,
             settings=plan.settings,
             expected_effects=self._expected,
+            evidence_factor=self._evidence_factor,
         )
         return await call(
             "start_online_window",

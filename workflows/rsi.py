@@ -89,6 +89,8 @@ class RSIWorkflow:
         self._review: tuple[bool, ReviewDecision] | None = None
         # (deployment id, version it replaced): what a rollback signal would undo
         self._live_deployment: tuple[str, str] | None = inp.live_deployment
+        self._proposal = HypothesizeResult()
+        self._tested: ValidatedHypothesis | None = None
 
     # ----- messages -----
 
@@ -217,8 +219,11 @@ class RSIWorkflow:
             version_id=plan.active_version_id,
             report=analysis.report,
             max_hypotheses=plan.settings.max_hypotheses,
+            objective=plan.settings.objective,
         )
         proposed = await call("generate_hypotheses", arg, HypothesizeResult, summary="hypothesize")
+        self._proposal = proposed
+        self._status.ranking = list(proposed.ranking)
         if not proposed.hypotheses:
             return []
         await self._phase("validating")
@@ -270,6 +275,7 @@ class RSIWorkflow:
         return self._review is not None and self._review[0]
 
     async def _test_and_ship(self, plan: CyclePlan, item: ValidatedHypothesis) -> CycleSummary:
+        self._tested = item
         hypothesis = item.hypothesis
         self._status.hypothesis_title = hypothesis.title
         candidate = await self._build_candidate(plan, item)
@@ -355,7 +361,10 @@ class RSIWorkflow:
     async def _online_window(
         self, plan: CyclePlan, item: ValidatedHypothesis, candidate_id: str
     ) -> ABTestResult:
-        window = OnlineWindow(self, plan, self._input.cycle, item.hypothesis, candidate_id)
+        prior = self._proposal.prior_attempts.get(item.hypothesis.hypothesis_id, 0)
+        window = OnlineWindow(
+            self, plan, self._input.cycle, item.hypothesis, candidate_id, prior_attempts=prior
+        )
         return await window.run()
 
     # ----- the window's host interface (workflows.online_window.WindowHost) -----
@@ -498,7 +507,14 @@ class RSIWorkflow:
             hypothesis=item.hypothesis,
             outcome=outcome,
             effect=effect,
-            details={"risk": item.risk, "violations": item.violations},
+            details={
+                "risk": item.risk,
+                "violations": item.violations,
+                "why_ranked": self._why_chosen(item),
+                "prior_attempts": self._proposal.prior_attempts.get(
+                    item.hypothesis.hypothesis_id, 0
+                ),
+            },
         )
         await call("record_attempt", arg, type(None), summary=f"record attempt: {outcome}")
         await call(
@@ -572,10 +588,20 @@ class RSIWorkflow:
         self._status.details = details
         workflow.set_current_details(details)
 
+    def _why_chosen(self, item: ValidatedHypothesis | None) -> str | None:
+        """The ranking's explanation of ``item`` (the hypothesis this cycle tested)."""
+        if item is None:
+            return None
+        for ranked in self._proposal.ranking:
+            if ranked.hypothesis_id == item.hypothesis.hypothesis_id:
+                return f"ranked #{self._proposal.ranking.index(ranked) + 1}: {ranked.why}"
+        return None
+
     def _summary(
         self, outcome: CycleOutcome, reasons: list[str], candidate_id: str | None = None
     ) -> CycleSummary:
         return CycleSummary(
+            why_chosen=self._why_chosen(self._tested),
             cycle=self._input.cycle,
             outcome=outcome,
             hypothesis_title=self._status.hypothesis_title,

@@ -135,6 +135,9 @@ class CycleSummary(_Model):
     candidate_version_id: str | None = None
     active_version_id: str | None = None
     reasons: list[str] = Field(default_factory=list)
+    why_chosen: str | None = Field(
+        default=None, description="why the tested hypothesis ranked first (see ranking)"
+    )
 
 
 class WindowProgress(_Model):
@@ -164,6 +167,9 @@ class RSIStatus(_Model):
     rollback_requested: bool = False
     details: str = ""
     ab_window: WindowProgress | None = None
+    ranking: list[RankedHypothesis] = Field(
+        default_factory=list, description="this cycle's hypotheses in ranked order, with why"
+    )
     history: list[CycleSummary] = Field(default_factory=list)
 
 
@@ -435,6 +441,12 @@ class OnlineWindowInput(_Model):
     primary_metric: Metric
     settings: RSISettings
     expected_effects: dict[str, float] = Field(default_factory=dict)
+    evidence_factor: float = Field(
+        default=1.0,
+        ge=1.0,
+        le=64.0,
+        description="times the planned runs per arm: a retry of an undecided test gathers more",
+    )
 
 
 class OnlineWindowStart(_Model):
@@ -524,3 +536,4 @@ class PatternsResult(_Model):
 
 
 RSIWorkflowInput.model_rebuild()
+RSIStatus.model_rebuild()

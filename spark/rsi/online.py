@@ -268,6 +268,7 @@ def plan_objective_window(
     max_window_s: float,
     min_effect: float | None = None,
     expected_effects: Mapping[str, float] | None = None,
+    evidence_factor: float = 1.0,
 ) -> OnlinePlan:
     """Size a window that judges the candidate by ``objective`` (``spark.rsi.judgement``): the
     loss per request at the planned change, every guardrail at its margin. Raises
@@ -287,19 +288,20 @@ def plan_objective_window(
     planned = plan_window(
         sizable, {m.name: arrays[m.name] for m in sizable}, {OBJECTIVE: change}, design=design
     )
+    runs_per_arm = math.ceil(planned.runs_per_arm * evidence_factor)
     window_s, needed_s = _window_length(
-        planned.runs_per_arm, runs_per_hour, candidate_share, min_window_s, max_window_s
+        runs_per_arm, runs_per_hour, candidate_share, min_window_s, max_window_s
     )
     notes = [
         f"judged by the owner's objective (loss per request {refs.loss(objective):.3g}, "
-        f"powered for a {change:+.1%} change); {planned.runs_per_arm} runs per arm (limited by "
-        f"{planned.limiting_metric}) at {runs_per_hour:.0f} runs/h and a {candidate_share:.0%} "
+        f"powered for a {change:+.1%} change); {runs_per_arm} runs per arm (limited by "
+        f"{planned.limiting_metric}{_retry_note(evidence_factor)}) at {runs_per_hour:.0f} runs/h and a {candidate_share:.0%} "
         f"candidate share need {duration_text(needed_s)}",
         *_unplanned(metrics, sizable),
         *_cap_note(needed_s, max_window_s),
     ]
     return OnlinePlan(
-        runs_per_arm=planned.runs_per_arm,
+        runs_per_arm=runs_per_arm,
         window_s=window_s,
         look_interval_s=window_s / looks,
         looks=looks,
@@ -312,6 +314,12 @@ def plan_objective_window(
         objective=objective,
         references=refs,
     )
+
+
+def _retry_note(evidence_factor: float) -> str:
+    if evidence_factor <= 1.0:
+        return ""
+    return f", x{evidence_factor:g} for a retry of an undecided test"
 
 
 def _check_traffic(runs_per_hour: float, candidate_share: float) -> None:

@@ -29,6 +29,7 @@ from spark.rsi.contracts import (
     OnlineWindowStart,
     PatternsResult,
     PlanCycleInput,
+    RankedHypothesis,
     RecordAttemptInput,
     RollbackInput,
     RollbackResult,
@@ -77,6 +78,8 @@ class FakeRSI:
     health_inputs: list[HealthInput] = field(default_factory=list)
     attempts: list[RecordAttemptInput] = field(default_factory=list)
     rollbacks: list[RollbackInput] = field(default_factory=list)
+    prior_attempts: int = 0  # earlier undecided tests of the scripted hypothesis
+    window_inputs: list[OnlineWindowInput] = field(default_factory=list)
 
     def activities(self) -> list:
         """The fake activities bound to this script."""
@@ -99,7 +102,21 @@ class FakeRSI:
         @activity.defn(name="generate_hypotheses")
         async def generate_hypotheses(inp: HypothesizeInput) -> HypothesizeResult:
             self.calls.append("generate_hypotheses")
-            return HypothesizeResult(hypotheses=[hypothesis()])
+            scripted = hypothesis()
+            ranked = RankedHypothesis(
+                hypothesis_id=scripted.hypothesis_id,
+                title=scripted.title,
+                front=1,
+                objective_change=-0.2,
+                evidence_weight=1.0,
+                score=0.2,
+                why="on the frontier; objective -0.2 per request",
+            )
+            return HypothesizeResult(
+                hypotheses=[scripted],
+                ranking=[ranked],
+                prior_attempts={scripted.hypothesis_id: self.prior_attempts},
+            )
 
         @activity.defn(name="validate_hypotheses")
         async def validate_hypotheses(inp: ValidateInput) -> ValidateResult:
@@ -142,6 +159,7 @@ class FakeRSI:
         @activity.defn(name="start_online_window")
         async def start_online_window(inp: OnlineWindowInput) -> OnlineWindowStart:
             self.calls.append("start_online_window")
+            self.window_inputs.append(inp)
             if not self.window_planned:
                 return OnlineWindowStart(reasons=["online window not possible: no traffic"])
             plan = OnlinePlan(

@@ -223,3 +223,19 @@ async def test_no_stage_is_skipped_when_no_live_run_was_judged(
     fake = FakeRSI(settings=_settings(ab_mode="replay", strategy="gradual"))
     await _run(time_skipping_env, fake)
     assert [d.share for d in fake.deploy_inputs] == [0.1, 0.25, 0.5, None]
+
+
+async def test_a_retry_of_an_undecided_test_gathers_more_evidence_and_says_why_it_ranked_first(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """Inconclusive is not final: the hypothesis comes back with one earlier undecided attempt,
+    so its window plans twice the runs; the status query and the cycle's record show the ranking
+    and why the tested hypothesis came first."""
+    fake = FakeRSI(settings=_settings(ab_mode="online"), prior_attempts=1)
+    status = await _run(time_skipping_env, fake)
+    assert [w.evidence_factor for w in fake.window_inputs] == [2.0]
+    assert [r.front for r in status.ranking] == [1]
+    why = status.history[-1].why_chosen
+    assert why is not None and why.startswith("ranked #1: on the frontier")
+    assert fake.attempts[-1].details["why_ranked"] == why
+    assert fake.attempts[-1].details["prior_attempts"] == 1
