@@ -159,12 +159,16 @@ def objective_comparison(
     mean_c, var_c = _mean_and_variance(cand_loss)
     null_var = _null_variance(base_loss, cand_loss)
     notes: list[str] = []
+    parts = [(var_b, baseline.runs), (var_c, candidate.runs)]
     quality = _quality_term(objective, refs, baseline, candidate, notes)
     if quality is not None:
         (q_b, qv_b), (q_c, qv_c), q_null = quality
         mean_b, mean_c = mean_b + q_b, mean_c + q_c
         var_b, var_c, null_var = var_b + qv_b, var_c + qv_c, null_var + q_null
-    var_b, var_c = _floored(var_b, var_c, null_var)
+        parts += [(qv_b, baseline.quality.count), (qv_c, candidate.quality.count)]
+    floored = _floored(var_b, var_c, null_var)
+    df = None if floored != (var_b, var_c) else satterthwaite_df(parts)
+    var_b, var_c = floored
     comparison = MeanComparison(
         method="objective_z",
         n_baseline=baseline.runs,
@@ -173,8 +177,19 @@ def objective_comparison(
         candidate_value=mean_c,
         var_baseline=var_b,
         var_candidate=var_c,
+        df=df,
     )
     return comparison, notes
+
+
+def satterthwaite_df(parts: Sequence[tuple[float, int]]) -> float | None:
+    """Welch-Satterthwaite degrees of freedom of a sum of independent variances of means, each
+    with its sample size: small arms get a t reference, not a normal one (None: no spread)."""
+    total = sum(variance for variance, _ in parts)
+    denominator = sum(v * v / (n - 1) for v, n in parts if n > 1 and v > 0)
+    if total <= 0 or denominator <= 0:
+        return None
+    return total * total / denominator
 
 
 def _floored(var_b: float, var_c: float, null_var: float) -> tuple[float, float]:
