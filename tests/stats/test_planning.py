@@ -39,10 +39,13 @@ def test_two_proportion_size_matches_fleiss() -> None:
 
 def test_latency_plan_uses_log_sd_and_the_sequential_inflation() -> None:
     """With the point estimate of the log SD, the plan is the t-based size of
-    d = |ln 0.9| / sd(ln x), times the design's inflation."""
+    d = |ln 0.9| / sqrt(sd(ln x)^2 + ln(0.9)^2 / 4) (the spread the guarded test sees: the
+    pooled runs' variance under no difference holds the shift too), times the design's
+    inflation."""
     pilot = np.random.default_rng(1).lognormal(7.0, 0.5, 2000)
     design = SequentialDesign(planned_looks=10)
-    effect = abs(math.log(0.9)) / np.log(pilot).std(ddof=1)
+    shift = abs(math.log(0.9))
+    effect = shift / math.sqrt(np.log(pilot).var(ddof=1) + shift**2 / 4)
     expected = math.ceil(fixed_sample_size_t(effect, 0.025, 0.8) * boundaries(design).inflation)
     assert (
         plan_sample_size(pilot, "latency", -0.10, design=design, variance_confidence=None)

@@ -1,4 +1,10 @@
-"""Pick and run the right test for a metric, from arrays or from summary statistics."""
+"""Pick and run the right test for a metric, from arrays or from summary statistics.
+
+Every test but the rates' (already exact: Fisher below five expected events, the pooled z
+otherwise) is guarded by the null model of its design, permutations of independent arms or sign
+flips of pairs, so that a metric constant in one or both arms is judged on exact grounds
+(see ``comparison``).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from spark.errors import InvalidInputError
-from spark.rsi.stats.comparison import Comparison
+from spark.rsi.stats.comparison import Comparison, guarded
 from spark.rsi.stats.continuous import paired_t, summary_moments, welch, welch_from_moments
 from spark.rsi.stats.cuped import cuped_adjust
 from spark.rsi.stats.inputs import FloatArray, Samples, as_pair, check_paired
@@ -49,10 +55,17 @@ def compare_arrays(
         check_paired(b, c, spec.name)
         if has_pre:
             raise InvalidInputError(f"CUPED does not apply to paired metric {spec.name!r}")
-        return _paired(spec, b, c)
+        return _exact(spec, _paired(spec, b, c), paired=True)
     if has_pre:
-        return _with_cuped(spec, b, c, pre)
-    return _unpaired(spec, b, c)
+        return _exact(spec, _with_cuped(spec, b, c, pre), paired=False)
+    return _exact(spec, _unpaired(spec, b, c), paired=False)
+
+
+def _exact(spec: MetricSpec, comparison: Comparison, *, paired: bool) -> Comparison:
+    """Guard every non-rate comparison with its design's exact null model."""
+    if spec.kind == "rate":
+        return comparison
+    return guarded(comparison, "sign_flip" if paired else "permutation")
 
 
 def _paired(spec: MetricSpec, b: FloatArray, c: FloatArray) -> Comparison:
@@ -115,8 +128,8 @@ def compare_summaries(
         raise InvalidInputError(f"arms of {spec.name!r} are summarised on different scales")
     moments = (*_moments(b, spec.name, "baseline"), *_moments(c, spec.name, "candidate"))
     if spec.kind == "latency" and b.scale == "log":
-        return log_welch_from_moments(*moments)
-    return welch_from_moments(*moments)
+        return _exact(spec, log_welch_from_moments(*moments), paired=False)
+    return _exact(spec, welch_from_moments(*moments), paired=False)
 
 
 def _moments(summary: SummaryStats, name: str, arm: str) -> tuple[int, float, float]:

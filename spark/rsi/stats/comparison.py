@@ -5,19 +5,35 @@ read by the decision rule. It answers four questions at any critical value: the 
 its interval, the standardised statistic against any hypothesised ratio (for non-inferiority)
 and the one-sided p-values of the named test. Statistics are positive when the candidate is
 *larger*; the decision rule turns them round for metrics that improve by decreasing.
+
+**Exact grounds for degenerate arms.** A test's own variance estimate (Welch's, the paired
+t's) can be zero or far too small when a metric is constant, or nearly so, in one or both arms
+(a flat price per call, a quality that is always perfect, three ratings of 4). The engine then
+*guards* the comparison with a null model (``guarded``): under the hypothesis being tested the
+arms are exchangeable (independent arms: permutations) or each pair's sign is (paired arms:
+sign flips), so the variance of the mean difference under that hypothesis is known exactly from
+the pooled data, the between-arm difference included. A guarded statistic uses the larger of
+the test's own variance and this null variance, so it rejects only when both the named test
+and the permutation (score) test reject: valid when either is, and finite whenever the data
+are not all equal. Its significance is also floored at the smallest p-value any exact test of
+that null can reach at these counts (``1 / C(n_b + n_c, n_c)`` for permutations, ``2^-n``
+for sign flips): [4, 4, 4] against [5, 5, 5] can never beat p = 1/20, while 30 runs per arm
+at two different constant costs are decisively different.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Literal, Protocol, cast
 
-from scipy import special
+from scipy import optimize, special
 
 from spark.errors import InvalidInputError
 
 Side = Literal["less", "greater"]
+NullModel = Literal["none", "permutation", "sign_flip"]
 
 
 def standardise(numerator: float, variance: float) -> float:
@@ -27,6 +43,77 @@ def standardise(numerator: float, variance: float) -> float:
     if numerator == 0:
         return 0.0
     return math.copysign(math.inf, numerator)
+
+
+def exact_floor(null_model: NullModel, n_baseline: int, n_candidate: int) -> float:
+    """The smallest one-sided p-value an exact test under ``null_model`` can give.
+
+    Permutations of n_b + n_c runs into arms have ``C(n_b + n_c, n_c)`` equally likely
+    arrangements, sign flips of n pairs ``2^n``; with ties there are fewer, so no exact test
+    can go below this.
+    """
+    if null_model == "permutation":
+        total = n_baseline + n_candidate
+        log_count = special.gammaln(total + 1) - special.gammaln(n_baseline + 1)
+        return math.exp(-(log_count - special.gammaln(n_candidate + 1)))
+    if null_model == "sign_flip":
+        return 2.0**-n_baseline
+    return 0.0
+
+
+def capped(statistic: float, floor: float, df: float | None) -> float:
+    """``statistic`` clipped so that its one-sided p-value is never below ``floor``."""
+    if floor <= 0:
+        return statistic
+    bound = critical_value(floor, df)
+    return max(-bound, min(bound, statistic))
+
+
+def permutation_variance(
+    within_ss: float, n_baseline: int, n_candidate: int, shift: float
+) -> float:
+    """Variance of a difference of means under random permutation of the pooled runs.
+
+    ``within_ss`` is the sum of squares of both arms about their own means (on the scale of
+    the hypothesis) and ``shift`` the difference of means the hypothesis removes; the pooled
+    sample variance is ``(within_ss + n_b n_c / N shift^2) / (N - 1)``.
+    """
+    total = n_baseline + n_candidate
+    between = n_baseline * n_candidate / total * shift * shift
+    pooled = (within_ss + between) / (total - 1)
+    return pooled * (1.0 / n_baseline + 1.0 / n_candidate)
+
+
+def sign_flip_variance(n: int, variance_of_mean: float, shift: float) -> float:
+    """Variance of a mean of n paired differences under random sign flips (about H0)."""
+    squares = (n - 1) * n * variance_of_mean + n * shift * shift
+    return squares / (n * n)
+
+
+def invert(
+    statistic: Callable[[float], float], estimate: float, crit: float, scale: float
+) -> tuple[float, float]:
+    """The values t with ``|statistic(t)| < crit`` around ``estimate`` (a decreasing
+    statistic); an end that no value reaches is infinite."""
+    if not math.isfinite(estimate):
+        return (-math.inf, math.inf)
+    step = scale if scale > 0 else max(abs(estimate), 1.0)
+    low = _crossing(lambda t: statistic(t) - crit, estimate, -step)
+    high = _crossing(lambda t: -statistic(t) - crit, estimate, step)
+    return low, high
+
+
+def _crossing(excess: Callable[[float], float], start: float, step: float) -> float:
+    """Where ``excess`` (negative at ``start``) first turns >= 0 walking by ``step``."""
+    if excess(start) >= 0:
+        return start
+    near = start
+    for _ in range(200):
+        far = near + step
+        if excess(far) >= 0:
+            return float(optimize.brentq(excess, near, far, xtol=1e-12 * max(abs(far), 1.0)))
+        near, step = far, step * 2.0
+    return math.copysign(math.inf, step)
 
 
 def upper_tail(statistic: float, df: float | None) -> float:
@@ -159,6 +246,7 @@ class MeanComparison:
     p_two_sided: float | None = None
     reported_baseline: float | None = None
     reported_candidate: float | None = None
+    null_model: NullModel = "none"
 
     @property
     def ratio(self) -> float:
@@ -181,31 +269,62 @@ class MeanComparison:
             return override
         return one_sided(self.difference_statistic(0.0), self.df, side)
 
+    @property
+    def floor(self) -> float:
+        """The smallest one-sided p-value the null model allows (0 when unguarded)."""
+        return exact_floor(self.null_model, self.n_baseline, self.n_candidate)
+
     def statistic(self, ratio0: float) -> float:
-        """Welch-type statistic of H0 mean_c = ratio0 x mean_b."""
-        variance = (
+        """Welch-type statistic of H0 mean_c = ratio0 x mean_b (guarded: see the module)."""
+        return self._guarded_statistic(ratio0, 0.0)
+
+    def difference_statistic(self, difference0: float) -> float:
+        """Welch-type statistic of H0 mean_c - mean_b = difference0 (guarded: see the module)."""
+        return self._guarded_statistic(1.0, difference0)
+
+    def _guarded_statistic(self, ratio0: float, difference0: float) -> float:
+        """Statistic of H0 mean_c = ratio0 x mean_b + difference0."""
+        shift = self.candidate_value - ratio0 * self.baseline_value - difference0
+        variance = max(self._wald_variance(ratio0), self._null_variance(ratio0, shift))
+        return capped(standardise(shift, variance), self.floor, self.df)
+
+    def _wald_variance(self, ratio0: float) -> float:
+        return (
             self.var_candidate
             + ratio0 * ratio0 * self.var_baseline
             - 2.0 * ratio0 * self.covariance
         )
-        return standardise(self.candidate_value - ratio0 * self.baseline_value, variance)
 
-    def difference_statistic(self, difference0: float) -> float:
-        """Welch-type statistic of H0 mean_c - mean_b = difference0."""
-        variance = self.var_candidate + self.var_baseline - 2.0 * self.covariance
-        return standardise(self.candidate_value - self.baseline_value - difference0, variance)
+    def _null_variance(self, ratio0: float, shift: float) -> float:
+        """Variance of the mean difference under the null model, on the hypothesis' scale."""
+        if self.null_model == "sign_flip":
+            return sign_flip_variance(self.n_baseline, self._wald_variance(ratio0), shift)
+        if self.null_model == "permutation":
+            n_b, n_c = self.n_baseline, self.n_candidate
+            within = (n_b - 1) * n_b * self.var_baseline * ratio0 * ratio0 + (
+                n_c - 1
+            ) * n_c * self.var_candidate
+            return permutation_variance(within, n_b, n_c, shift)
+        return 0.0
 
     def difference_interval(self, crit: float) -> tuple[float, float, float]:
-        """candidate - baseline with its Wald interval at ``crit`` (the scale of absolute
-        margins: the margin test passes exactly when the interval stays on the good side of the
-        margin)."""
+        """candidate - baseline with its interval at ``crit`` (the scale of absolute margins:
+        the margin test passes exactly when the interval stays on the good side of the
+        margin). Wald's unless guarded, then the inverted guarded statistic."""
         difference = self.candidate_value - self.baseline_value
-        variance = self.var_candidate + self.var_baseline - 2.0 * self.covariance
+        variance = self._wald_variance(1.0)
+        if self.null_model != "none":
+            scale = math.sqrt(max(variance, self._null_variance(1.0, difference)))
+            return difference, *invert(self.difference_statistic, difference, crit, scale)
         half = crit * math.sqrt(max(variance, 0.0))
         return difference, difference - half, difference + half
 
     def ratio_interval(self, crit: float) -> tuple[float, float]:
-        """Fieller interval of the ratio of means."""
+        """Fieller interval of the ratio of means (inverted guarded statistic when guarded)."""
+        if self.null_model != "none":
+            spread = math.sqrt(max(self._wald_variance(1.0), 0.0))
+            scale = spread / self.baseline_value if self.baseline_value > 0 else 0.0
+            return invert(self.statistic, self.ratio, crit, scale)
         return fieller_interval(
             self.candidate_value,
             self.baseline_value,
@@ -227,6 +346,8 @@ class LogMeanComparison:
     log_candidate: float
     var_difference: float
     df: float | None = None
+    within_ss: float = 0.0
+    null_model: NullModel = "none"
 
     @property
     def baseline_value(self) -> float:
@@ -253,16 +374,72 @@ class LogMeanComparison:
         return one_sided(self.statistic(1.0), self.df, side)
 
     def statistic(self, ratio0: float) -> float:
-        """t statistic of H0 log ratio = log(ratio0)."""
-        shift = self.log_candidate - self.log_baseline - math.log(ratio0)
-        return standardise(shift, self.var_difference)
+        """t statistic of H0 log ratio = log(ratio0) (guarded: see the module)."""
+        return self._log_statistic(math.log(ratio0))
+
+    @property
+    def floor(self) -> float:
+        """The smallest one-sided p-value the null model allows (0 when unguarded)."""
+        return exact_floor(self.null_model, self.n_baseline, self.n_candidate)
+
+    def _log_statistic(self, log_ratio0: float) -> float:
+        shift = self.log_candidate - self.log_baseline - log_ratio0
+        variance = max(self.var_difference, self._null_variance(shift))
+        return capped(standardise(shift, variance), self.floor, self.df)
+
+    def _null_variance(self, shift: float) -> float:
+        if self.null_model == "sign_flip":
+            return sign_flip_variance(self.n_baseline, self.var_difference, shift)
+        if self.null_model == "permutation":
+            return permutation_variance(self.within_ss, self.n_baseline, self.n_candidate, shift)
+        return 0.0
 
     def difference_statistic(self, difference0: float) -> float:
         """Not defined on a log scale: latency margins are relative."""
         raise InvalidInputError("log-scale comparisons take relative margins only")
 
     def ratio_interval(self, crit: float) -> tuple[float, float]:
-        """Exponentiated interval of the log ratio."""
-        half = crit * math.sqrt(max(self.var_difference, 0.0))
+        """Exponentiated interval of the log ratio (inverted guarded statistic when guarded)."""
         shift = self.log_candidate - self.log_baseline
+        if self.null_model != "none":
+            scale = math.sqrt(max(self.var_difference, self._null_variance(0.0)))
+            low, high = invert(self._log_statistic, shift, crit, scale)
+            return (safe_exp(low) if low > -700 else 0.0, safe_exp(high))
+        half = crit * math.sqrt(max(self.var_difference, 0.0))
         return (safe_exp(shift - half), safe_exp(shift + half))
+
+
+def guarded(comparison: Comparison, null_model: NullModel) -> Comparison:
+    """``comparison`` judged with the exact null model of its design (see the module); rank
+    tests take only its floor. Comparisons without a ``null_model`` are returned as they are."""
+    if not hasattr(comparison, "null_model"):
+        return comparison
+    df = comparison.df
+    means = isinstance(comparison, MeanComparison | LogMeanComparison)
+    if df is None and means and null_model == "permutation":
+        # two constant arms leave Welch without degrees of freedom: the pooled variance has N-2
+        df = float(comparison.n_baseline + comparison.n_candidate - 2)
+    updated: Comparison = replace(cast(Any, comparison), null_model=null_model, df=df)
+    return updated
+
+
+def constant_arms(comparison: Comparison) -> list[str]:
+    """The arms in which the compared values do not vary (to the precision of a float)."""
+    if isinstance(comparison, MeanComparison) and comparison.null_model != "none":
+        arms = (
+            ("baseline", comparison.var_baseline, comparison.baseline_value),
+            ("candidate", comparison.var_candidate, comparison.candidate_value),
+        )
+        return [name for name, variance, mean in arms if _flat(variance, mean)]
+    if isinstance(comparison, LogMeanComparison) and comparison.null_model == "permutation":
+        spread = comparison.within_ss / (comparison.n_baseline + comparison.n_candidate)
+        return ["baseline", "candidate"] if spread <= _RESOLUTION**2 else []
+    return []
+
+
+_RESOLUTION = 1e-9
+
+
+def _flat(variance_of_mean: float, mean: float) -> bool:
+    """True when the spread is below the float resolution of the mean."""
+    return math.sqrt(max(variance_of_mean, 0.0)) <= _RESOLUTION * max(abs(mean), 1e-300)

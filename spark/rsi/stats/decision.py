@@ -28,6 +28,7 @@ from spark.rsi.stats.comparison import (
     Comparison,
     MeanComparison,
     Side,
+    constant_arms,
     critical_value,
     z_to_reference,
 )
@@ -219,8 +220,30 @@ def _judge(
         futile=_futile(spec, comparison, context),
         margin=spec.margin,
         margin_scale=spec.margin_scale,
+        notes=_exactness_notes(comparison, context.alpha),
         **_absolute_difference(spec, comparison, crit),
     )
+
+
+def _exactness_notes(comparison: Comparison, alpha: float) -> list[str]:
+    """Say when the verdict rests on the exact null model: a constant arm, or too few runs for
+    any exact test to reach this look's level."""
+    notes = []
+    arms = constant_arms(comparison)
+    if arms:
+        which = "both arms" if len(arms) == 2 else f"the {arms[0]} arm"
+        notes.append(
+            f"constant in {which}: judged by the variance of the pooled runs under no "
+            "difference (permutation), never by the zero spread"
+        )
+    floor = getattr(comparison, "floor", 0.0)
+    if floor > alpha:
+        notes.append(
+            f"too few runs to be significant at this look: with "
+            f"n={comparison.n_baseline}/{comparison.n_candidate} no exact test gives a "
+            f"one-sided p below {floor:.3g}, the look needs {alpha:.3g}"
+        )
+    return notes
 
 
 def _absolute_difference(spec: MetricSpec, comparison: Comparison, crit: float) -> dict[str, float]:
@@ -327,11 +350,12 @@ def _verdict(result: MetricResult) -> str:
 
 
 def _describe(result: MetricResult, verdict: str) -> str:
+    notes = "".join(f"; {note}" for note in result.notes)
     return (
         f"{result.role} {result.name!r} {verdict}: {_effect(result)}, "
         f"p={result.p_value:.3g} (no difference), "
         f"nominal one-sided alpha {result.nominal_alpha:.3g} at this look, "
-        f"n={result.n_baseline}/{result.n_candidate} ({result.method})"
+        f"n={result.n_baseline}/{result.n_candidate} ({result.method}){notes}"
     )
 
 

@@ -17,7 +17,15 @@ from scipy import special
 from scipy.stats import rankdata
 
 from spark.errors import InvalidInputError
-from spark.rsi.stats.comparison import LogMeanComparison, Side, safe_exp, standardise
+from spark.rsi.stats.comparison import (
+    LogMeanComparison,
+    NullModel,
+    Side,
+    capped,
+    exact_floor,
+    safe_exp,
+    standardise,
+)
 from spark.rsi.stats.continuous import welch_df
 from spark.rsi.stats.inputs import FloatArray, Samples, as_metric_samples, check_paired
 
@@ -38,6 +46,7 @@ def log_welch_from_moments(
         log_candidate=mean_c,
         var_difference=var_b / n_b + var_c / n_c,
         df=welch_df(var_b, n_b, var_c, n_c),
+        within_ss=(n_b - 1) * var_b + (n_c - 1) * var_c,
     )
 
 
@@ -87,6 +96,7 @@ def quantile_ratio(
         log_baseline=log_b,
         log_candidate=log_c,
         var_difference=var_b + var_c,
+        within_ss=float(np.sum((b - b.mean()) ** 2) + np.sum((c - c.mean()) ** 2)),
     )
 
 
@@ -107,6 +117,12 @@ class RankComparison:
     log_candidate: FloatArray
     method: str = "mann_whitney_hl"
     df: float | None = None
+    null_model: NullModel = "none"
+
+    @property
+    def floor(self) -> float:
+        """The smallest one-sided p-value an exact rank test allows at these counts."""
+        return exact_floor(self.null_model, self.n_baseline, self.n_candidate)
 
     @property
     def n_baseline(self) -> int:
@@ -146,13 +162,13 @@ class RankComparison:
         ``"asymptotic"``)."""
         u_candidate, mean, variance = _u_statistic(self.log_baseline, self.log_candidate)
         excess = u_candidate - mean if side == "greater" else mean - u_candidate
-        return float(special.ndtr(-standardise(excess - 0.5, variance)))
+        return max(self.floor, float(special.ndtr(-standardise(excess - 0.5, variance))))
 
     def statistic(self, ratio0: float) -> float:
         """Normal score of U for H0 candidate = ratio0 x baseline (no continuity correction)."""
         shifted = self.log_candidate - math.log(ratio0)
         u_candidate, mean, variance = _u_statistic(self.log_baseline, shifted)
-        return standardise(u_candidate - mean, variance)
+        return capped(standardise(u_candidate - mean, variance), self.floor, self.df)
 
     def difference_statistic(self, difference0: float) -> float:
         """Not defined: rank tests here work on the log (relative) scale."""

@@ -142,6 +142,10 @@ class MetricResult(BaseModel):
     )
     difference_low: float | None = None
     difference_high: float | None = None
+    notes: list[str] = Field(
+        default_factory=list,
+        description="why the verdict rests on exact grounds (a constant arm, too few runs)",
+    )
 
 
 class Decision(BaseModel):

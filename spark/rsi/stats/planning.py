@@ -76,10 +76,17 @@ def upper_sd(values: FloatArray, confidence: float | None) -> float:
 def _standardised_effect(
     values: FloatArray, kind: MetricKind, effect: float, confidence: float | None
 ) -> float:
+    """The effect over the spread the engine's test will see.
+
+    The engine guards every non-rate test with the variance of the pooled runs under no
+    difference (``comparison.guarded``), which holds the between-arm difference as well: with
+    equal arms its spread is ``sqrt(sd^2 + d^2 / 4)``. Planning with it keeps the planned power.
+    """
     if kind == "latency":
-        return abs(math.log1p(effect)) / upper_sd(np.log(values), confidence)
-    mean = float(values.mean())
-    return abs(effect * mean) / upper_sd(values, confidence)
+        shift, sd = abs(math.log1p(effect)), upper_sd(np.log(values), confidence)
+    else:
+        shift, sd = abs(effect * float(values.mean())), upper_sd(values, confidence)
+    return shift / math.sqrt(sd * sd + shift * shift / 4.0)
 
 
 def _rate_bounds(values: FloatArray, confidence: float | None) -> list[float]:
