@@ -528,8 +528,12 @@ def _critical_path(
 
 
 def parallelizable_chains(spec: GraphSpec) -> list[list[str]]:
-    """Maximal simple chains (no branching inside, unconditional links, head not the entry)
-    whose members can all run concurrently (see ``can_run_concurrently``)."""
+    """Every maximal independent group: a window of a simple chain (no branching inside,
+    unconditional links) whose members can all run concurrently (``can_run_concurrently``).
+
+    The entry heads a group when it is independent of the nodes after it; it still runs first
+    (a run starts there), so such a group needs two more members (``changes`` parallelizes
+    the rest after it). Groups overlap where a member conflicts with only part of a window."""
     chains: list[list[str]] = []
     for segment in _simple_segments(spec):
         chains += _independent_runs(spec, segment)
@@ -550,7 +554,7 @@ def _simple_segments(spec: GraphSpec) -> list[list[str]]:
         segment = [start]
         while segment[-1] in links:
             segment.append(links[segment[-1]])
-        segments.append(segment[1:] if start == spec.entry else segment)
+        segments.append(segment)
     return segments
 
 
@@ -570,4 +574,11 @@ def _independent_runs(spec: GraphSpec, segment: list[str]) -> list[list[str]]:
         current = [*current, node_id]
     if len(current) >= 2:
         runs.append(current)
-    return runs
+    return [run for run in runs if run[0] != spec.entry or _entry_group_counts(run, runs)]
+
+
+def _entry_group_counts(run: list[str], runs: list[list[str]]) -> bool:
+    """A group headed by the entry parallelizes only the rest (the entry stays first): worth
+    reporting when two or more follow it and no other group already covers them."""
+    rest = set(run[1:])
+    return len(rest) >= 2 and not any(other != run and rest <= set(other) for other in runs)

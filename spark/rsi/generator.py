@@ -10,12 +10,13 @@ transient_errors        retry-safe node: ``set_config`` retries (2-3) with backo
                         otherwise ``add_fallback`` to a type from
                         ``params["fallback_candidates"]`` (never a retry)
 persistent_errors       ``add_fallback`` to a type from ``params["fallback_candidates"]``
-repeated_inputs         slow or costly node without side effects whose inputs repeat
-                        (distinct_input_ratio <= 0.7): ``add_cache`` with a TTL sized to the
-                        mean gap between repeats in the window
+repeated_inputs         slow or costly node declared ``deterministic``, without side effects,
+                        whose inputs repeat (distinct_input_ratio <= 0.7): ``add_cache`` with a
+                        TTL sized to the mean gap between repeats in the window
 heavy_tail              retry-safe node with p99/p50 >= 4 on the critical path:
                         ``set_config`` timeout_s = 1.5 x p95 plus one retry
-sequential_chain        parallelizable chain on the critical path: ``parallelize``
+sequential_chain        every maximal independent group on the critical path, each its own
+                        proposal (the entry's successors included): ``parallelize``
 costly_model            cost bottleneck with ``params["cheaper_models"]``: ``set_config``
                         model (primary cost; quality is the guardrail)
 poor_quality            prompted node with bad-output failures or low quality: ``set_prompt``
@@ -24,8 +25,10 @@ poor_quality            prompted node with bad-output failures or low quality: `
 
 Every proposal carries an expected impact: the relative improvement of its primary metric that
 the report's figures support. Ranking multiplies it by a weight learned from ``PatternHint`` s
-(a shrunk success rate of that change kind on that diagnosis kind). Protected nodes are never
-targeted, nor are the neighbours a change would rewire.
+(a shrunk success rate of that change kind on that diagnosis kind). No proposal may break a
+protected node's guarantee (``spark.rsi.validation``): its neighbours may be reorganized, a chain
+in front of it parallelized, but it is never changed, skipped, starved or impersonated. Caches are
+proposed only for nodes declared ``deterministic``.
 """
 
 from __future__ import annotations
@@ -39,7 +42,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from spark.errors import InvalidInputError
 from spark.graphs.spec import GraphSpec, NodeSpec
 from spark.rsi.analysis import Bottleneck, BottleneckKind, DiagnosticReport, is_retry_safe
-from spark.rsi.changes import nodes_affected
 from spark.rsi.hypotheses import (
     AddCache,
     AddFallback,
@@ -50,7 +52,7 @@ from spark.rsi.hypotheses import (
     SetConfig,
     SetPrompt,
 )
-from spark.rsi.validation import assess_risk
+from spark.rsi.validation import assess_risk, protection_refusals
 
 DiagnosisKind = Literal[
     "transient_errors",
@@ -185,7 +187,8 @@ class RuleBasedGenerator:
         max_hypotheses: int = 5,
     ) -> list[Hypothesis]:
         """At most ``max_hypotheses`` hypotheses, best expected impact first; none when the
-        report lacks data. Never targets protected nodes; drops proposals with no expected gain."""
+        report lacks data. Never breaks a protected node's guarantee; drops proposals with no
+        expected gain."""
         if report.graph_id != spec.id:
             raise InvalidInputError(f"report is for graph {report.graph_id!r}, not {spec.id!r}")
         if not report.sufficient_data or max_hypotheses <= 0:
@@ -199,8 +202,10 @@ class RuleBasedGenerator:
 
 
 def _protected(spec: GraphSpec, proposal: _Proposal) -> bool:
-    affected = set().union(*(nodes_affected(spec, change) for change in proposal.changes))
-    return any(spec.has_node(n) and spec.node(n).has_tag("protected") for n in affected)
+    """Whether the proposal would break a protected node's guarantee (``validation``): change
+    it, skip it, starve it or run its implementation elsewhere. Reorganizing its neighbours
+    within the guarantee (a chain in front of it parallelized) is fine."""
+    return bool(protection_refusals(spec, proposal.changes))
 
 
 def _unique(hypotheses: Iterator[Hypothesis]) -> list[Hypothesis]:
@@ -373,7 +378,8 @@ class _Rules:
     # latency and cost
 
     def caches(self) -> Iterator[_Proposal]:
-        """A cache for slow or costly nodes without side effects whose inputs repeat."""
+        """A cache for slow or costly deterministic nodes without side effects whose inputs
+        repeat."""
         seen: set[str] = set()
         for kind in ("latency", "cost"):
             for bottleneck, node in self._bottlenecks(kind):
@@ -392,8 +398,9 @@ class _Rules:
             detail=f"node {node.id!r} sees only {ratio:.0%} distinct inputs and accounts for "
             f"{bottleneck.share:.0%} of the run's {bottleneck.kind}",
             changes=(AddCache(node_id=node.id, ttl_s=ttl),),
-            rationale=f"{1 - ratio:.0%} of the calls to {node.id!r} repeat an earlier input; it has "
-            f"no side effects, so a {ttl:g}s cache answers them without the call.",
+            rationale=f"{1 - ratio:.0%} of the calls to {node.id!r} repeat an earlier input; it is "
+            f"declared deterministic and has no side effects, so a {ttl:g}s cache answers them "
+            "without the call.",
             primary_metric="latency" if latency >= cost else "cost",
             impact=max(latency, cost),
             expected_effects={"latency": _less(latency), "cost": _less(cost)},
@@ -429,15 +436,25 @@ class _Rules:
         )
 
     def parallelizations(self) -> Iterator[_Proposal]:
-        """Fan-out/fan-in for independent chains on the critical path worth the change."""
+        """Fan-out/fan-in for every maximal independent group on the critical path worth the
+        change, each its own proposal (a group headed by the entry saves only on the rest: the
+        entry stays first)."""
         structure = self.report.structure
+        if structure.critical_path_ms <= 0:
+            return
         for chain in structure.parallelizable_chains:
-            if not set(chain) <= set(structure.critical_path) or structure.critical_path_ms <= 0:
-                continue
-            weights = [structure.node_latency_ms.get(n, 0.0) for n in chain]
-            gain = (sum(weights) - max(weights)) / structure.critical_path_ms
-            if gain >= MIN_PARALLEL_GAIN:
-                yield _parallelize(chain, gain)
+            if set(chain) <= set(structure.critical_path):
+                gain = self._parallel_gain(chain)
+                if gain >= MIN_PARALLEL_GAIN:
+                    yield _parallelize(chain, gain)
+
+    def _parallel_gain(self, chain: list[str]) -> float:
+        """Share of the critical path saved: the members that run side by side cost their
+        slowest instead of their sum."""
+        structure = self.report.structure
+        parallel = chain[1:] if chain[0] == self.spec.entry else chain
+        weights = [structure.node_latency_ms.get(n, 0.0) for n in parallel]
+        return (sum(weights) - max(weights)) / structure.critical_path_ms
 
     def cheaper_models(self) -> Iterator[_Proposal]:
         """A cheaper model (from ``params["cheaper_models"]``) for cost bottlenecks."""
@@ -504,9 +521,11 @@ def _timeout_saving(evidence: dict[str, Any], timeout_ms: float) -> float:
 
 
 def _cacheable(bottleneck: Bottleneck, node: NodeSpec) -> bool:
+    """Uncached, declared ``deterministic`` (a cached answer is the answer a call would give),
+    free of side effects, and its inputs repeat."""
     ratio = bottleneck.evidence.get("distinct_input_ratio", 1.0)
-    no_cache = node.config.cache_ttl_s is None
-    return no_cache and not node.has_tag("side_effects") and ratio <= REPEATED_INPUT_MAX_RATIO
+    pure = node.has_tag("deterministic") and not node.has_tag("side_effects")
+    return node.config.cache_ttl_s is None and pure and ratio <= REPEATED_INPUT_MAX_RATIO
 
 
 def _cache_ttl(window_s: float | None, distinct_ratio: float) -> float:

@@ -176,7 +176,7 @@ def _blast_radius(spec: GraphSpec, changes: Sequence[ChangeOp]) -> int:
     """Factors: >= 3 affected nodes (rewired neighbours count), >= 8, the entry node modified,
     a node with side effects modified."""
     affected = set().union(*(nodes_affected(spec, change) for change in changes))
-    touched = set().union(*(touched_nodes(change) for change in changes))
+    touched = set().union(*(_modified_nodes(spec, change) for change in changes))
     modified = [spec.node(node_id) for node_id in sorted(touched) if spec.has_node(node_id)]
     factors = [
         len(affected) >= 3,
@@ -185,6 +185,15 @@ def _blast_radius(spec: GraphSpec, changes: Sequence[ChangeOp]) -> int:
         any(node.has_tag("side_effects") for node in modified),
     ]
     return sum(factors)
+
+
+def _modified_nodes(spec: GraphSpec, change: ChangeOp) -> set[str]:
+    """The nodes a change modifies; a group headed by the entry only rewires the entry's edges
+    (it stays first), as any fan-out source's, so the entry does not count as modified."""
+    touched = touched_nodes(change)
+    if isinstance(change, Parallelize) and change.node_ids[0] == spec.entry:
+        touched.discard(spec.entry)
+    return touched
 
 
 def _risk_violations(risk: RiskLevel, policy: ValidationPolicy) -> list[str]:
@@ -345,6 +354,18 @@ Activation = frozenset[frozenset[Atom]]
 ``{{}}`` (one empty term) means on every request."""
 
 MAX_ACTIVATION_TERMS = 512
+
+
+def protection_refusals(spec: GraphSpec, changes: Sequence[ChangeOp]) -> list[str]:
+    """Why ``changes`` would break the guarantee of a protected node of ``spec``: an operation on
+    the node itself, or the applied spec (empty when the changes do not apply at all: then
+    ``validate_hypothesis`` says why). Generators use it to drop proposals early."""
+    known = [c for c in changes if all(spec.has_node(n) for n in touched_nodes(c))]
+    refusals = _protected_change_violations(spec, known)
+    if refusals:
+        return refusals
+    candidate, _ = _try_apply(spec, changes)
+    return protection_violations(spec, candidate) if candidate is not None else []
 
 
 def protection_violations(base: GraphSpec, candidate: GraphSpec) -> list[str]:

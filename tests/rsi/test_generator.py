@@ -29,9 +29,18 @@ from spark.rsi.hypotheses import (
 )
 from spark.rsi.validation import validate_hypothesis
 from spark.telemetry.aggregates import NodeStats
-from tests.rsi.builders import healthy_node_stats, node_stats, support_spec, version_stats
+from tests.rsi.builders import (
+    edge,
+    healthy_node_stats,
+    make_spec,
+    node,
+    node_stats,
+    support_spec,
+    version_stats,
+)
 
 CHAIN = ["classify", "fetch_account", "fetch_history"]
+PURE_HISTORY = {"fetch_history": {"tags": ["deterministic"]}}
 
 
 def transient_errors(node_id: str, errors: int = 30) -> NodeStats:
@@ -116,10 +125,17 @@ def test_persistent_errors_get_a_fallback_not_retries() -> None:
 
 
 def test_a_slow_node_with_repeated_inputs_gets_a_cache() -> None:
-    """A latency bottleneck seeing 20% distinct inputs gets a cache sized to the repeat gap."""
-    hypotheses = propose(support_spec(), fetch_history=slow_repeated("fetch_history"))
+    """A deterministic latency bottleneck seeing 20% distinct inputs gets a cache sized to the
+    repeat gap."""
+    hypotheses = propose(support_spec(**PURE_HISTORY), fetch_history=slow_repeated("fetch_history"))
     assert changes_of(hypotheses) == [AddCache(node_id="fetch_history", ttl_s=34_560.0)]
     assert hypotheses[0].primary_metric == "latency"
+
+
+def test_a_node_not_declared_deterministic_is_never_cached() -> None:
+    """Repeated inputs on a node whose output may depend on time or state (no ``deterministic``
+    tag, the default) do not make it cacheable: a cache would serve stale answers."""
+    assert propose(support_spec(), fetch_history=slow_repeated("fetch_history")) == []
 
 
 def test_a_slow_side_effect_node_is_never_cached() -> None:
@@ -138,11 +154,69 @@ def test_protected_nodes_are_never_targeted() -> None:
     assert hypotheses == []
 
 
-def test_a_chain_next_to_a_protected_node_is_not_parallelized() -> None:
-    """Parallelizing would rewire the protected neighbour's edges: no proposal."""
-    spec = support_spec(draft={"tags": ["protected"]})
+def test_a_chain_in_front_of_a_protected_node_is_parallelized() -> None:
+    """Three independent lookups in front of a protected payment call: the payment would wait
+    for all of them and run exactly as before, so the group is proposed and validation approves."""
+    spec = support_spec(draft={"tags": ["protected", "side_effects"]})
     slow = {n: node_stats(n, mean_ms=100) for n in CHAIN}
-    assert [h for h in propose_for(spec, slow) if h.change_kinds == ["parallelize"]] == []
+    hypotheses = [h for h in propose_for(spec, slow) if h.change_kinds == ["parallelize"]]
+    assert changes_of(hypotheses) == [Parallelize(node_ids=CHAIN)]
+    assert validate_hypothesis(spec, hypotheses[0]).approved
+
+
+def test_every_maximal_independent_group_on_the_critical_path_is_proposed() -> None:
+    """Two independent groups on one path, the first headed by the entry's successor, are two
+    hypotheses: each can be tested (and win) on its own."""
+    spec = make_spec(
+        [
+            node("start", ["request"], ["text"]),
+            node("a", ["text"], ["x"]),
+            node("b", ["text"], ["y"]),
+            node("mid", ["x", "y"], ["z"]),
+            node("c", ["z"], ["u"]),
+            node("d", ["z"], ["v"]),
+            node("pay", ["u", "v"], ["paid"], tags=["protected", "side_effects"]),
+        ],
+        [
+            edge("start", "a"),
+            edge("a", "b"),
+            edge("b", "mid"),
+            edge("mid", "c"),
+            edge("c", "d"),
+            edge("d", "pay"),
+        ],
+    )
+    stats = [node_stats(n.id, mean_ms=100 if n.id in "abcd" else 10) for n in spec.nodes]
+    report = analyze(spec, stats, version_stats())
+    hypotheses = RuleBasedGenerator().generate(report, spec, base_version_id="v1")
+    assert sorted(map(tuple, (h.changes[0].node_ids for h in hypotheses))) == [
+        ("a", "b"),
+        ("c", "d"),
+    ]
+    assert all(validate_hypothesis(spec, h).approved for h in hypotheses)
+
+
+def test_an_entry_independent_of_its_successors_heads_its_group() -> None:
+    """An entry that reads only the request heads the group of the lookups after it; it stays
+    first (a run starts there), so the gain counts only the lookups run side by side."""
+    spec = make_spec(
+        [
+            node("start", ["request"], ["seen"]),
+            node("a", ["request"], ["x"]),
+            node("b", ["request"], ["y"]),
+            node("join", ["x", "y"], ["z"]),
+        ],
+        [edge("start", "a"), edge("a", "b"), edge("b", "join")],
+    )
+    stats = [node_stats(n, mean_ms=ms) for n, ms in (("start", 50), ("a", 100), ("b", 100))]
+    report = analyze(spec, [*stats, node_stats("join", mean_ms=50)], version_stats())
+    assert report.structure.parallelizable_chains == [["start", "a", "b"]]
+    hypotheses = RuleBasedGenerator().generate(report, spec, base_version_id="v1")
+    assert changes_of(hypotheses) == [Parallelize(node_ids=["start", "a", "b"])]
+    assert hypotheses[0].expected_effects["latency"] == pytest.approx(-100 / 300, abs=1e-3)
+    verdict = validate_hypothesis(spec, hypotheses[0])
+    assert verdict.candidate_spec is not None
+    assert sorted(verdict.candidate_spec.successors("start")) == ["a", "b"]
 
 
 def test_an_independent_chain_on_the_critical_path_is_parallelized() -> None:
@@ -207,7 +281,7 @@ def test_pattern_hints_reorder_proposals() -> None:
         "fetch_account": transient_errors("fetch_account"),
         "fetch_history": slow_repeated("fetch_history"),
     }
-    default = propose_for(support_spec(), stats, errors=30)
+    default = propose_for(support_spec(**PURE_HISTORY), stats, errors=30)
     assert [h.change_kinds[0] for h in default] == ["set_config", "add_cache"]
     hints = (
         PatternHint(
@@ -217,7 +291,7 @@ def test_pattern_hints_reorder_proposals() -> None:
             diagnosis_kind="repeated_inputs", change_kind="add_cache", success_rate=0.9, attempts=10
         ),
     )
-    learned = propose_for(support_spec(), stats, errors=30, patterns=hints)
+    learned = propose_for(support_spec(**PURE_HISTORY), stats, errors=30, patterns=hints)
     assert [h.change_kinds[0] for h in learned] == ["add_cache", "set_config"]
 
 
@@ -270,6 +344,7 @@ def test_every_generated_hypothesis_passes_validation() -> None:
     spec = support_spec(
         notify={"config": {"params": {"fallback_candidates": ["queue"]}}},
         draft={"config": {"prompt": "Draft.", "params": {"cheaper_models": ["small"]}}},
+        **PURE_HISTORY,
     )
     stats = {
         "fetch_account": node_stats(
