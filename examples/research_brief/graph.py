@@ -3,6 +3,10 @@
 ``search_web`` and ``search_papers`` both read only the planned query, yet they run one after
 the other; ``summarize`` runs on an expensive model although ``params["cheaper_models"]`` names
 a cheaper one (with its relative price, the figure the rule-based generator reads).
+
+Node properties: no node is declared ``deterministic``: ``plan_query`` and ``summarize`` are LLM
+calls, and web and paper searches return what the indexes hold today (tomorrow's results differ),
+so none of them may be cached; ``publish`` has ``side_effects`` and is ``protected``.
 """
 
 from __future__ import annotations

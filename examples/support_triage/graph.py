@@ -1,4 +1,11 @@
-"""The support-triage graph spec: parse → classify → lookup_kb → draft_reply → send_reply."""
+"""The support-triage graph spec: parse → classify → lookup_kb → draft_reply → send_reply.
+
+Node properties: ``parse`` (text normalisation) and ``lookup_kb`` (a search of a curated,
+versioned knowledge base, keyed by category) are ``deterministic``: the same input gives the same
+output, so a cache answers them honestly. ``classify`` and ``draft_reply`` are LLM calls (not
+declared deterministic: never cached); ``send_reply`` sends the reply (``side_effects``,
+``protected``).
+"""
 
 from __future__ import annotations
 
@@ -26,7 +33,9 @@ def build_spec(
             "inputs": ["ticket", "customer_id"],
             "metadata": {"owner": "support-platform", "rsi": rsi or {}},
             "nodes": [
-                node_entry("parse", "support.parse_ticket", ["ticket"], ["text"]),
+                node_entry(
+                    "parse", "support.parse_ticket", ["ticket"], ["text"], tags=["deterministic"]
+                ),
                 node_entry(
                     "classify",
                     "support.classify",
@@ -43,7 +52,7 @@ def build_spec(
                     ["category"],
                     ["articles"],
                     params={"latency_ms": kb_latency_ms},
-                    tags=["idempotent"],
+                    tags=["idempotent", "deterministic"],
                 ),
                 node_entry(
                     "draft_reply",
