@@ -23,6 +23,7 @@ at two different constant costs are decisively different.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -45,6 +46,7 @@ def standardise(numerator: float, variance: float) -> float:
     return math.copysign(math.inf, numerator)
 
 
+@functools.lru_cache(maxsize=4096)
 def exact_floor(null_model: NullModel, n_baseline: int, n_candidate: int) -> float:
     """The smallest one-sided p-value an exact test under ``null_model`` can give.
 
@@ -63,10 +65,14 @@ def exact_floor(null_model: NullModel, n_baseline: int, n_candidate: int) -> flo
 
 def capped(statistic: float, floor: float, df: float | None) -> float:
     """``statistic`` clipped so that its one-sided p-value is never below ``floor``."""
-    if floor <= 0:
-        return statistic
-    bound = critical_value(floor, df)
+    bound = cap_bound(floor, df)
     return max(-bound, min(bound, statistic))
+
+
+@functools.lru_cache(maxsize=4096)
+def cap_bound(floor: float, df: float | None) -> float:
+    """The statistic whose one-sided p-value is ``floor`` (infinite when there is no floor)."""
+    return critical_value(floor, df) if floor > 0 else math.inf
 
 
 def permutation_variance(
@@ -90,12 +96,28 @@ def sign_flip_variance(n: int, variance_of_mean: float, shift: float) -> float:
     return squares / (n * n)
 
 
+def statistic_limit(null_model: NullModel, n_baseline: int, n_candidate: int) -> float:
+    """The largest |statistic| a guarded comparison can reach at any hypothesis: the null
+    variance holds the shift itself, so the statistic stays below ``sqrt(N - 1)`` (permutation)
+    or ``sqrt(n)`` (sign flips)."""
+    if null_model == "permutation":
+        return math.sqrt(n_baseline + n_candidate - 1)
+    if null_model == "sign_flip":
+        return math.sqrt(n_baseline)
+    return math.inf
+
+
 def invert(
-    statistic: Callable[[float], float], estimate: float, crit: float, scale: float
+    statistic: Callable[[float], float],
+    estimate: float,
+    crit: float,
+    scale: float,
+    limit: float = math.inf,
 ) -> tuple[float, float]:
     """The values t with ``|statistic(t)| < crit`` around ``estimate`` (a decreasing
-    statistic); an end that no value reaches is infinite."""
-    if not math.isfinite(estimate):
+    statistic whose magnitude stays below ``limit``); an end that no value reaches is
+    infinite."""
+    if not math.isfinite(estimate) or crit >= limit:
         return (-math.inf, math.inf)
     step = scale if scale > 0 else max(abs(estimate), 1.0)
     low = _crossing(lambda t: statistic(t) - crit, estimate, -step)
@@ -108,7 +130,7 @@ def _crossing(excess: Callable[[float], float], start: float, step: float) -> fl
     if excess(start) >= 0:
         return start
     near = start
-    for _ in range(200):
+    for _ in range(100):
         far = near + step
         if excess(far) >= 0:
             return float(optimize.brentq(excess, near, far, xtol=1e-12 * max(abs(far), 1.0)))
@@ -274,6 +296,10 @@ class MeanComparison:
         """The smallest one-sided p-value the null model allows (0 when unguarded)."""
         return exact_floor(self.null_model, self.n_baseline, self.n_candidate)
 
+    @property
+    def _limit(self) -> float:
+        return statistic_limit(self.null_model, self.n_baseline, self.n_candidate)
+
     def statistic(self, ratio0: float) -> float:
         """Welch-type statistic of H0 mean_c = ratio0 x mean_b (guarded: see the module)."""
         return self._guarded_statistic(ratio0, 0.0)
@@ -315,7 +341,8 @@ class MeanComparison:
         variance = self._wald_variance(1.0)
         if self.null_model != "none":
             scale = math.sqrt(max(variance, self._null_variance(1.0, difference)))
-            return difference, *invert(self.difference_statistic, difference, crit, scale)
+            ends = invert(self.difference_statistic, difference, crit, scale, self._limit)
+            return difference, *ends
         half = crit * math.sqrt(max(variance, 0.0))
         return difference, difference - half, difference + half
 
@@ -324,7 +351,7 @@ class MeanComparison:
         if self.null_model != "none":
             spread = math.sqrt(max(self._wald_variance(1.0), 0.0))
             scale = spread / self.baseline_value if self.baseline_value > 0 else 0.0
-            return invert(self.statistic, self.ratio, crit, scale)
+            return invert(self.statistic, self.ratio, crit, scale, self._limit)
         return fieller_interval(
             self.candidate_value,
             self.baseline_value,
@@ -403,7 +430,8 @@ class LogMeanComparison:
         shift = self.log_candidate - self.log_baseline
         if self.null_model != "none":
             scale = math.sqrt(max(self.var_difference, self._null_variance(0.0)))
-            low, high = invert(self._log_statistic, shift, crit, scale)
+            limit = statistic_limit(self.null_model, self.n_baseline, self.n_candidate)
+            low, high = invert(self._log_statistic, shift, crit, scale, limit)
             return (safe_exp(low) if low > -700 else 0.0, safe_exp(high))
         half = crit * math.sqrt(max(self.var_difference, 0.0))
         return (safe_exp(shift - half), safe_exp(shift + half))
