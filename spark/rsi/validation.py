@@ -35,7 +35,7 @@ the atoms of a cone node's activation):
   terms, the edges of its ancestral subgraph and the writers of their condition fields must be
   identical instead);
 - for every field a cone node reads, the set of ancestors that write it and their order are
-  unchanged (no producer lost, none gained).
+  unchanged (no producer lost, none gained), and no new writer may run concurrently with it.
 
 This allows what leaves ``P`` alone: a chain in front of it parallelized (all fan-out edges carry
 the head's incoming condition, evaluated once on the same state; ``P`` waits for every member and
@@ -344,11 +344,12 @@ def _replace_violations(base: GraphSpec, changes: Sequence[ChangeOp]) -> list[st
 
 # ----- protection: the guarantee a protected node keeps -----
 
-Atom = tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]]
+Atom = tuple[str, tuple[str, ...], tuple[tuple[str, str], ...], tuple[str, ...]]
 """One edge condition as evaluated at run time: the condition's canonical JSON, and where the
 field it reads comes from at that moment (the runtime evaluates it once, on the state right after
-the edge's source merged): the writers among the source and its ancestors, and their order. Two
-conditions with equal atoms see the same value (the writers' own runs are checked too)."""
+the edge's source merged): the writers among the source and its ancestors, their order, and the
+rival writers that may run concurrently. Two conditions with equal atoms see the same value (the
+writers' own runs are checked too)."""
 Activation = frozenset[frozenset[Atom]]
 """When a node runs: a minimal DNF over atoms (one term per entry path, the path's conditions);
 ``{{}}`` (one empty term) means on every request."""
@@ -422,6 +423,7 @@ class _Lineage:
         self.spec = spec
         graph = spec.to_networkx()
         self.ancestors = {n: frozenset(nx.ancestors(graph, n)) for n in graph.nodes}
+        self.descendants = {n: frozenset(nx.descendants(graph, n)) for n in graph.nodes}
         self.all_fields = frozenset(f for n in spec.nodes for f in n.outputs) | set(spec.inputs)
         self.activations = self._activations(graph)
 
@@ -434,6 +436,12 @@ class _Lineage:
         """The ancestors of ``node_id`` (and itself when ``inclusive``) that write ``field``."""
         scope = self.ancestors[node_id] | ({node_id} if inclusive else set())
         return frozenset(n for n in scope if field in self.spec.node(n).outputs)
+
+    def rivals(self, node_id: str, field: str) -> frozenset[str]:
+        """Nodes that write ``field`` and may run concurrently with ``node_id`` (neither its
+        ancestors nor its descendants): a race, allowed only where the base already has it."""
+        related = self.ancestors[node_id] | self.descendants[node_id] | {node_id}
+        return frozenset(n.id for n in self.spec.nodes if field in n.outputs) - related
 
     def order(self, nodes: frozenset[str]) -> frozenset[tuple[str, str]]:
         """Pairs ``(a, b)`` of ``nodes`` where ``a`` runs before ``b`` (an ancestor)."""
@@ -451,6 +459,7 @@ class _Lineage:
             condition.model_dump_json(),
             tuple(sorted(writers)),
             tuple(sorted(self.order(writers))),
+            tuple(sorted(self.rivals(edge.source, condition.field))),
         )
 
     def _activations(self, graph: nx.DiGraph) -> dict[str, Activation | None]:
@@ -531,8 +540,8 @@ class _ProvenanceCheck:
                     self._check_writers(edge.source, edge.condition.field, inclusive=True)
             return
         for term in activation:
-            for _, writers, _ in term:
-                self._enqueue(frozenset(writers))
+            for atom in term:
+                self._enqueue(frozenset(atom[1]))
 
     def _check_writers(self, node_id: str, field: str, *, inclusive: bool) -> None:
         before = self.base.writers(node_id, field, inclusive=inclusive)
@@ -543,6 +552,12 @@ class _ProvenanceCheck:
             self._violate(
                 f"field {field!r} seen by {node_id!r} would come from {sorted(after)} "
                 f"instead of {sorted(before)}"
+            )
+        rivals = self.candidate.rivals(node_id, field) - self.base.rivals(node_id, field)
+        if rivals:
+            self._violate(
+                f"field {field!r} seen by {node_id!r} could be overwritten concurrently by "
+                f"{sorted(rivals)}"
             )
         self._enqueue(before)
 

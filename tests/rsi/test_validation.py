@@ -156,6 +156,25 @@ def test_a_producer_taken_off_the_path_of_a_protected_node_is_refused() -> None:
     )
 
 
+def test_a_writer_moved_alongside_a_protected_node_is_refused() -> None:
+    """A node that rewrites a field the protected node reads, running after it, may not be moved
+    to run concurrently with it: it could overwrite the field before the protected node reads."""
+    spec = make_spec(
+        [
+            node("start", ["request"], ["amount"]),
+            node("pay", ["amount"], ["paid"], tags=["protected", "side_effects"]),
+            node("adjust", ["amount"], ["amount"]),
+        ],
+        [edge("start", "pay"), edge("pay", "adjust")],
+    )
+    moved = [AddEdge(source="start", target="adjust"), RemoveEdge(source="pay", target="adjust")]
+    result = validate_hypothesis(spec, hypothesis(*moved), ValidationPolicy(allow_critical=True))
+    assert result.violations == [
+        "protected node 'pay': field 'amount' seen by 'pay' could be overwritten concurrently "
+        "by ['adjust']"
+    ]
+
+
 def test_an_edge_that_only_makes_a_protected_node_wait_is_approved() -> None:
     """An edge into a protected node from a node that writes nothing it reads changes neither
     when it runs nor what it reads: its neighbours may be reorganized."""
