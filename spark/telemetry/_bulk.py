@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import Boolean, Float, Integer, Table
+from sqlalchemy import exc as sa_exc
 
 from spark.telemetry.models import RunTelemetry, SpanRecord, TraceRecord
 from spark.telemetry.tables import SpanRow, TraceRow
@@ -28,6 +29,28 @@ SPANS: Table = SpanRow.__table__  # type: ignore[attr-defined]
 
 _trace_row = attrgetter(*TRACE_COLUMNS)
 _span_row = attrgetter(*SPAN_COLUMNS)
+
+
+_CONNECTION_FAILURES: tuple[type[BaseException], ...] = (
+    OSError,  # ConnectionError, TimeoutError, a vanished file
+    sa_exc.OperationalError,  # what SQLAlchemy wraps a failed connect or lost connection in
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,  # the connection pool stayed exhausted
+    psycopg.OperationalError,  # server gone, connection refused, not accepting connections
+    psycopg.InterfaceError,  # the connection is closed
+    sqlite3.OperationalError,  # file unopenable, database locked, disk I/O
+)
+
+
+def is_connection_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database could not be reached, not that it refused the data.
+
+    Such a write is worth retrying for as long as the outage lasts; a rejection (constraint,
+    bad value, programming error) would fail the same way every time.
+    """
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, _CONNECTION_FAILURES)
 
 
 def trace_rows(runs: Sequence[RunTelemetry]) -> list[Row]:

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import URL
 
 from spark.db import normalize_url, sqlite_url
@@ -19,19 +19,38 @@ from spark.telemetry.store import TelemetryStore
 class TelemetryConfig(BaseModel):
     """Database URL and write-path settings of the telemetry recorder.
 
-    ``batch_size`` is the most runs written in one transaction; ``max_queue`` the most runs waiting
-    in memory before new ones are dropped (and counted); ``capture_inputs=False`` strips the request
-    inputs from traces before they are stored (no offline replay then).
+    ``batch_size`` is the most runs written in one transaction; ``max_queue`` the most runs held
+    in memory (the batch being written included) before new ones are refused and counted as
+    dropped; ``capture_inputs=False`` strips the request inputs from traces before they are
+    stored (no offline replay then).
+
+    While the database is unreachable a batch is retried every ``retry_initial_s`` seconds,
+    doubling up to ``retry_max_s``, for as long as the outage lasts (runs keep queueing up to
+    ``max_queue``); a batch the database rejects is given up after ``write_attempts``. ``close``
+    waits at most ``close_timeout_s`` for the database, then abandons (and counts) what is left.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     database_url: str
     enabled: bool = True
-    batch_size: int = Field(default=500, ge=1)
-    flush_interval_s: float = Field(default=0.5, gt=0)
-    max_queue: int = Field(default=100_000, ge=1)
+    batch_size: int = Field(default=500, ge=1, le=100_000)
+    flush_interval_s: float = Field(default=0.5, gt=0, le=3600)
+    max_queue: int = Field(default=100_000, ge=1, le=10_000_000)
     capture_inputs: bool = True
+    write_attempts: int = Field(default=3, ge=1, le=100)
+    retry_initial_s: float = Field(default=0.1, gt=0, le=60)
+    retry_max_s: float = Field(default=5.0, gt=0, le=300)
+    close_timeout_s: float = Field(default=10.0, ge=0, le=3600)
+
+    @model_validator(mode="after")
+    def _backoff_grows(self) -> TelemetryConfig:
+        if self.retry_max_s < self.retry_initial_s:
+            raise ValueError(
+                f"retry_max_s ({self.retry_max_s!r}) must be at least "
+                f"retry_initial_s ({self.retry_initial_s!r})"
+            )
+        return self
 
     @classmethod
     def create_sqlite(
@@ -89,4 +108,8 @@ class TelemetryConfig(BaseModel):
             flush_interval_s=self.flush_interval_s,
             max_queue=self.max_queue,
             capture_inputs=self.capture_inputs,
+            write_attempts=self.write_attempts,
+            retry_initial_s=self.retry_initial_s,
+            retry_max_s=self.retry_max_s,
+            close_timeout_s=self.close_timeout_s,
         )

@@ -1,8 +1,17 @@
 """The telemetry recorder: the runtime's ``TelemetrySink``, writing in batches off the request path.
 
 ``submit`` only appends to an in-memory queue (under a lock held for a few hundred nanoseconds);
-a daemon writer thread drains it in batches through the store's bulk writers. When the queue is
-full, runs are dropped and counted (``stats.dropped``) with a rate-limited warning: never silently.
+a daemon writer thread drains it in batches through the store's bulk writers.
+
+Database outages lose nothing within the bound. A write that fails because the database cannot
+be reached is retried with capped exponential backoff (``retry_initial_s`` doubling up to
+``retry_max_s``) for as long as the outage lasts, while ``submit`` keeps queueing: at most
+``max_queue`` runs are held in memory, the batch being retried included. A batch the database
+*rejects* (anything but a connection failure) is retried ``write_attempts`` times, then given up.
+
+``stats.dropped`` is the one figure of runs that will never be written: refused at submit (queue
+full or recorder closed), rejected by the database, or abandoned when ``close`` has waited
+``close_timeout_s`` for a database that is still away. Each kind is logged with its count.
 """
 
 from __future__ import annotations
@@ -20,9 +29,12 @@ from typing import Protocol
 
 import structlog
 
+from spark.telemetry._bulk import is_connection_failure
 from spark.telemetry.models import RunTelemetry
 
 log = structlog.get_logger(__name__)
+
+ABANDON_GRACE_S = 1.0  # after abandoning, how long close waits for the writer to leave
 
 
 class RunWriter(Protocol):
@@ -37,15 +49,22 @@ class RunWriter(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class RecorderStats:
-    """Counters of a recorder, in runs (``spans_written`` in spans)."""
+    """Counters of a recorder, in runs (``spans_written`` in spans, ``write_errors`` in attempts).
+
+    ``submitted + refused == written + dropped + pending`` at every snapshot;
+    ``dropped == refused + failed + abandoned``.
+    """
 
     submitted: int
     written: int
     dropped: int
+    refused: int
     failed: int
+    abandoned: int
     batches: int
     pending: int
     spans_written: int
+    write_errors: int
 
 
 class TelemetryRecorder:
@@ -66,6 +85,9 @@ class TelemetryRecorder:
         capture_inputs: bool = True,
         drop_warning_interval_s: float = 10.0,
         write_attempts: int = 3,
+        retry_initial_s: float = 0.1,
+        retry_max_s: float = 5.0,
+        close_timeout_s: float = 10.0,
     ) -> None:
         self._store = store
         self._batch_size = batch_size
@@ -74,18 +96,27 @@ class TelemetryRecorder:
         self._capture_inputs = capture_inputs
         self._drop_warning_interval_s = drop_warning_interval_s
         self._write_attempts = write_attempts
+        self._retry_initial_s, self._retry_max_s = retry_initial_s, retry_max_s
+        self._close_timeout_s = close_timeout_s
         self._queue: deque[RunTelemetry | threading.Event] = deque()
-        self._lock, self._wake = threading.Lock(), threading.Event()
-        self._pending = self._submitted = self._dropped = 0
-        self._written = self._failed = self._batches = self._spans_written = 0
+        self._in_flight: list[RunTelemetry] = []
+        self._in_flight_abandoned = False
+        self._lock, self._wake, self._give_up = (
+            threading.Lock(),
+            threading.Event(),
+            threading.Event(),
+        )
+        self._pending = self._submitted = self._refused = self._failed = self._abandoned = 0
+        self._written = self._batches = self._spans_written = self._write_errors = 0
         self._closed, self._last_drop_warning = False, -math.inf
+        self._outage_since: float | None = None
         self._log = log.bind(backend=store.backend if store else "disabled")
         self._thread = self._start_writer() if store is not None else None
 
     # -- request path -----------------------------------------------------------------------
 
     def submit(self, run: RunTelemetry) -> None:
-        """Queue a finished run for writing; O(1), never blocks on I/O, drops (counted) if full."""
+        """Queue a finished run for writing; O(1), never blocks on I/O, refuses (counted) if full."""
         if self._store is None:
             return
         with self._lock:
@@ -93,38 +124,44 @@ class TelemetryRecorder:
                 self._pending += 1
                 self._submitted += 1
                 self._queue.append(run)
-                if self._pending == self._batch_size:
+                if len(self._queue) == self._batch_size:
                     self._wake.set()
                 return
-            self._dropped += 1
+            self._refused += 1
         self._warn_dropped()
 
     # -- control ----------------------------------------------------------------------------
 
     @property
     def stats(self) -> RecorderStats:
-        """A snapshot of the counters."""
-        return RecorderStats(
-            submitted=self._submitted,
-            written=self._written,
-            dropped=self._dropped,
-            failed=self._failed,
-            batches=self._batches,
-            pending=self._pending,
-            spans_written=self._spans_written,
-        )
+        """A consistent snapshot of the counters."""
+        with self._lock:
+            return RecorderStats(
+                submitted=self._submitted,
+                written=self._written,
+                dropped=self._refused + self._failed + self._abandoned,
+                refused=self._refused,
+                failed=self._failed,
+                abandoned=self._abandoned,
+                batches=self._batches,
+                pending=self._pending,
+                spans_written=self._spans_written,
+                write_errors=self._write_errors,
+            )
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Block until every run submitted before this call is written (or given up after
-        retries); False if ``timeout`` seconds passed first."""
+        """Block until every run submitted before this call is written (or given up); False if
+        ``timeout`` seconds passed first. Without a timeout it waits out a database outage."""
         if self._thread is None:
             return True
         marker = threading.Event()
         with self._lock:
-            if self._closed:
-                self._thread.join(timeout)
-                return not self._thread.is_alive()
-            self._queue.append(marker)
+            closed = self._closed
+            if not closed:
+                self._queue.append(marker)
+        if closed:  # the writer drains the queue on its way out
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
         self._wake.set()
         return marker.wait(timeout)
 
@@ -134,14 +171,24 @@ class TelemetryRecorder:
         return await asyncio.to_thread(self.flush)
 
     def close(self, timeout: float | None = None) -> None:
-        """Write what is queued, stop the writer; later submits are dropped (and counted)."""
+        """Write what is queued and stop the writer; later submits are refused (and counted).
+
+        Waits at most ``timeout`` seconds (default ``close_timeout_s``) for the database to take
+        the queue. Whatever is still unwritten then is abandoned: counted in ``dropped``, logged
+        as ``telemetry.runs_abandoned``. Close then returns within ``ABANDON_GRACE_S`` more, even
+        if the writer is stuck in a database call (a batch that still lands is recounted as
+        written).
+        """
         with self._lock:
             already_closed, self._closed = self._closed, True
         if self._thread is None or already_closed:
             return
         atexit.unregister(self.close)
         self._wake.set()
-        self._thread.join(timeout)
+        self._thread.join(self._close_timeout_s if timeout is None else timeout)
+        if self._thread.is_alive():
+            self._abandon_pending()
+            self._thread.join(ABANDON_GRACE_S)
         self._log.info("telemetry.recorder_closed", **asdict(self.stats))
 
     async def aclose(self) -> None:
@@ -179,7 +226,7 @@ class TelemetryRecorder:
         return thread
 
     def _run(self) -> None:
-        while True:
+        while not self._give_up.is_set():
             self._wake.wait(self._flush_interval_s)
             self._wake.clear()
             closing = self._closed  # read before draining: whatever was queued before is drained
@@ -188,7 +235,7 @@ class TelemetryRecorder:
                 return
 
     def _drain(self) -> None:
-        while self._queue:
+        while self._queue and not self._give_up.is_set():
             runs, markers = self._take_batch()
             if runs:
                 self._write(runs)
@@ -196,51 +243,126 @@ class TelemetryRecorder:
                 marker.set()
 
     def _take_batch(self) -> tuple[list[RunTelemetry], list[threading.Event]]:
-        """Up to ``batch_size`` runs, stopping at a flush marker so it is set right after them."""
+        """Up to ``batch_size`` runs, stopping at a flush marker so it is set right after them.
+
+        The batch stays counted in ``pending`` (it is still in memory) until written or given up.
+        """
         runs: list[RunTelemetry] = []
         markers: list[threading.Event] = []
-        while self._queue and len(runs) < self._batch_size:
-            item = self._queue.popleft()
-            if isinstance(item, RunTelemetry):
-                runs.append(item)
-            else:
-                markers.append(item)
-                break
         with self._lock:
-            self._pending -= len(runs)
+            while self._queue and len(runs) < self._batch_size:
+                item = self._queue.popleft()
+                if isinstance(item, RunTelemetry):
+                    runs.append(item)
+                else:
+                    markers.append(item)
+                    break
+            self._in_flight, self._in_flight_abandoned = runs, False
         return runs, markers
 
     def _write(self, runs: list[RunTelemetry]) -> None:
+        """Write ``runs``: through an outage for as long as it lasts, a rejection a few times."""
         if not self._capture_inputs:
             runs = [_without_inputs(run) for run in runs]
-        for attempt in range(1, self._write_attempts + 1):
-            if self._try_write(runs, attempt):
+        delay, rejections = self._retry_initial_s, 0
+        while True:
+            error = self._try_write(runs)
+            if error is None:
+                self._count_written(runs)
                 return
-            if attempt < self._write_attempts:
-                time.sleep(0.1 * 2**attempt)
-        self._failed += len(runs)
-        self._log.error("telemetry.batch_lost", runs=len(runs), failed=self._failed)
+            if not is_connection_failure(error):
+                rejections += 1
+                if rejections >= self._write_attempts:
+                    self._give_up_rejected(runs, error)
+                    return
+            if self._give_up.wait(delay):
+                return  # close abandoned this batch and everything queued
+            delay = min(2 * delay, self._retry_max_s)
 
-    def _try_write(self, runs: list[RunTelemetry], attempt: int) -> bool:
+    def _try_write(self, runs: list[RunTelemetry]) -> Exception | None:
+        """One write attempt; the error it failed with, or None."""
         assert self._store is not None  # only an enabled recorder has a writer thread
         try:
             self._store.write_runs(runs)
         except Exception as exc:  # the writer thread must survive any database failure
+            self._note_write_error(runs, exc)
+            return exc
+        return None
+
+    def _note_write_error(self, runs: list[RunTelemetry], exc: Exception) -> None:
+        """Count the failed attempt; log an outage once when it starts, other errors each time."""
+        with self._lock:
+            self._write_errors += 1
+            pending = self._pending
+        details = {"runs": len(runs), "pending": pending, "error_type": type(exc).__name__}
+        if not is_connection_failure(exc):
+            self._log.warning("telemetry.write_rejected", **details, error=str(exc)[:200])
+        elif self._outage_since is None:
+            self._outage_since = time.monotonic()
             self._log.warning(
-                "telemetry.write_failed",
-                attempt=attempt,
-                runs=len(runs),
-                error_type=type(exc).__name__,
+                "telemetry.store_unavailable",
+                **details,
                 error=str(exc)[:200],
+                max_queue=self._max_queue,
+                retry_max_s=self._retry_max_s,
             )
-            return False
-        self._count_written(runs)
-        return True
 
     def _count_written(self, runs: list[RunTelemetry]) -> None:
-        self._written += len(runs)
-        self._spans_written += sum(len(run.spans) for run in runs)
-        self._batches += 1
+        with self._lock:
+            if self._in_flight_abandoned:  # close gave up on this batch, yet it landed
+                self._abandoned -= len(runs)
+            else:
+                self._pending -= len(runs)
+            self._in_flight = []
+            self._written += len(runs)
+            self._spans_written += sum(len(run.spans) for run in runs)
+            self._batches += 1
+        self._note_recovered()
+
+    def _note_recovered(self) -> None:
+        if self._outage_since is None:
+            return
+        outage_s, self._outage_since = time.monotonic() - self._outage_since, None
+        self._log.info(
+            "telemetry.store_recovered", outage_s=round(outage_s, 3), **asdict(self.stats)
+        )
+
+    def _give_up_rejected(self, runs: list[RunTelemetry], error: Exception) -> None:
+        with self._lock:
+            if self._in_flight_abandoned:  # already counted by close
+                return
+            self._pending -= len(runs)
+            self._failed += len(runs)
+            self._in_flight = []
+            failed = self._failed
+        self._log.error(
+            "telemetry.batch_lost",
+            runs=len(runs),
+            failed=failed,
+            attempts=self._write_attempts,
+            error_type=type(error).__name__,
+        )
+
+    def _abandon_pending(self) -> None:
+        """Give up on every run still in memory (close timed out with the database away)."""
+        with self._lock:
+            self._give_up.set()
+            queued = [item for item in self._queue if isinstance(item, RunTelemetry)]
+            markers = [item for item in self._queue if isinstance(item, threading.Event)]
+            self._queue.clear()
+            runs = queued + self._in_flight
+            self._in_flight_abandoned = bool(self._in_flight)
+            self._pending -= len(runs)
+            self._abandoned += len(runs)
+        for marker in markers:
+            marker.set()
+        self._log.error(
+            "telemetry.runs_abandoned",
+            runs=len(runs),
+            spans=sum(len(run.spans) for run in runs),
+            reason="closed while the database was unreachable",
+            close_timeout_s=self._close_timeout_s,
+        )
 
     def _warn_dropped(self) -> None:
         now = time.monotonic()
@@ -249,7 +371,8 @@ class TelemetryRecorder:
         self._last_drop_warning = now
         self._log.warning(
             "telemetry.runs_dropped",
-            dropped=self._dropped,
+            refused=self._refused,
+            dropped=self._refused + self._failed + self._abandoned,
             max_queue=self._max_queue,
             closed=self._closed,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -18,11 +19,12 @@ class FakeWriter:
 
     backend = "fake"
 
-    def __init__(self, failures: int = 0) -> None:
+    def __init__(self, failures: int = 0, error: Exception | None = None) -> None:
         self.open = threading.Event()
         self.open.set()
         self.entered = threading.Event()
         self.failures = failures
+        self.error = error or ConnectionError("database went away")
         self.batches: list[list[RunTelemetry]] = []
 
     def write_runs(self, runs: Sequence[RunTelemetry]) -> None:
@@ -31,8 +33,14 @@ class FakeWriter:
         assert self.open.wait(10)
         if self.failures:
             self.failures -= 1
-            raise ConnectionError("database went away")
+            raise self.error
         self.batches.append(list(runs))
+
+
+def fast_recorder(writer: FakeWriter, **kw: Any) -> TelemetryRecorder:
+    """A recorder retrying every few milliseconds (backoff 1 ms doubling to 20 ms)."""
+    options: dict[str, Any] = {"retry_initial_s": 0.001, "retry_max_s": 0.02} | kw
+    return TelemetryRecorder(writer, flush_interval_s=0.01, **options)
 
 
 @pytest.fixture
@@ -88,16 +96,18 @@ def test_submit_never_blocks_while_the_writer_is_stuck(stuck_recorder: Telemetry
 def test_overflow_is_dropped_counted_and_warned_once(
     stuck_recorder: TelemetryRecorder, writer: FakeWriter
 ) -> None:
-    """Past max_queue, runs are dropped and counted, with one rate-limited warning."""
+    """Past max_queue runs held in memory (the one being written included), runs are refused
+    and counted as dropped, with one rate-limited warning."""
     with capture_logs() as logs:
         for _ in range(20):
             stuck_recorder.submit(factories.run(0))
-    assert (stuck_recorder.stats.pending, stuck_recorder.stats.dropped) == (5, 15)
+    stats = stuck_recorder.stats
+    assert (stats.pending, stats.dropped, stats.refused) == (5, 16, 16)
     warnings = [e for e in logs if e["event"] == "telemetry.runs_dropped"]
     assert len(warnings) == 1 and warnings[0]["log_level"] == "warning"
     writer.open.set()
     assert stuck_recorder.flush(timeout=5)
-    assert stuck_recorder.stats.written == 6
+    assert stuck_recorder.stats.written == 5
 
 
 def test_flush_times_out_while_the_writer_is_stuck(stuck_recorder: TelemetryRecorder) -> None:
@@ -115,16 +125,83 @@ def test_failed_writes_are_retried_with_the_same_batch() -> None:
         assert (recorder.stats.written, recorder.stats.failed) == (1, 0)
 
 
-def test_a_batch_that_keeps_failing_is_counted_as_failed() -> None:
-    """After the last attempt the batch is given up, counted and logged; the writer lives on."""
-    writer = FakeWriter(failures=2)
-    with capture_logs() as logs, TelemetryRecorder(writer, write_attempts=2) as recorder:
+def test_a_batch_the_database_keeps_rejecting_is_counted_as_dropped() -> None:
+    """A batch rejected (not a connection failure) write_attempts times is given up, counted in
+    failed and in dropped, and logged; the writer lives on."""
+    writer = FakeWriter(failures=2, error=ValueError("value out of range"))
+    with capture_logs() as logs, fast_recorder(writer, write_attempts=2) as recorder:
         recorder.submit(factories.run(0))
         assert recorder.flush(timeout=5)
         recorder.submit(factories.run(0))
         assert recorder.flush(timeout=5)
-        assert (recorder.stats.failed, recorder.stats.written) == (1, 1)
+        stats = recorder.stats
+        assert (stats.failed, stats.dropped, stats.written, stats.pending) == (1, 1, 1, 0)
     assert any(e["event"] == "telemetry.batch_lost" for e in logs)
+
+
+def test_connection_failures_are_retried_past_write_attempts_with_capped_backoff() -> None:
+    """An outage is waited out however many attempts it takes: nothing is given up or dropped,
+    and one outage warning and one recovery line are logged, not one per attempt."""
+    writer = FakeWriter(failures=12)
+    with capture_logs() as logs, fast_recorder(writer, write_attempts=2) as recorder:
+        for _ in range(3):
+            recorder.submit(factories.run(1))
+        assert recorder.flush(timeout=10)
+        stats = recorder.stats
+    assert (stats.written, stats.dropped, stats.write_errors) == (3, 0, 12)
+    events = [e["event"] for e in logs]
+    assert events.count("telemetry.store_unavailable") == 1
+    assert events.count("telemetry.store_recovered") == 1
+
+
+def test_close_abandons_and_counts_what_an_unreachable_database_never_took() -> None:
+    """With the database still away, close returns after close_timeout_s; every run it could not
+    write is counted as abandoned and dropped, and one log line says how many."""
+    writer = FakeWriter(failures=10**9)
+    recorder = fast_recorder(writer, close_timeout_s=0.3)
+    for _ in range(7):
+        recorder.submit(factories.run(2))
+    with capture_logs() as logs:
+        recorder.close()
+    stats = recorder.stats
+    assert (stats.abandoned, stats.dropped, stats.written, stats.pending) == (7, 7, 0, 0)
+    (line,) = [e for e in logs if e["event"] == "telemetry.runs_abandoned"]
+    assert (line["runs"], line["spans"], line["log_level"]) == (7, 14, "error")
+    assert recorder.flush(timeout=1)
+
+
+def test_close_is_bounded_even_when_a_database_call_hangs(writer: FakeWriter) -> None:
+    """A write stuck inside the database call does not hold close past its timeout and grace;
+    if that batch lands afterwards it is recounted as written, never counted twice."""
+    writer.open.clear()
+    recorder = fast_recorder(writer, close_timeout_s=0.1)
+    recorder.submit(factories.run(0))
+    assert writer.entered.wait(5)
+    recorder.submit(factories.run(0))
+    recorder.close()
+    assert (recorder.stats.abandoned, recorder.stats.pending) == (2, 0)
+    writer.open.set()
+    assert recorder.flush(timeout=5)
+    stats = recorder.stats
+    assert (stats.written, stats.abandoned, stats.dropped) == (1, 1, 1)
+
+
+def test_counters_always_add_up() -> None:
+    """submitted + refused == written + dropped + pending, through overflow, outage and close."""
+    writer = FakeWriter(failures=5)
+    recorder = fast_recorder(writer, max_queue=20, batch_size=6)
+    for _ in range(50):
+        recorder.submit(factories.run(0))
+        stats = recorder.stats
+        assert stats.submitted + stats.refused == stats.written + stats.dropped + stats.pending
+    recorder.close()
+    stats = recorder.stats
+    assert stats.submitted + stats.refused == stats.written + stats.dropped
+    assert (stats.written, stats.refused, stats.pending) == (
+        stats.submitted,
+        50 - stats.submitted,
+        0,
+    )
 
 
 def test_close_writes_what_is_queued_then_drops_later_runs(writer: FakeWriter) -> None:
