@@ -13,6 +13,10 @@ Inputs are the SQL aggregates of one version over one window (``NodeStats`` per 
 - **quality**: output-format failures (parse, schema, validation...) of a prompted node, or a low
   mean run quality when exactly one node carries a prompt (otherwise it is not attributable).
 
+Structure: depth, width, the critical path weighted by telemetry, and every maximal independent
+group (a window of a simple chain whose members share no data and not two side effects; the
+entry heads one when it is independent of the nodes after it), the candidates for ``parallelize``.
+
 Shares are banded alike (>= 25% low, 40% medium, 60% high, 80% critical). Bottlenecks are sorted
 by severity, then share. With fewer traces than ``min_traces`` no bottleneck is reported.
 """

@@ -101,7 +101,7 @@ def describe_change(change: ChangeOp) -> str:
 
 def nodes_affected(spec: GraphSpec, change: ChangeOp) -> set[str]:
     """The nodes a change touches plus those whose edges it rewires (a parallelized chain's
-    predecessors and successors); used for protection checks and blast radius."""
+    predecessors and successors); used for the blast radius of a change's risk."""
     nodes = touched_nodes(change)
     if isinstance(change, Parallelize):
         nodes |= set(spec.predecessors(change.node_ids[0]))
