@@ -189,10 +189,8 @@ def test_every_maximal_independent_group_on_the_critical_path_is_proposed() -> N
     stats = [node_stats(n.id, mean_ms=100 if n.id in "abcd" else 10) for n in spec.nodes]
     report = analyze(spec, stats, version_stats())
     hypotheses = RuleBasedGenerator().generate(report, spec, base_version_id="v1")
-    assert sorted(map(tuple, (h.changes[0].node_ids for h in hypotheses))) == [
-        ("a", "b"),
-        ("c", "d"),
-    ]
+    assert sorted(h.target_nodes for h in hypotheses) == [["a", "b"], ["c", "d"]]
+    assert all(h.change_kinds == ["parallelize"] for h in hypotheses)
     assert all(validate_hypothesis(spec, h).approved for h in hypotheses)
 
 

@@ -147,7 +147,10 @@ def test_a_producer_taken_off_the_path_of_a_protected_node_is_refused() -> None:
         [edge("start", "clean"), edge("clean", "pay")],
         inputs=["text"],
     )
-    bypass = [AddEdge(source="start", target="pay"), RemoveEdge(source="clean", target="pay")]
+    bypass: list[ChangeOp] = [
+        AddEdge(source="start", target="pay"),
+        RemoveEdge(source="clean", target="pay"),
+    ]
     result = validate_hypothesis(spec, hypothesis(*bypass))
     assert not result.approved
     assert any(
@@ -167,7 +170,10 @@ def test_a_writer_moved_alongside_a_protected_node_is_refused() -> None:
         ],
         [edge("start", "pay"), edge("pay", "adjust")],
     )
-    moved = [AddEdge(source="start", target="adjust"), RemoveEdge(source="pay", target="adjust")]
+    moved: list[ChangeOp] = [
+        AddEdge(source="start", target="adjust"),
+        RemoveEdge(source="pay", target="adjust"),
+    ]
     result = validate_hypothesis(spec, hypothesis(*moved), ValidationPolicy(allow_critical=True))
     assert result.violations == [
         "protected node 'pay': field 'amount' seen by 'pay' could be overwritten concurrently "
