@@ -16,17 +16,20 @@ written off the request path by a batched recorder.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 
-from spark.errors import InvalidInputError
+from spark.errors import InvalidInputError, RoutingUnavailableError
 from spark.graphs.registry import NodeRegistry, default_registry
 from spark.graphs.runtime import GraphRuntime, RunResult
 from spark.graphs.spec import GraphSpec
 from spark.registry import RegistryStore, RoutingCache, RoutingStore, assign_arm
+from spark.registry.routing import StalePolicy
 from spark.registry.versions import GraphVersion
 from spark.rsi.contracts import (
     ReviewAck,
@@ -37,13 +40,20 @@ from spark.rsi.contracts import (
     RSIWorkflowInput,
 )
 from spark.settings import SparkSettings
-from spark.telemetry import TelemetryConfig, TelemetryRecorder, TelemetryStore
+from spark.telemetry import RecorderStats, TelemetryConfig, TelemetryRecorder, TelemetryStore
 from spark.telemetry.models import RoutingArm
 from spark.temporal import RSI_WORKFLOW, connect, rsi_workflow_id
 
 
 class SparkClient:
-    """One per process; thread-safe for concurrent ``run`` calls on one event loop."""
+    """One per process; thread-safe for concurrent ``run`` calls on one event loop.
+
+    Requests keep being served through a database outage: routing comes from the last table
+    read (see ``RoutingCache``: ``routing_max_stale_s``, ``routing_on_stale``) and telemetry
+    queues in memory up to ``telemetry.max_queue`` runs until the database returns
+    (``telemetry_dropped`` counts every run that could not be kept). ``telemetry`` overrides the
+    recorder settings (it should point at ``settings.database_url``).
+    """
 
     def __init__(
         self,
@@ -51,6 +61,9 @@ class SparkClient:
         *,
         nodes: NodeRegistry | None = None,
         routing_ttl_s: float = 1.0,
+        routing_max_stale_s: float = 600.0,
+        routing_on_stale: StalePolicy = "serve",
+        telemetry: TelemetryConfig | None = None,
         temporal: Client | None = None,
     ) -> None:
         self.settings = settings or SparkSettings.from_env()
@@ -58,8 +71,14 @@ class SparkClient:
         self.registry = RegistryStore(url)
         self.routing = RoutingStore(url)
         self.telemetry = TelemetryStore(url)
-        self._routing_cache = RoutingCache(self.routing, ttl_s=routing_ttl_s)
-        self._recorder: TelemetryRecorder = TelemetryConfig.from_url(url).open_recorder()
+        self._routing_cache = RoutingCache(
+            self.routing,
+            ttl_s=routing_ttl_s,
+            max_stale_s=routing_max_stale_s,
+            on_stale=routing_on_stale,
+        )
+        config = telemetry or TelemetryConfig.from_url(url)
+        self._recorder: TelemetryRecorder = config.open_recorder()
         self._nodes = nodes or default_registry()
         self._runtime = GraphRuntime(self._nodes, sink=self._recorder)
         self._specs: dict[str, GraphSpec] = {}
@@ -95,23 +114,40 @@ class SparkClient:
         """Run one request on the version routing picks (or on ``version_id`` when given)."""
         arm: RoutingArm = "direct"
         if version_id is None:
-            state = self._routing_cache.get(graph_id)
-            arm = assign_arm(graph_id, routing_key, state.candidate_share)
-            version_id = state.active_version_id
-            if arm == "candidate" and state.candidate_version_id:
-                version_id = state.candidate_version_id
+            version_id, arm = self._route(graph_id, routing_key)
         spec = self._spec(version_id)
         return await self._runtime.run(
             spec, inputs, version_id=version_id, routing_arm=arm, routing_key=routing_key
         )
 
+    def _route(self, graph_id: str, routing_key: str | None) -> tuple[str, RoutingArm]:
+        """The version serving this request and its arm, from the cached routing table."""
+        state = self._routing_cache.get(graph_id)
+        self._load_specs(state.active_version_id, state.candidate_version_id)
+        arm = assign_arm(graph_id, routing_key, state.candidate_share)
+        if arm == "candidate" and state.candidate_version_id:
+            return state.candidate_version_id, arm
+        return state.active_version_id, arm
+
+    def _load_specs(self, *version_ids: str | None) -> None:
+        """Cache the specs of both routed versions while the database answers, so an outage
+        later finds every version the cached routing table can pick."""
+        for version_id in version_ids:
+            if version_id is not None and version_id not in self._specs:
+                with contextlib.suppress(SQLAlchemyError):
+                    self._spec(version_id)
+
     def _spec(self, version_id: str) -> GraphSpec:
         spec = self._specs.get(version_id)
         if spec is None:
-            spec = self.registry.get_version(
-                version_id
-            ).spec  # versions are immutable: cache forever
-            self._specs[version_id] = spec
+            try:
+                spec = self.registry.get_version(version_id).spec
+            except SQLAlchemyError as exc:
+                raise RoutingUnavailableError(
+                    f"the spec of version {version_id!r} is not cached and the registry cannot "
+                    f"be reached ({type(exc).__name__})"
+                ) from exc
+            self._specs[version_id] = spec  # versions are immutable: cache forever
         return spec
 
     def feedback(
@@ -121,18 +157,27 @@ class SparkClient:
         self.flush()
         self.telemetry.add_feedback(trace_id, score, label=label, source=source)
 
-    def flush(self) -> None:
-        """Block until every run so far is written."""
-        self._recorder.flush()
+    def flush(self, timeout: float | None = None) -> bool:
+        """Block until every run so far is written (through an outage unless ``timeout``
+        seconds pass first: then False)."""
+        return self._recorder.flush(timeout)
 
     def close(self) -> None:
-        """Flush and stop the telemetry writer."""
+        """Flush and stop the telemetry writer, waiting at most the recorder's
+        ``close_timeout_s`` for an unreachable database (what it never took is counted)."""
         self._recorder.close()
 
     @property
     def telemetry_dropped(self) -> int:
-        """Runs dropped because the telemetry queue was full (never silently)."""
-        return int(self._recorder.stats.dropped)
+        """Every run whose telemetry will never be written: refused because the queue was full
+        or the client closed, rejected by the database, or abandoned at close while the
+        database was away."""
+        return self._recorder.stats.dropped
+
+    @property
+    def telemetry_stats(self) -> RecorderStats:
+        """The telemetry recorder's counters (written, pending, dropped and its parts)."""
+        return self._recorder.stats
 
     # ----- the RSI workflow -----
 

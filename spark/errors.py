@@ -15,7 +15,8 @@
     │   ├── NodeExecutionError      a node raised after its retries
     │   ├── NodeTimeoutError        a node exceeded its timeout
     │   ├── TransientNodeError      a node failure worth retrying (raised by node implementations)
-    │   └── GeneratorUnavailableError  an LLM generator got no usable answer and has no fallback
+    │   ├── GeneratorUnavailableError  an LLM generator got no usable answer and has no fallback
+    │   └── RoutingUnavailableError  routing cannot be read and no earlier copy may stand in
     └── ReplayRefusedError          offline replay would repeat a real side effect
 
 Activities turn ``SparkMisuseError`` into a non-retryable Temporal ``ApplicationError`` whose
@@ -85,6 +86,10 @@ class TransientNodeError(SparkRuntimeError):
 
 class GeneratorUnavailableError(SparkRuntimeError):
     """A model-backed hypothesis generator got no usable answer and has no fallback."""
+
+
+class RoutingUnavailableError(SparkRuntimeError):
+    """The routing store cannot be reached and this client holds no usable earlier copy."""
 
 
 class ReplayRefusedError(SparkError):

@@ -22,7 +22,13 @@ from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from spark.db import get_engine
-from spark.errors import SparkMisuseError, UnknownGraphError, UnknownVersionError
+from spark.errors import (
+    RoutingUnavailableError,
+    SparkError,
+    SparkMisuseError,
+    UnknownGraphError,
+    UnknownVersionError,
+)
 from spark.registry._sql import read_session, retry_on_conflict, utcnow, write_session
 from spark.registry.tables import RoutingEventRow, RoutingRow, VersionRow
 
@@ -300,20 +306,38 @@ class RoutingReader(Protocol):
         ...
 
 
+StalePolicy = Literal["serve", "active_only", "fail"]
+
+
 class _Entry:
-    """A cached routing state, the time it was read, and the lock guarding its refresh."""
+    """A cached routing state, when it was read, the refresh lock, and the outage if any."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.state: RoutingState | None = None
         self.read_at = float("-inf")
+        self.next_read_at = float("-inf")
+        self.outage_since: float | None = None
+        self.error = ""
+        self.beyond_limit_logged = False
 
 
 class RoutingCache:
     """Routing states cached per graph: at most one database read per ``ttl_s`` per graph.
 
-    Thread-safe: concurrent callers for the same graph wait for a single refresh instead of each
-    reading the database; callers for other graphs are not blocked.
+    Thread-safe: a caller for a graph never seen waits for a single read; once a state is known,
+    callers never wait on the database: the one that finds it older than ``ttl_s`` refreshes it
+    while the others are served the cached state.
+
+    When the store cannot be reached, the last state read keeps serving (the routing table cannot
+    change while its database is away, unless only this client is cut off) and the store is
+    retried once per ``ttl_s``. Each outage logs ``routing.serving_stale`` once per graph, and
+    ``routing.store_recovered`` with how long it lasted. Past ``max_stale_s`` seconds without a
+    successful read the outage logs ``routing.stale_beyond_limit`` once and ``on_stale`` decides:
+    ``"serve"`` (default) keeps the last table, ``"active_only"`` sends every request to the last
+    known active version (no experiment runs blind), ``"fail"`` raises
+    ``RoutingUnavailableError``. A graph whose routing was never read while the store is away
+    raises ``RoutingUnavailableError`` (graph id and the store's error in the message).
     """
 
     def __init__(
@@ -321,27 +345,120 @@ class RoutingCache:
         store: RoutingReader,
         ttl_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        max_stale_s: float = 600.0,
+        on_stale: StalePolicy = "serve",
     ) -> None:
         self._store = store
         self._ttl_s = ttl_s
         self._clock = clock
+        self._max_stale_s = max_stale_s
+        self._on_stale = on_stale
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
 
     def get(self, graph_id: str) -> RoutingState:
         """The routing state of ``graph_id``, read from the store when older than the TTL."""
         entry = self._entry(graph_id)
-        with entry.lock:
-            if entry.state is None or self._clock() - entry.read_at >= self._ttl_s:
-                entry.state = self._store.get(graph_id)
-                entry.read_at = self._clock()
-            return entry.state
+        if entry.state is None:
+            entry.lock.acquire()
+        elif not entry.lock.acquire(blocking=False):
+            return self._served(graph_id, entry)  # another caller is refreshing it
+        try:
+            if self._clock() >= entry.next_read_at:
+                self._refresh(graph_id, entry)
+            return self._served(graph_id, entry)
+        finally:
+            entry.lock.release()
+
+    def age_s(self, graph_id: str) -> float | None:
+        """Seconds since the cached state of ``graph_id`` was read from the store (None: never)."""
+        entry = self._entries.get(graph_id)
+        if entry is None or entry.state is None:
+            return None
+        return self._clock() - entry.read_at
 
     def invalidate(self, graph_id: str) -> None:
-        """Forget the cached state of ``graph_id`` so the next ``get`` reads the store."""
+        """Make the next ``get`` of ``graph_id`` read the store (the state read last stays as the
+        fallback while the store is away)."""
         with self._lock:
-            self._entries.pop(graph_id, None)
+            entry = self._entries.get(graph_id)
+            if entry is not None:
+                entry.next_read_at = float("-inf")
 
     def _entry(self, graph_id: str) -> _Entry:
         with self._lock:
             return self._entries.setdefault(graph_id, _Entry())
+
+    def _refresh(self, graph_id: str, entry: _Entry) -> None:
+        """Read the store; on an outage keep the cached state and retry after ``ttl_s``."""
+        try:
+            state = self._store.get(graph_id)
+        except SparkError:
+            raise  # an answer from the store (e.g. unknown graph), not an outage
+        except Exception as exc:  # whatever the driver raises when the database is away
+            entry.next_read_at = self._clock() + self._ttl_s
+            self._note_unavailable(graph_id, entry, exc)
+            return
+        now = self._clock()
+        self._note_recovered(graph_id, entry, now)
+        entry.state, entry.read_at, entry.next_read_at = state, now, now + self._ttl_s
+
+    def _note_unavailable(self, graph_id: str, entry: _Entry, exc: Exception) -> None:
+        entry.error = f"{type(exc).__name__}: {str(exc)[:200]}"
+        if entry.outage_since is not None:
+            return
+        entry.outage_since = self._clock()
+        stale_s = None if entry.state is None else round(entry.outage_since - entry.read_at, 3)
+        log.warning(
+            "routing.serving_stale" if entry.state else "routing.store_unavailable",
+            graph_id=graph_id,
+            stale_s=stale_s,
+            max_stale_s=self._max_stale_s,
+            error=entry.error,
+        )
+
+    def _note_recovered(self, graph_id: str, entry: _Entry, now: float) -> None:
+        if entry.outage_since is None:
+            return
+        log.info(
+            "routing.store_recovered",
+            graph_id=graph_id,
+            outage_s=round(now - entry.outage_since, 3),
+            stale_s=None if entry.state is None else round(now - entry.read_at, 3),
+        )
+        entry.outage_since, entry.beyond_limit_logged = None, False
+
+    def _served(self, graph_id: str, entry: _Entry) -> RoutingState:
+        """The cached state, or what ``on_stale`` makes of it past ``max_stale_s``."""
+        state = entry.state
+        if state is None:
+            raise RoutingUnavailableError(
+                f"routing of graph {graph_id!r} is unknown: the routing store cannot be reached "
+                f"({entry.error}) and this client has not read it before"
+            )
+        stale_s = self._clock() - entry.read_at
+        if entry.outage_since is None or stale_s <= self._max_stale_s:
+            return state
+        self._log_beyond_limit(graph_id, entry, stale_s)
+        if self._on_stale == "fail":
+            raise RoutingUnavailableError(
+                f"routing of graph {graph_id!r} is {stale_s:.0f} s stale, past max_stale_s="
+                f"{self._max_stale_s!r}, and the routing store cannot be reached ({entry.error})"
+            )
+        if self._on_stale == "active_only":
+            return state.model_copy(update={"candidate_version_id": None, "candidate_share": 0.0})
+        return state
+
+    def _log_beyond_limit(self, graph_id: str, entry: _Entry, stale_s: float) -> None:
+        if entry.beyond_limit_logged:
+            return
+        entry.beyond_limit_logged = True
+        log.error(
+            "routing.stale_beyond_limit",
+            graph_id=graph_id,
+            stale_s=round(stale_s, 3),
+            max_stale_s=self._max_stale_s,
+            on_stale=self._on_stale,
+            error=entry.error,
+        )
