@@ -69,6 +69,7 @@ GUARD_ERRORS = MetricSpec(
 )
 GUARD_COST = MetricSpec(name="cost", kind="continuous", improves="decrease", margin=0.05)
 GUARD_QUALITY = MetricSpec(name="quality", kind="continuous", improves="increase", margin=0.03)
+COST = MetricSpec(name="cost", kind="continuous", improves="decrease", role="primary")
 
 CONFIGS: dict[str, tuple[list[MetricSpec], dict[str, float]]] = {
     "latency": ([LATENCY], {"latency": -0.10}),
@@ -76,7 +77,10 @@ CONFIGS: dict[str, tuple[list[MetricSpec], dict[str, float]]] = {
     "quality": ([QUALITY], {"quality": 0.05}),
     "full_latency": ([LATENCY, GUARD_ERRORS, GUARD_COST, GUARD_QUALITY], {"latency": -0.10}),
     "full_errors": ([ERRORS, GUARD_LATENCY, GUARD_COST, GUARD_QUALITY], {"error_rate": -0.20}),
+    "cost": ([COST], {"cost": -0.50}),
+    "latency_quality_guard": ([LATENCY, GUARD_QUALITY], {"latency": -0.10}),
 }
+RATINGS = (np.arange(1.0, 6.0), np.array([0.0, 0.0, 0.1, 0.3, 0.6]))
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,12 @@ class Case:
     quality_factor: float = 1.0
     candidate_share: float = 0.5
     error_base: float = 0.05
+    flat_cost: float = 0.0  # > 0: every run costs exactly this (a flat price per call)
+    cost_factor: float = 1.0
+    quality_model: str = "beta"  # "beta", "perfect" (always 1.0), "ratings" (1-5), "binary"
+    quality_broken: bool = False  # the candidate's quality falls to a mean near 0.16
+    quality_coverage: float = QUALITY_COVERAGE
+    runs_per_arm: int = 0  # > 0: a window of this size, not planned from the pilot
 
 
 CASES = [
@@ -131,7 +141,24 @@ CASES = [
         latency_factor=0.90,
         candidate_share=0.47,
     ),
-]
+    # degenerate metrics: constant, always perfect, zero-variance, 0/1
+    Case("aa_flat_cost_n30", "cost", "null", flat_cost=0.01, runs_per_arm=30),
+    Case("flat_cost_x0.1_n30", "cost", "power_degenerate", flat_cost=0.01, cost_factor=0.1,
+         runs_per_arm=30),
+    Case("aa_latency_perfect_quality_guard", "latency_quality_guard", "null",
+         quality_model="perfect"),
+    Case("latency_-10%_perfect_quality_guard", "latency_quality_guard", "power_degenerate",
+         latency_factor=0.90, quality_model="perfect"),
+    Case("latency_-10%_quality_broken_to_0.16", "latency_quality_guard", "harm",
+         latency_factor=0.90, quality_model="perfect", quality_broken=True),
+    Case("aa_ratings_1to5_n3", "quality", "null", quality_model="ratings",
+         quality_coverage=1.0, runs_per_arm=3),
+    Case("aa_ratings_1to5_n5", "quality", "null", quality_model="ratings",
+         quality_coverage=1.0, runs_per_arm=5),
+    Case("aa_binary_quality_n5", "quality", "null", quality_model="binary",
+         quality_coverage=1.0, runs_per_arm=5),
+    Case("aa_binary_quality", "quality", "null", quality_model="binary", quality_coverage=1.0),
+]  # fmt: skip
 
 
 # --- the simulated world -------------------------------------------------------------------
@@ -161,20 +188,50 @@ def simulate_stream(rng: np.random.Generator, case: Case, runs: int, candidate: 
     """Draw ``runs`` runs of the baseline or the candidate of ``case``."""
     latency_factor = case.latency_factor if candidate else 1.0
     error_rate = case.error_base * (case.error_factor if candidate else 1.0)
-    quality_mean = 0.7 * (case.quality_factor if candidate else 1.0)
     return Stream(
         latency=rng.lognormal(math.log(1000.0), case.sigma, runs) * latency_factor,
         error_rate=(rng.random(runs) < error_rate).astype(np.float64),
-        cost=rng.lognormal(math.log(0.01), 0.3, runs),
-        quality=rng.beta(10 * quality_mean, 10 * (1 - quality_mean), runs),
-        has_quality=rng.random(runs) < QUALITY_COVERAGE,
+        cost=simulate_cost(rng, case, runs, candidate),
+        quality=simulate_quality(rng, case, runs, candidate),
+        has_quality=rng.random(runs) < case.quality_coverage,
     )
 
 
+def simulate_cost(rng: np.random.Generator, case: Case, runs: int, candidate: bool) -> np.ndarray:
+    """Cost per run: lognormal, or a flat price per call when the case sets one."""
+    factor = case.cost_factor if candidate else 1.0
+    if case.flat_cost > 0:
+        return np.full(runs, case.flat_cost * factor)
+    return rng.lognormal(math.log(0.01), 0.3, runs) * factor
+
+
+def simulate_quality(
+    rng: np.random.Generator, case: Case, runs: int, candidate: bool
+) -> np.ndarray:
+    """Quality scores of one arm under the case's quality model."""
+    if case.quality_model == "perfect" and candidate and case.quality_broken:
+        return np.clip(rng.normal(0.16, 0.2, runs), 0.0, 1.0)
+    if case.quality_model == "perfect":
+        return np.ones(runs)
+    if case.quality_model == "ratings":
+        return rng.choice(RATINGS[0], runs, p=RATINGS[1])
+    if case.quality_model == "binary":
+        return (rng.random(runs) < 0.8).astype(np.float64)
+    quality_mean = 0.7 * (case.quality_factor if candidate else 1.0)
+    return rng.beta(10 * quality_mean, 10 * (1 - quality_mean), runs)
+
+
 def plan(case: Case, pilot: Stream) -> tuple[int, int]:
-    """Runs per arm for the 10-look design and for a single-look test of equal power."""
-    metrics, effects = CONFIGS[case.config]
+    """Runs per arm for the 10-look design and for a single-look test of equal power.
+
+    A case with a fixed window uses it for both. Metrics whose pilot does not vary (a flat
+    price, an always-perfect quality) give no spread to size by: the window is planned on the
+    others and they are judged at every look all the same."""
+    if case.runs_per_arm:
+        return case.runs_per_arm, case.runs_per_arm
+    all_metrics, effects = CONFIGS[case.config]
     arrays = pilot.head(PILOT_RUNS)
+    metrics = [m for m in all_metrics if m.kind == "rate" or np.ptp(arrays[m.name]) > 0]
     if len(metrics) > 1:
         sequential = plan_window(
             metrics, arrays, effects, design=DESIGNS["sequential"]
@@ -183,7 +240,7 @@ def plan(case: Case, pilot: Stream) -> tuple[int, int]:
         return sequential, fixed
     spec = metrics[0]
     effect = effects[spec.name]
-    coverage = QUALITY_COVERAGE if spec.name == "quality" else 1.0
+    coverage = case.quality_coverage if spec.name == "quality" else 1.0
     sizes = [
         plan_sample_size(arrays[spec.name], spec.kind, effect, design=design)
         for design in (DESIGNS["sequential"], DESIGNS["fixed"])
@@ -191,8 +248,13 @@ def plan(case: Case, pilot: Stream) -> tuple[int, int]:
     return math.ceil(sizes[0] / coverage), math.ceil(sizes[1] / coverage)
 
 
-def look_sizes(rng: np.random.Generator, runs_per_arm: int, share: float) -> list[tuple[int, int]]:
-    """Arm sizes at each look: traffic arrives in 10 equal slices, each run assigned at random."""
+def look_sizes(
+    rng: np.random.Generator, runs_per_arm: int, share: float, fixed: bool = False
+) -> list[tuple[int, int]]:
+    """Arm sizes at each look: traffic arrives in 10 equal slices, each run assigned at random
+    (``fixed``: a small window of exactly ``runs_per_arm`` per arm, filled evenly)."""
+    if fixed:
+        return [(math.ceil(runs_per_arm * k / LOOKS),) * 2 for k in range(1, LOOKS + 1)]
     totals = [math.ceil(2 * runs_per_arm * k / LOOKS) for k in range(1, LOOKS + 1)]
     increments = np.diff([0, *totals])
     candidates = np.cumsum(rng.binomial(increments, share))
@@ -229,23 +291,24 @@ def run_ours(case: Case, base: Stream, cand: Stream, sizes: list[tuple[int, int]
     """Look at the window up to 10 times with our engine; stop at the first decision."""
     metrics, _ = CONFIGS[case.config]
     for look, (n_b, n_c) in enumerate(sizes, start=1):
+        b, c = base.head(n_b), cand.head(n_c)
+        if min(min(b[m.name].size, c[m.name].size) for m in metrics) < 2:
+            continue  # a look with fewer than 2 records of a metric in an arm is not taken
         decision = decide(
-            metrics,
-            base.head(n_b),
-            cand.head(n_c),
-            design=DESIGNS["sequential"],
-            look=look,
-            assignment=(n_b, n_c),
+            metrics, b, c, design=DESIGNS["sequential"], look=look, assignment=(n_b, n_c)
         )
         if decision.outcome != "continue":
             return Verdict(decision.outcome, (n_b + n_c) / 2, look)
-    raise AssertionError("the final look always decides")
+    return Verdict("inconclusive", (n_b + n_c) / 2, LOOKS)  # no final look: too few records
 
 
 def run_fixed(case: Case, base: Stream, cand: Stream, runs: int) -> Verdict:
     """A single-look test of the same engine at the fixed-horizon size of equal power."""
     metrics, _ = CONFIGS[case.config]
-    decision = decide(metrics, base.head(runs), cand.head(runs), design=DESIGNS["fixed"])
+    b, c = base.head(runs), cand.head(runs)
+    if min(min(b[m.name].size, c[m.name].size) for m in metrics) < 2:
+        return Verdict("inconclusive", runs, 1)
+    decision = decide(metrics, b, c, design=DESIGNS["fixed"])
     return Verdict(decision.outcome, runs, 1)
 
 
@@ -259,21 +322,22 @@ def run_original(base: Stream, cand: Stream) -> Verdict:
 
 
 def gbstats_rows(
-    case: Case, base: Stream, cand: Stream, sizes: list[tuple[int, int]]
+    case: Case, base: Stream, cand: Stream, sizes: list[tuple[int, int]], tuning: float
 ) -> list[list]:
-    """Summary statistics of every metric at every look, in the runner's row format."""
+    """Summary statistics of every metric at every look, in the runner's row format, with
+    ``tuning`` as the second sequential tuning parameter to try."""
     metrics, _ = CONFIGS[case.config]
     rows = []
     for n_b, n_c in sizes:
         b, c = base.head(n_b), cand.head(n_c)
         for spec in metrics:
             kind = "proportion" if spec.kind == "rate" else "mean"
-            rows.append([kind, *_sums(b[spec.name]), *_sums(c[spec.name])])
+            rows.append([kind, *_sums(b[spec.name]), *_sums(c[spec.name]), "relative", tuning])
     return rows
 
 
 def gbstats_log_rows(
-    case: Case, base: Stream, cand: Stream, sizes: list[tuple[int, int]]
+    case: Case, base: Stream, cand: Stream, sizes: list[tuple[int, int]], tuning: float
 ) -> list[list]:
     """For latency-only cases: the same looks on ln(latency), absolute difference (a variant
     that separates the log transform from the sequential method)."""
@@ -282,8 +346,15 @@ def gbstats_log_rows(
     rows = []
     for n_b, n_c in sizes:
         b, c = np.log(base.latency[:n_b]), np.log(cand.latency[:n_c])
-        rows.append(["mean", *_sums(b), *_sums(c), "absolute"])
+        rows.append(["mean", *_sums(b), *_sums(c), "absolute", tuning])
     return rows
+
+
+def gbstats_tuning(planned: int) -> float:
+    """gbstats' tuning parameter for a window of ``planned`` runs per arm: the total number of
+    runs the window plans (its parameter is the N = n_a + n_b at which the always-valid
+    interval is tightest)."""
+    return float(2 * planned)
 
 
 def _sums(values: np.ndarray) -> tuple[int, float, float]:
@@ -296,9 +367,9 @@ def run_experiment(case_index: int, experiment: int, seed: int) -> Experiment:
     rng = np.random.default_rng([seed, case_index, experiment])
     pilot = simulate_stream(rng, case, PILOT_RUNS, candidate=False)
     planned, fixed_planned = plan(case, pilot)
-    runs = max(planned, fixed_planned) * 2
+    runs = max(planned, fixed_planned, 10) * 2  # the original rule reads 20 runs per arm
     base, cand = (simulate_stream(rng, case, runs, candidate=flag) for flag in (False, True))
-    sizes = look_sizes(rng, planned, case.candidate_share)
+    sizes = look_sizes(rng, planned, case.candidate_share, fixed=bool(case.runs_per_arm))
     return Experiment(
         ours=run_ours(case, base, cand, sizes),
         original=run_original(base, cand),
@@ -306,8 +377,8 @@ def run_experiment(case_index: int, experiment: int, seed: int) -> Experiment:
         planned=planned,
         fixed_planned=fixed_planned,
         sizes=sizes,
-        gbstats_rows=gbstats_rows(case, base, cand, sizes),
-        gbstats_log_rows=gbstats_log_rows(case, base, cand, sizes),
+        gbstats_rows=gbstats_rows(case, base, cand, sizes, gbstats_tuning(planned)),
+        gbstats_log_rows=gbstats_log_rows(case, base, cand, sizes, gbstats_tuning(planned)),
     )
 
 
@@ -344,15 +415,19 @@ def run_gbstats(rows: list[list]) -> list[list[float]]:
 
 def gbstats_verdict(
     metrics: list[MetricSpec],
-    rows: list[list],
-    results: Iterator[list[float]],
+    results: list[list[float]],
     sizes: list[tuple[int, int]],
+    column: int = 1,
 ) -> Verdict:
     """Replay gbstats' looks: ship on the first significant primary gain with no guardrail
-    significantly worse, stop on the first significant harm, else run to the end."""
+    significantly worse, stop on the first significant harm, else run to the end. ``column``
+    picks the p-value at gbstats' default tuning (1) or at the window's planned size (2)."""
     verdict = None
-    for look, _ in zip(range(1, LOOKS + 1), _chunks(rows, len(metrics)), strict=True):
-        outcomes = [_gb_direction(spec, next(results)) for spec in metrics]
+    for look, chunk in zip(range(1, LOOKS + 1), _chunks(results, len(metrics)), strict=True):
+        outcomes = [
+            _gb_direction(spec, [result[0], result[column]])
+            for spec, result in zip(metrics, chunk, strict=True)
+        ]
         if verdict is None:
             verdict = _gb_look(outcomes, look, sum(sizes[look - 1]) / 2)
     return verdict or Verdict("inconclusive", sum(sizes[-1]) / 2, LOOKS)
@@ -369,13 +444,13 @@ def _gb_look(outcomes: list[str], look: int, samples: float) -> Verdict | None:
 
 def _gb_direction(spec: MetricSpec, result: list[float]) -> str:
     lift, p_value = result
-    if p_value >= 0.05 or lift == 0:
+    if not p_value < 0.05 or lift == 0:  # NaN (no answer) counts as no decision
         return "none"
     better = lift < 0 if spec.improves == "decrease" else lift > 0
     return "better" if better else "worse"
 
 
-def _chunks(rows: list[list], size: int) -> Iterator[list[list]]:
+def _chunks(rows: list[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(rows), size):
         yield rows[start : start + size]
 
@@ -404,6 +479,11 @@ def headline(cases: dict[str, dict[str, float]]) -> dict[str, float | str]:
         "power_10pct": cases[power]["ship_rate"],
         "regression_ship_rate": max(cases[name]["ship_rate"] for name in by_role["regression"]),
         "mean_samples_to_decision": cases[power]["mean_samples_to_decision"],
+        "power_degenerate_min": min(
+            cases[name]["ship_rate"] for name in by_role["power_degenerate"]
+        ),
+        "harm_ship_rate": max(cases[name]["ship_rate"] for name in by_role["harm"]),
+        "harm_reject_rate_min": min(cases[name]["reject_rate"] for name in by_role["harm"]),
     }
 
 
@@ -417,28 +497,37 @@ def run(
         "ours": {},
         "original_rule": {},
         "gbstats_sequential": {},
+        "gbstats_sequential_tuned": {},
     }
     extras: dict[str, dict] = {}
     log_variant: dict[str, dict] = {}
+    log_variant_tuned: dict[str, dict] = {}
     every = [e for index in range(len(CASES)) for e in results[index]]
     gb_results = iter(run_gbstats([r for e in every for r in e.gbstats_rows + e.gbstats_log_rows]))
     for case_index, case in enumerate(CASES):
         runs, metrics = results[case_index], CONFIGS[case.config][0]
-        gb, gb_log = [], []
+        gb: dict[int, list[Verdict]] = {1: [], 2: []}
+        gb_log: dict[int, list[Verdict]] = {1: [], 2: []}
         for e in runs:
-            gb.append(gbstats_verdict(metrics, e.gbstats_rows, gb_results, e.sizes))
-            if e.gbstats_log_rows:
-                gb_log.append(gbstats_verdict(metrics, e.gbstats_log_rows, gb_results, e.sizes))
+            looks = [next(gb_results) for _ in e.gbstats_rows]
+            log_looks = [next(gb_results) for _ in e.gbstats_log_rows]
+            for column in (1, 2):
+                gb[column].append(gbstats_verdict(metrics, looks, e.sizes, column))
+                if log_looks:
+                    gb_log[column].append(gbstats_verdict(metrics, log_looks, e.sizes, column))
         engines["ours"][case.name] = summarise([e.ours for e in runs])
         engines["original_rule"][case.name] = summarise([e.original for e in runs])
-        engines["gbstats_sequential"][case.name] = summarise(gb)
+        engines["gbstats_sequential"][case.name] = summarise(gb[1])
+        engines["gbstats_sequential_tuned"][case.name] = summarise(gb[2])
         extras[case.name] = _extras(runs)
-        if gb_log:
-            log_variant[case.name] = summarise(gb_log)
+        if gb_log[1]:
+            log_variant[case.name] = summarise(gb_log[1])
+            log_variant_tuned[case.name] = summarise(gb_log[2])
     report: dict[str, dict[str, Any]] = {
         name: {**headline(cases), "cases": cases} for name, cases in engines.items()
     }
     report["gbstats_sequential"]["log_latency_variant"] = log_variant
+    report["gbstats_sequential_tuned"]["log_latency_variant"] = log_variant_tuned
     report["ours"]["fixed_horizon_comparison"] = extras
     report["ours"]["false_positive_rate_guardrails_on"] = engines["ours"]["aa_full_guardrails"][
         "ship_rate"
@@ -511,7 +600,7 @@ def simulate(
 
 def print_table(report: dict[str, dict]) -> None:
     """Human-readable table of ship rates and mean samples per case."""
-    names = ["ours", "original_rule", "gbstats_sequential"]
+    names = ["ours", "original_rule", "gbstats_sequential", "gbstats_sequential_tuned"]
     print(f"{'case':44s}" + "".join(f"{n:>28s}" for n in names))
     for case in CASES:
         cells = [report[n]["cases"][case.name] for n in names]
@@ -524,6 +613,9 @@ def print_table(report: dict[str, dict]) -> None:
         "power_10pct",
         "regression_ship_rate",
         "mean_samples_to_decision",
+        "power_degenerate_min",
+        "harm_ship_rate",
+        "harm_reject_rate_min",
     ):
         print(f"{key:44s}" + "".join(f"{report[n][key]:>28.3f}" for n in names))
 
