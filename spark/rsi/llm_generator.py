@@ -10,7 +10,8 @@ from the closed ``ChangeOp`` set.
 Its answer is untrusted data. Each proposed hypothesis is parsed on its own; graph id, base
 version, risk and ``source`` (``llm:<provider>:<model>``) are filled in here, never taken from
 the model. A proposal is dropped, with a structured log line saying why, when it does not parse,
-names a node the spec lacks, or touches a protected node (or rewires its edges). The static
+names a node the spec lacks, or would break a protected node's guarantee (see
+``spark.rsi.validation``). The static
 validation phase still checks everything else (DAG, data flow, retry safety, budgets).
 
 Results: the model's proposals first (in its order), then, unless ``fill_from_fallback`` is
@@ -38,7 +39,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from spark.errors import ConfigurationError, GeneratorUnavailableError, InvalidInputError
 from spark.graphs.spec import GraphSpec, NodeSpec
 from spark.rsi.analysis import DiagnosticReport
-from spark.rsi.changes import nodes_affected
 from spark.rsi.generator import (
     DiagnosisKind,
     HypothesisGenerator,
@@ -46,7 +46,7 @@ from spark.rsi.generator import (
     RuleBasedGenerator,
 )
 from spark.rsi.hypotheses import ChangeOp, Hypothesis, Metric, touched_nodes
-from spark.rsi.validation import assess_risk
+from spark.rsi.validation import assess_risk, protection_refusals
 from spark.settings import SparkSettings
 
 if TYPE_CHECKING:
@@ -127,9 +127,13 @@ diagnosed problem with a small list of typed changes.
 
 Rules:
 - Use only the change operations of the answer schema; every node id must exist in the graph.
-- Never change a node with "protected": true, and never add, remove or reroute its edges.
-- Retries only on nodes tagged idempotent or without side effects; never cache a node with \
-side effects.
+- Never change a node with "protected": true, and never make it run on other requests or \
+read other inputs (no condition, removed edge or reroute on its way, no fallback or replacement \
+running its type); reorganizing its neighbours (e.g. parallelizing lookups before it) is fine.
+- Retries only on nodes tagged idempotent or without side effects; cache only nodes tagged \
+deterministic and without side effects.
+- The owner's objective (weights over error_rate, latency, cost, quality, and hard \
+constraints) is in the graph's metadata: propose what improves it, not one metric at any price.
 - Start each diagnosis with one of {diagnosis_kinds} followed by ": " and the evidence.
 - expected_effects: expected relative change per metric (-0.3 means 30% lower); primary_metric \
 is the metric the A/B test decides on.
@@ -240,10 +244,9 @@ def _check_nodes(spec: GraphSpec, changes: Sequence[ChangeOp]) -> None:
     unknown = sorted(n for n in named if not spec.has_node(n))
     if unknown:
         raise RejectedProposalError(f"names unknown node(s) {unknown}")
-    affected = set().union(*(nodes_affected(spec, change) for change in changes))
-    protected = sorted(n for n in affected if spec.node(n).has_tag("protected"))
-    if protected:
-        raise RejectedProposalError(f"touches protected node(s) {protected}")
+    refusals = protection_refusals(spec, changes)
+    if refusals:
+        raise RejectedProposalError("; ".join(refusals))
 
 
 def _dedupe(hypotheses: Iterable[Hypothesis]) -> list[Hypothesis]:

@@ -406,11 +406,11 @@ INVALID_PROPOSALS: list[tuple[Any, str]] = [
     ),
     (
         {**CACHE, "changes": [{"op": "set_prompt", "node_id": "audit", "prompt": "Be brief."}]},
-        "touches protected node(s) ['audit']",
+        "touches protected node 'audit'",
     ),
     (
-        {**CACHE, "changes": [{"op": "parallelize", "node_ids": ["fetch_history", "draft"]}]},
-        "touches protected node(s) ['audit']",  # rewiring draft's successors reaches audit
+        {**CACHE, "changes": [{"op": "add_fallback", "node_id": "notify", "fallback_type": "fn"}]},
+        "would run the implementation of protected node 'audit'",
     ),
     ({key: v for key, v in RETRY.items() if key != "title"}, "title: Field required"),
     ({**RETRY, "primary_metric": "happiness"}, "primary_metric: Input should be"),
