@@ -167,7 +167,7 @@ def _bench(args: argparse.Namespace) -> int:
     from spark.scenarios.runner import run_scenario
 
     scenario = load_scenario(args.file)
-    configure_logging("WARNING")
+    configure_logging("ERROR")  # the simulated failures' warnings would drown the progress
     signal.signal(signal.SIGTERM, _exit_on_sigterm)  # stop the private server and worker too
     report = asyncio.run(
         run_scenario(

@@ -59,6 +59,14 @@ class Services:
     database_url: str
 
 
+@dataclass(frozen=True)
+class Served:
+    """A finished run and its quality as judged when it was served."""
+
+    result: RunResult
+    quality: float | None
+
+
 @dataclass
 class Harness:
     """What a scenario run drives: the client, the simulation and the request sampler."""
@@ -268,15 +276,16 @@ async def _gated(gate: asyncio.Semaphore, work: Any) -> Any:
         return await work
 
 
-async def _run_batch(harness: Harness, requests: list[dict[str, Any]]) -> list[RunResult]:
+async def _run_batch(harness: Harness, requests: list[dict[str, Any]]) -> list[Served]:
     gate = asyncio.Semaphore(harness.scenario.traffic.concurrency)
     return list(await asyncio.gather(*(_gated(gate, _run_one(harness, r)) for r in requests)))
 
 
 async def _run_one(
     harness: Harness, request: dict[str, Any], version_id: str | None = None
-) -> RunResult:
-    """One request through routing (or pinned); its quality goes to the feedback queue."""
+) -> Served:
+    """One request through routing (or pinned), with its quality judged as it is served
+    (a stale answer is stale at that moment); live runs' quality goes to the feedback queue."""
     routing_key = str(request[harness.scenario.routing_field()])
     result = await harness.client.run(
         harness.scenario.graph.id, request, routing_key=routing_key, version_id=version_id
@@ -284,7 +293,7 @@ async def _run_one(
     quality = _quality(harness, result)
     if quality is not None and version_id is None:
         harness.feedback.put_nowait((result.trace_id, quality))
-    return result
+    return Served(result, quality)
 
 
 def _quality(harness: Harness, result: RunResult) -> float | None:
@@ -346,21 +355,21 @@ async def _measure(harness: Harness, versions: list[str], count: int) -> dict[st
     requests = harness.sampler.draw_many(count)
     gate = asyncio.Semaphore(harness.scenario.traffic.concurrency)
 
-    async def on_all(request: dict[str, Any]) -> list[RunResult]:
+    async def on_all(request: dict[str, Any]) -> list[Served]:
         async with gate:
             return list(await asyncio.gather(*(_run_one(harness, request, v) for v in versions)))
 
     rows = await asyncio.gather(*(on_all(r) for r in requests))
-    return {v: _samples(harness, [row[i] for row in rows]) for i, v in enumerate(versions)}
+    return {v: _samples([row[i] for row in rows]) for i, v in enumerate(versions)}
 
 
-def _samples(harness: Harness, runs: list[RunResult]) -> rep.Samples:
-    quality = [_quality(harness, run) for run in runs]
+def _samples(served: list[Served]) -> rep.Samples:
+    runs = [s.result for s in served]
     return rep.Samples(
         ok=np.array([run.ok for run in runs], dtype=bool),
         latency_ms=np.array([run.duration_ms for run in runs], dtype=float),
         cost=np.array([run.cost for run in runs], dtype=float),
-        quality=np.array([np.nan if q is None else q for q in quality], dtype=float),
+        quality=np.array([np.nan if s.quality is None else s.quality for s in served]),
     )
 
 
