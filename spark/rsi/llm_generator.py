@@ -46,6 +46,7 @@ from spark.rsi.generator import (
     RuleBasedGenerator,
 )
 from spark.rsi.hypotheses import ChangeOp, Hypothesis, Metric, touched_nodes
+from spark.rsi.objectives import objective_of
 from spark.rsi.validation import assess_risk, protection_refusals
 from spark.settings import SparkSettings
 
@@ -133,7 +134,7 @@ running its type); reorganizing its neighbours (e.g. parallelizing lookups befor
 - Retries only on nodes tagged idempotent or without side effects; cache only nodes tagged \
 deterministic and without side effects.
 - The owner's objective (weights over error_rate, latency, cost, quality, and hard \
-constraints) is in the graph's metadata: propose what improves it, not one metric at any price.
+constraints) is the graph's "objective": propose what improves it, not one metric at any price.
 - Start each diagnosis with one of {diagnosis_kinds} followed by ": " and the evidence.
 - expected_effects: expected relative change per metric (-0.3 means 30% lower); primary_metric \
 is the metric the A/B test decides on.
@@ -164,13 +165,15 @@ def system_prompt(max_hypotheses: int, reply_instruction: str) -> str:
 
 
 def graph_view(spec: GraphSpec) -> dict[str, Any]:
-    """The spec as the model sees it: every node with an explicit ``protected`` flag."""
+    """The spec as the model sees it: every node with an explicit ``protected`` flag, and the
+    owner's objective (the graph's declared one, else the defaults)."""
     return {
         "id": spec.id,
         "entry": spec.entry,
         "inputs": spec.inputs,
         "nodes": [_node_view(node) for node in spec.nodes],
         "edges": [edge.model_dump(mode="json", exclude_none=True) for edge in spec.edges],
+        "objective": objective_of(spec.metadata).model_dump(mode="json"),
     }
 
 
