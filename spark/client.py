@@ -129,6 +129,11 @@ class SparkClient:
             return state.candidate_version_id, arm
         return state.active_version_id, arm
 
+    def routing_age_s(self, graph_id: str) -> float | None:
+        """Seconds since this client last read ``graph_id``'s routing from the store (None:
+        never); above ``routing_ttl_s`` only while the store cannot be reached."""
+        return self._routing_cache.age_s(graph_id)
+
     def _load_specs(self, *version_ids: str | None) -> None:
         """Cache the specs of both routed versions while the database answers, so an outage
         later finds every version the cached routing table can pick."""

@@ -331,13 +331,15 @@ class RoutingCache:
 
     When the store cannot be reached, the last state read keeps serving (the routing table cannot
     change while its database is away, unless only this client is cut off) and the store is
-    retried once per ``ttl_s``. Each outage logs ``routing.serving_stale`` once per graph, and
-    ``routing.store_recovered`` with how long it lasted. Past ``max_stale_s`` seconds without a
+    retried once per ``ttl_s`` (by one caller; the others are served meanwhile). Each outage
+    logs ``routing.serving_stale`` once per graph, and ``routing.store_recovered`` with how long
+    it lasted. Past ``max_stale_s`` seconds without a
     successful read the outage logs ``routing.stale_beyond_limit`` once and ``on_stale`` decides:
     ``"serve"`` (default) keeps the last table, ``"active_only"`` sends every request to the last
     known active version (no experiment runs blind), ``"fail"`` raises
     ``RoutingUnavailableError``. A graph whose routing was never read while the store is away
-    raises ``RoutingUnavailableError`` (graph id and the store's error in the message).
+    raises ``RoutingUnavailableError`` (graph id and the store's error in the message); each such
+    request asks the store again, so serving starts as soon as it is back.
     """
 
     def __init__(
@@ -397,7 +399,8 @@ class RoutingCache:
         except SparkError:
             raise  # an answer from the store (e.g. unknown graph), not an outage
         except Exception as exc:  # whatever the driver raises when the database is away
-            entry.next_read_at = self._clock() + self._ttl_s
+            if entry.state is not None:  # without a table every request asks the store again
+                entry.next_read_at = self._clock() + self._ttl_s
             self._note_unavailable(graph_id, entry, exc)
             return
         now = self._clock()
