@@ -117,12 +117,14 @@ def test_close_during_an_outage_is_bounded_and_counts_what_it_abandons(
 # -- serving --------------------------------------------------------------------------------------
 
 
-def _client(database: DatabaseOutage, **kw: Any) -> SparkClient:
+def _client(database: DatabaseOutage, **telemetry: Any) -> SparkClient:
+    """A client re-reading routing every 50 ms, with fast telemetry retries (``telemetry``
+    overrides them)."""
     settings = SparkSettings(
         database_url=database.url, task_queue="outage", temporal_address="127.0.0.1:1"
     )
-    telemetry = TelemetryConfig.from_url(database.url, **FAST)
-    return SparkClient(settings, routing_ttl_s=0.05, telemetry=telemetry, **kw)
+    config = TelemetryConfig.from_url(database.url, **(FAST | telemetry))
+    return SparkClient(settings, routing_ttl_s=0.05, telemetry=config)
 
 
 def _register_canary(registry: RegistryStore, routing: RoutingStore) -> list[GraphVersion]:
@@ -253,3 +255,21 @@ def test_past_max_stale_s_the_policy_decides_and_logs_once(
     clock.now += 1
     assert cache.get(GRAPH) == fresh
     assert cache.age_s(GRAPH) == 0.0
+
+
+async def test_a_client_closed_during_an_outage_reports_every_run_it_could_not_keep(
+    database: DatabaseOutage,
+) -> None:
+    """SparkClient.telemetry_dropped is the one honest figure: after closing with the database
+    away it equals the runs served minus the runs the database holds."""
+    client = _client(database, close_timeout_s=0.3)
+    _canary_on(client)
+    rng = random.Random(5)
+    served = await _serve(client, 30, rng)
+    assert client.flush(timeout=30)
+    with outage(database):
+        served += await _serve(client, 50, rng)
+        client.close()
+    stored = client.telemetry.count_traces(GRAPH)
+    assert stored == client.telemetry_stats.written == 30
+    assert client.telemetry_dropped == len(served) - stored == 50

@@ -289,3 +289,48 @@ def test_routing_cache_is_thread_safe(database_url: str) -> None:
         states = list(pool.map(lambda _: cache.get(GRAPH), range(64)))
     assert spy.reads == 1
     assert len({s.active_version_id for s in states}) == 1
+
+
+class _GatedStore:
+    """A routing reader whose reads can be held inside the call, as a hung database does."""
+
+    def __init__(self, store: RoutingStore) -> None:
+        self.store = store
+        self.open, self.entered = threading.Event(), threading.Event()
+        self.open.set()
+
+    def get(self, graph_id: str) -> RoutingState:
+        self.entered.set()
+        assert self.open.wait(10)
+        return self.store.get(graph_id)
+
+
+def test_once_a_table_is_known_no_caller_waits_for_a_refresh(database_url: str) -> None:
+    """While one caller is stuck refreshing an expired state, the others are served the cached
+    state at once instead of queueing behind the database."""
+    _versions(database_url, 1)
+    gated, clock = _GatedStore(RoutingStore(database_url)), _Clock()
+    cache = RoutingCache(gated, ttl_s=1.0, clock=clock)
+    known = cache.get(GRAPH)
+    gated.open.clear()
+    gated.entered.clear()
+    clock.now += 5
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        refreshing = pool.submit(cache.get, GRAPH)
+        assert gated.entered.wait(5)
+        served = [cache.get(GRAPH) for _ in range(100)]
+        gated.open.set()
+        assert refreshing.result(timeout=10) == known
+    assert served == [known] * 100
+    assert cache.age_s(GRAPH) == 0.0
+
+
+def test_age_s_is_none_for_a_graph_never_read(database_url: str) -> None:
+    """age_s says how old the cached state is, and None before the first read."""
+    _versions(database_url, 1)
+    clock = _Clock()
+    cache = RoutingCache(RoutingStore(database_url), ttl_s=10.0, clock=clock)
+    assert cache.age_s(GRAPH) is None
+    cache.get(GRAPH)
+    clock.now += 3
+    assert cache.age_s(GRAPH) == 3.0

@@ -56,3 +56,16 @@ def test_create_memory_runs_the_full_write_and_query_path() -> None:
         assert TelemetryConfig.create_memory().database_url != config.database_url
     finally:
         dispose_engine(config.database_url)
+
+
+def test_outage_settings_are_validated_and_bounded() -> None:
+    """Backoff and close settings are validated: a cap below the first delay is refused and
+    every duration has an upper bound (the fault tests show the recorder honours them)."""
+    with pytest.raises(ValidationError, match="retry_max_s"):
+        TelemetryConfig(database_url="sqlite://", retry_initial_s=2.0, retry_max_s=1.0)
+    with pytest.raises(ValidationError):
+        TelemetryConfig(database_url="sqlite://", close_timeout_s=1e15)
+    with pytest.raises(ValidationError):
+        TelemetryConfig(database_url="sqlite://", retry_max_s=1e9)
+    config = TelemetryConfig.from_url("sqlite:///t.db", retry_max_s=0.5)
+    assert (config.write_attempts, config.retry_initial_s, config.close_timeout_s) == (3, 0.1, 10)
