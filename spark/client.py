@@ -38,6 +38,7 @@ from spark.rsi.contracts import (
     RSISettings,
     RSIStatus,
     RSIWorkflowInput,
+    describe_errors,
 )
 from spark.settings import SparkSettings
 from spark.telemetry import RecorderStats, TelemetryConfig, TelemetryRecorder, TelemetryStore
@@ -208,11 +209,11 @@ class SparkClient:
         """
         self.registry.get_graph(graph_id)
         self._check_settings(graph_id, settings or {})
-        memo = self._memo(graph_id)
-        client = await self.temporal()
         inp = RSIWorkflowInput(
             graph_id=graph_id, continuous=continuous, max_cycles=max_cycles, settings=settings or {}
         )
+        memo = self._memo(graph_id)
+        client = await self.temporal()
         return await client.start_workflow(
             RSI_WORKFLOW,
             inp,
@@ -246,8 +247,9 @@ class SparkClient:
         try:
             RSISettings.model_validate({**defaults, **overrides})
         except ValidationError as exc:
+            problems = describe_errors(exc.errors(include_url=False))
             raise InvalidInputError(
-                f"invalid RSI settings for graph {graph_id!r}: {exc.errors(include_url=False)}"
+                f"invalid RSI settings for graph {graph_id!r}: {problems}"
             ) from exc
 
     async def handle(self, graph_id: str) -> WorkflowHandle[Any, RSIStatus]:

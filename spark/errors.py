@@ -10,6 +10,7 @@
     │   ├── UnknownNodeTypeError    a node type is missing from the node registry
     │   ├── InvalidChangeError      a change operation cannot apply to the spec
     │   ├── InvalidInputError       statistical or request input is unusable (NaN, empty arm...)
+    │   ├── InvalidWorkflowInputError  an RSIWorkflow input does not validate (names each field)
     │   └── ConfigurationError      a setting is invalid or missing (bad SPARK_GENERATOR, no key)
     ├── SparkRuntimeError           something failed while running; may be transient
     │   ├── NodeExecutionError      a node raised after its retries
@@ -57,6 +58,12 @@ class InvalidChangeError(SparkMisuseError):
 
 class InvalidInputError(SparkMisuseError, ValueError):
     """Input data (samples, requests, parameters) is unusable."""
+
+
+class InvalidWorkflowInputError(SparkMisuseError):
+    """An RSIWorkflow input does not validate. Deliberately not a ``ValueError``: pydantic lets it
+    out of a validator unwrapped, so the workflow can declare it a failure type and fail a start
+    with bad input at once instead of retrying its first task forever."""
 
 
 class ConfigurationError(SparkMisuseError):

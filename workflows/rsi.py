@@ -14,6 +14,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from spark.errors import InvalidWorkflowInputError
     from spark.rsi.contracts import (
         ABTestInput,
         ABTestResult,
@@ -71,7 +72,10 @@ _OUTCOME_BY_AB = {
 }
 
 
-@workflow.defn(name=RSI_WORKFLOW)
+# Input that does not decode raises InvalidWorkflowInputError (see RSIWorkflowInput) before any
+# code of ours runs; declared a failure type, it fails the workflow at once, naming each field,
+# instead of failing the first workflow task forever.
+@workflow.defn(name=RSI_WORKFLOW, failure_exception_types=[InvalidWorkflowInputError])
 class RSIWorkflow:
     """The improvement loop of one graph."""
 

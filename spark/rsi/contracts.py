@@ -9,8 +9,18 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
 
+from spark.errors import InvalidWorkflowInputError
 from spark.rsi.hypotheses import Hypothesis, Metric, RiskLevel
 from spark.rsi.objectives import Objective
 from spark.rsi.online import OnlinePlan
@@ -31,6 +41,7 @@ Phase = Literal[
     "sleeping",
     "paused",
     "done",
+    "failed",
 ]
 CycleOutcome = Literal[
     "shipped",
@@ -52,11 +63,38 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
 
 
+# Upper bounds of every duration and count a workflow turns into a timer or a loop. A Temporal
+# timer must fit a protobuf Duration and Python's timedelta (about 2.7e12 years and 8.6e13 s);
+# far below either, these bounds keep every wait a human could mean (a month of hold or window,
+# a quarter to review) and refuse the typo before anything starts.
+DAY_S = 86_400.0
+MAX_DURATION_S = 30 * DAY_S
+MAX_REVIEW_TIMEOUT_S = 90 * DAY_S
+MAX_PROPAGATION_S = 3_600.0
+MAX_TRACES = 1_000_000
+MAX_CYCLES = 1_000_000
+MAX_ROLLOUT_STEPS = 20
+MAX_KEPT_HISTORY = 100
+
+
+def describe_errors(errors: list[ErrorDetails]) -> str:
+    """Pydantic errors as one line naming each field: ``a.b: message (got 5)``."""
+    parts = []
+    for error in errors:
+        field = ".".join(str(part) for part in error["loc"]) or "input"
+        if error["type"] == "value_error":  # our own validators' messages say it all
+            parts.append(f"{field}: {error.get('ctx', {}).get('error', error['msg'])}")
+            continue
+        got = "" if error["type"] == "missing" else f" (got {error.get('input')!r:.60})"
+        parts.append(f"{field}: {error['msg']}{got}")
+    return "; ".join(parts)
+
+
 class RSISettings(_Model):
     """Effective cycle settings: system defaults < graph metadata ``rsi`` < workflow input."""
 
-    analysis_window_s: float = Field(default=86_400.0, gt=0)
-    min_traces: int = Field(default=30, ge=1)
+    analysis_window_s: float = Field(default=86_400.0, gt=0, le=MAX_DURATION_S)
+    min_traces: int = Field(default=30, ge=1, le=MAX_TRACES)
     replay_sample: int = Field(default=200, ge=10, le=5_000)
     alpha: float = Field(
         default=0.02,
@@ -64,11 +102,11 @@ class RSISettings(_Model):
         lt=0.5,
         description="two-sided; a candidate with no effect ships with probability <= alpha / 2",
     )
-    monitor_window_s: float = Field(default=300.0, gt=0)
+    monitor_window_s: float = Field(default=300.0, gt=0, le=MAX_DURATION_S)
     monitor_checks: int = Field(default=3, ge=1, le=1_000)
-    min_health_traces: int = Field(default=20, ge=1)
-    interval_s: float = Field(default=3_600.0, gt=0)
-    review_timeout_s: float = Field(default=86_400.0, gt=0)
+    min_health_traces: int = Field(default=20, ge=1, le=MAX_TRACES)
+    interval_s: float = Field(default=3_600.0, gt=0, le=MAX_DURATION_S)
+    review_timeout_s: float = Field(default=86_400.0, gt=0, le=MAX_REVIEW_TIMEOUT_S)
     max_hypotheses: int = Field(default=5, ge=1, le=20)
     strategy: DeployStrategy = "direct"
     ab_mode: ABMode = Field(
@@ -77,17 +115,25 @@ class RSISettings(_Model):
     )
     ab_candidate_share: float = Field(default=0.5, gt=0, lt=1)
     ab_looks: int = Field(default=5, ge=1, le=20)
-    ab_min_window_s: float = Field(default=60.0, gt=0)
-    ab_max_window_s: float = Field(default=7 * 86_400.0, gt=0)
+    ab_min_window_s: float = Field(default=60.0, gt=0, le=MAX_DURATION_S)
+    ab_max_window_s: float = Field(default=7 * 86_400.0, gt=0, le=MAX_DURATION_S)
     ab_min_effect: float | None = Field(
-        default=None, description="smallest relative change of the primary worth detecting"
+        default=None,
+        ge=-10.0,
+        le=10.0,
+        description="smallest relative change of the primary worth detecting",
     )
     routing_propagation_s: float = Field(
-        default=2.0, ge=0, description="how long clients take to see a routing change"
+        default=2.0,
+        ge=0,
+        le=MAX_PROPAGATION_S,
+        description="how long clients take to see a routing change",
     )
     canary_share: float = Field(default=0.05, gt=0, lt=1)
-    rollout_steps: list[float] = Field(default_factory=lambda: [0.1, 0.25, 0.5])
-    stage_hold_s: float = Field(default=300.0, gt=0)
+    rollout_steps: list[float] = Field(
+        default_factory=lambda: [0.1, 0.25, 0.5], max_length=MAX_ROLLOUT_STEPS
+    )
+    stage_hold_s: float = Field(default=300.0, gt=0, le=MAX_DURATION_S)
     objective: Objective | None = Field(
         default=None,
         description="what the owner values (weights, hard constraints); None: the graph's "
@@ -109,20 +155,54 @@ class RSISettings(_Model):
 
 
 class RSIWorkflowInput(_Model):
-    """What ``temporal workflow start --type RSIWorkflow --input`` takes."""
+    """What ``temporal workflow start --type RSIWorkflow --input`` takes.
 
-    graph_id: str = Field(min_length=1)
+    Input that does not validate raises ``InvalidWorkflowInputError`` naming each bad field
+    (not pydantic's ``ValidationError``): the workflow declares it a failure type, so a start
+    with bad input fails at once instead of retrying its first workflow task forever."""
+
+    graph_id: str = Field(min_length=1, max_length=256)
     continuous: bool = False
-    max_cycles: int | None = Field(default=None, ge=1)
+    max_cycles: int | None = Field(default=None, ge=1, le=MAX_CYCLES)
     settings: dict[str, Any] = Field(
         default_factory=dict, description="overrides of RSISettings fields for this workflow"
     )
-    cycle: int = Field(default=1, ge=1)
-    history: list[CycleSummary] = Field(default_factory=list)
+    cycle: int = Field(default=1, ge=1, le=MAX_CYCLES)
+    history: list[CycleSummary] = Field(default_factory=list, max_length=MAX_KEPT_HISTORY)
     paused: bool = False
     live_deployment: tuple[str, str] | None = Field(
         default=None, description="(deployment id, replaced version) a rollback would undo"
     )
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _refuse_as_misuse(
+        cls, data: Any, handler: ModelWrapValidatorHandler[RSIWorkflowInput]
+    ) -> RSIWorkflowInput:
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            raise InvalidWorkflowInputError(
+                f"invalid RSIWorkflow input: {describe_errors(exc.errors(include_url=False))}"
+            ) from None
+
+    @field_validator("settings")
+    @classmethod
+    def _known_settings(cls, overrides: dict[str, Any]) -> dict[str, Any]:
+        """Each override names an RSISettings field and holds a value within its bounds (checks
+        across fields wait for the graph's own defaults, in the plan activity)."""
+        check_setting_overrides(overrides)
+        return overrides
+
+
+def check_setting_overrides(overrides: dict[str, Any]) -> None:
+    """Raise ``ValueError`` naming each override that is unknown or out of its field's bounds."""
+    try:
+        RSISettings.model_validate(overrides)
+    except ValidationError as exc:
+        field_errors = [e for e in exc.errors(include_url=False) if e["loc"]]
+        if field_errors:
+            raise ValueError(describe_errors(field_errors)) from None
 
 
 class CycleSummary(_Model):
