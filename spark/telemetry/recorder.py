@@ -7,7 +7,8 @@ Database outages lose nothing within the bound. A write that fails because the d
 be reached is retried with capped exponential backoff (``retry_initial_s`` doubling up to
 ``retry_max_s``) for as long as the outage lasts, while ``submit`` keeps queueing: at most
 ``max_queue`` runs are held in memory, the batch being retried included. A batch the database
-*rejects* (anything but a connection failure) is retried ``write_attempts`` times, then given up.
+*rejects* (anything but a connection failure) is retried ``write_attempts`` times, then split in
+halves written on their own, so only the runs it rejects alone are given up.
 
 ``stats.dropped`` is the one figure of runs that will never be written: refused at submit (queue
 full or recorder closed), rejected by the database, or abandoned when ``close`` has waited
@@ -99,7 +100,7 @@ class TelemetryRecorder:
         self._retry_initial_s, self._retry_max_s = retry_initial_s, retry_max_s
         self._close_timeout_s = close_timeout_s
         self._queue: deque[RunTelemetry | threading.Event] = deque()
-        self._in_flight: list[RunTelemetry] = []
+        self._in_flight = self._in_flight_spans = 0  # runs (spans) of the batch being written
         self._in_flight_abandoned = False
         self._lock, self._wake, self._give_up = (
             threading.Lock(),
@@ -257,7 +258,8 @@ class TelemetryRecorder:
                 else:
                     markers.append(item)
                     break
-            self._in_flight, self._in_flight_abandoned = runs, False
+            self._in_flight, self._in_flight_abandoned = len(runs), False
+            self._in_flight_spans = sum(len(run.spans) for run in runs)
         return runs, markers
 
     def _write(self, runs: list[RunTelemetry]) -> None:
@@ -268,16 +270,27 @@ class TelemetryRecorder:
         while True:
             error = self._try_write(runs)
             if error is None:
-                self._count_written(runs)
+                self._settle(runs, written=True)
                 return
             if not is_connection_failure(error):
                 rejections += 1
                 if rejections >= self._write_attempts:
-                    self._give_up_rejected(runs, error)
+                    self._split_rejected(runs, error)
                     return
             if self._give_up.wait(delay):
                 return  # close abandoned this batch and everything queued
             delay = min(2 * delay, self._retry_max_s)
+
+    def _split_rejected(self, runs: list[RunTelemetry], error: Exception) -> None:
+        """Keep what the database accepts of a batch it keeps rejecting: each half is written on
+        its own, down to the single runs it rejects, which alone are given up."""
+        if len(runs) == 1:
+            self._give_up_rejected(runs, error)
+            return
+        middle = len(runs) // 2
+        for half in (runs[:middle], runs[middle:]):
+            if not self._give_up.is_set():
+                self._write(half)
 
     def _try_write(self, runs: list[RunTelemetry]) -> Exception | None:
         """One write attempt; the error it failed with, or None."""
@@ -307,17 +320,28 @@ class TelemetryRecorder:
                 retry_max_s=self._retry_max_s,
             )
 
-    def _count_written(self, runs: list[RunTelemetry]) -> None:
+    def _settle(self, runs: list[RunTelemetry], *, written: bool) -> None:
+        """Count ``runs`` of the batch in flight as written, or as failed (rejected)."""
+        count, spans = len(runs), sum(len(run.spans) for run in runs)
         with self._lock:
-            if self._in_flight_abandoned:  # close gave up on this batch, yet it landed
-                self._abandoned -= len(runs)
+            self._in_flight -= count
+            self._in_flight_spans -= spans
+            if not self._in_flight_abandoned:
+                self._pending -= count
+            elif written:  # close counted them as abandoned, yet they landed
+                self._abandoned -= count
             else:
-                self._pending -= len(runs)
-            self._in_flight = []
-            self._written += len(runs)
-            self._spans_written += sum(len(run.spans) for run in runs)
-            self._batches += 1
-        self._note_recovered()
+                return  # already counted as abandoned
+            if written:
+                self._written, self._spans_written = (
+                    self._written + count,
+                    self._spans_written + spans,
+                )
+                self._batches += 1
+            else:
+                self._failed += count
+        if written:
+            self._note_recovered()
 
     def _note_recovered(self) -> None:
         if self._outage_since is None:
@@ -328,19 +352,14 @@ class TelemetryRecorder:
         )
 
     def _give_up_rejected(self, runs: list[RunTelemetry], error: Exception) -> None:
-        with self._lock:
-            if self._in_flight_abandoned:  # already counted by close
-                return
-            self._pending -= len(runs)
-            self._failed += len(runs)
-            self._in_flight = []
-            failed = self._failed
+        self._settle(runs, written=False)
         self._log.error(
-            "telemetry.batch_lost",
-            runs=len(runs),
-            failed=failed,
+            "telemetry.run_rejected",
+            trace_id=runs[0].trace.trace_id,
+            failed=self.stats.failed,
             attempts=self._write_attempts,
             error_type=type(error).__name__,
+            error=str(error)[:200],
         )
 
     def _abandon_pending(self) -> None:
@@ -350,16 +369,17 @@ class TelemetryRecorder:
             queued = [item for item in self._queue if isinstance(item, RunTelemetry)]
             markers = [item for item in self._queue if isinstance(item, threading.Event)]
             self._queue.clear()
-            runs = queued + self._in_flight
-            self._in_flight_abandoned = bool(self._in_flight)
-            self._pending -= len(runs)
-            self._abandoned += len(runs)
+            count = len(queued) + self._in_flight
+            spans = sum(len(run.spans) for run in queued) + self._in_flight_spans
+            self._in_flight_abandoned = self._in_flight > 0
+            self._pending -= count
+            self._abandoned += count
         for marker in markers:
             marker.set()
         self._log.error(
             "telemetry.runs_abandoned",
-            runs=len(runs),
-            spans=sum(len(run.spans) for run in runs),
+            runs=count,
+            spans=spans,
             reason="closed while the database was unreachable",
             close_timeout_s=self._close_timeout_s,
         )

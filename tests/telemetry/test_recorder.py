@@ -136,7 +136,36 @@ def test_a_batch_the_database_keeps_rejecting_is_counted_as_dropped() -> None:
         assert recorder.flush(timeout=5)
         stats = recorder.stats
         assert (stats.failed, stats.dropped, stats.written, stats.pending) == (1, 1, 1, 0)
-    assert any(e["event"] == "telemetry.batch_lost" for e in logs)
+    assert [e["log_level"] for e in logs if e["event"] == "telemetry.run_rejected"] == ["error"]
+
+
+class PoisonWriter(FakeWriter):
+    """A writer rejecting every batch that holds one of the ``poison`` trace ids."""
+
+    def __init__(self, poison: set[str]) -> None:
+        super().__init__()
+        self.poison = poison
+
+    def write_runs(self, runs: Sequence[RunTelemetry]) -> None:
+        """Reject the batch if it holds a poisoned run, else keep it."""
+        if any(run.trace.trace_id in self.poison for run in runs):
+            raise ValueError("invalid byte sequence for encoding UTF8: 0x00")
+        self.batches.append(list(runs))
+
+
+def test_one_bad_run_costs_only_itself_not_its_batch() -> None:
+    """A batch rejected for one run's content is split until the bad run stands alone: the
+    other runs are written, only the bad one is counted as failed and dropped."""
+    runs = [factories.run(1) for _ in range(40)]
+    writer = PoisonWriter({runs[13].trace.trace_id, runs[31].trace.trace_id})
+    with fast_recorder(writer, batch_size=40, write_attempts=1) as recorder:
+        for run in runs:
+            recorder.submit(run)
+        assert recorder.flush(timeout=10)
+        stats = recorder.stats
+    stored = {run.trace.trace_id for batch in writer.batches for run in batch}
+    assert stored == {run.trace.trace_id for run in runs} - writer.poison
+    assert (stats.written, stats.failed, stats.dropped, stats.pending) == (38, 2, 2, 0)
 
 
 def test_connection_failures_are_retried_past_write_attempts_with_capped_backoff() -> None:
