@@ -3,7 +3,8 @@
 spark dev                          dev server (UI :8233, SQLite under .spark/) + worker
 spark start GRAPH [--continuous]   start rsi-GRAPH
 spark status GRAPH                 the status query
-spark rollback GRAPH --reason R    signal a rollback
+spark rollback GRAPH --reason R    ask for a rollback and print what it undoes (--signal: just
+                                   signal it, recorded even while no worker runs)
 spark pause|resume GRAPH
 spark review GRAPH approve|reject --reviewer NAME [--comment C] [--hypothesis ID]
 spark bench run FILE [--json] [--cycles N] [--reviewer approve-all|reject-all]
@@ -65,7 +66,7 @@ async def _workflow_command(args: argparse.Namespace) -> int:
         elif args.command == "status":
             print((await client.status(args.graph)).model_dump_json(indent=2))
         elif args.command == "rollback":
-            await client.rollback(args.graph, args.reason, actor=args.actor)
+            return await _rollback(client, args)
         elif args.command == "pause":
             await client.pause(args.graph)
         elif args.command == "resume":
@@ -75,6 +76,23 @@ async def _workflow_command(args: argparse.Namespace) -> int:
         return 0
     finally:
         client.close()
+
+
+async def _rollback(client: SparkClient, args: argparse.Namespace) -> int:
+    if args.signal:
+        await client.rollback(args.graph, args.reason, actor=args.actor)
+        print(f"rollback signalled to rsi-{args.graph} (see `spark status` for its outcome)")
+        return 0
+    try:
+        ack = await client.request_rollback(args.graph, args.reason, actor=args.actor)
+    except WorkflowUpdateFailedError as exc:
+        print(f"rollback refused: {exc.cause}", file=sys.stderr)
+        return 2
+    if ack.deployment_id is None:
+        print(f"rollback accepted: stops the running {ack.phase} of rsi-{args.graph}")
+    else:
+        print(f"rollback accepted: undoes {ack.deployment_id}, restores {ack.restores_version_id}")
+    return 0
 
 
 async def _review(client: SparkClient, args: argparse.Namespace) -> int:
@@ -132,6 +150,9 @@ def _parser() -> argparse.ArgumentParser:
     rollback.add_argument("graph")
     rollback.add_argument("--reason", required=True)
     rollback.add_argument("--actor", default=os.environ.get("USER", "operator"))
+    rollback.add_argument(
+        "--signal", action="store_true", help="signal without waiting for an answer"
+    )
     review = commands.add_parser("review")
     review.add_argument("graph")
     review.add_argument("verdict", choices=["approve", "reject"])

@@ -34,6 +34,7 @@ from spark.registry.versions import GraphVersion
 from spark.rsi.contracts import (
     ReviewAck,
     ReviewRequest,
+    RollbackAck,
     RollbackRequest,
     RSISettings,
     RSIStatus,
@@ -263,9 +264,20 @@ class SparkClient:
         return await handle.query("status", result_type=RSIStatus)
 
     async def rollback(self, graph_id: str, reason: str, actor: str = "operator") -> None:
-        """Signal a rollback of the version the loop deployed."""
+        """Signal a rollback of the version the loop deployed (recorded by the server even while
+        no worker runs; see ``request_rollback`` for an answer)."""
         handle = await self.handle(graph_id)
         await handle.signal("rollback", RollbackRequest(reason=reason, actor=actor))
+
+    async def request_rollback(
+        self, graph_id: str, reason: str, actor: str = "operator"
+    ) -> RollbackAck:
+        """Ask for a rollback and get an answer: which deployment it undoes and the version it
+        restores. Raises ``WorkflowUpdateFailedError`` (its cause says why) when the loop has
+        nothing to roll back. Needs a running worker, unlike ``rollback``."""
+        handle = await self.handle(graph_id)
+        request = RollbackRequest(reason=reason, actor=actor)
+        return await handle.execute_update("request_rollback", request, result_type=RollbackAck)
 
     async def pause(self, graph_id: str) -> None:
         """Signal the loop to stop at its next phase boundary."""

@@ -9,7 +9,9 @@ Pure orchestration: no I/O, no clocks but ``workflow.now()``; activities do the 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any, TypeVar
 
+from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
@@ -35,9 +37,11 @@ with workflow.unsafe.imports_passed_through():
         Phase,
         PlanCycleInput,
         RecordAttemptInput,
+        RefusedMessage,
         ReviewAck,
         ReviewDecision,
         ReviewRequest,
+        RollbackAck,
         RollbackInput,
         RollbackRequest,
         RollbackResult,
@@ -47,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         ValidateInput,
         ValidateResult,
         WindowProgress,
+        describe_errors,
     )
     from spark.temporal import (
         RSI_WORKFLOW,
@@ -64,6 +69,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rollout import Rollout
 
 HISTORY_KEPT = 20
+REFUSALS_KEPT = 10
+# Phases in which a rollback request has something to stop even before a deployment is live.
+ROLLBACK_PHASES = frozenset({"ab_testing", "deploying", "monitoring", "rolling_back"})
+M = TypeVar("M", bound=BaseModel)
 PATCH_GATE_STOPS_ONLY_HARM = "replay-gate-stops-only-significant-harm"
 _OUTCOME_BY_AB = {
     "reject": "rejected_test",
@@ -103,11 +112,43 @@ class RSIWorkflow:
         """Where the loop is: phase, versions, hypothesis, recent cycles."""
         return self._status
 
+    # Signal payloads are typed Any and validated here, not by the data converter: a payload
+    # the converter cannot decode is dropped before any handler runs, and the operator who sent
+    # it would never learn why. Refusals are listed in the status query.
+
     @workflow.signal
-    def rollback(self, request: RollbackRequest) -> None:
-        """Roll the version deployed by this loop back, now or at the next await."""
+    def rollback(self, request: Any = None) -> None:
+        """Roll the version deployed by this loop back, now or at the next await. No payload:
+        a manual rollback by ``operator``; a malformed one is refused (see ``status``)."""
+        parsed = self._parse_message("rollback", RollbackRequest, request)
+        if parsed is not None:
+            self._rollback = parsed
+            self._status.rollback_requested = True
+
+    @workflow.update
+    def request_rollback(self, request: RollbackRequest) -> RollbackAck:
+        """The ``rollback`` signal with an answer: what will be undone, or refused (before
+        anything is recorded) when this run has nothing to roll back."""
         self._rollback = request
         self._status.rollback_requested = True
+        deployment_id, previous = self._live_deployment or (None, None)
+        return RollbackAck(
+            graph_id=self._input.graph_id,
+            phase=self._status.phase,
+            deployment_id=deployment_id,
+            restores_version_id=previous,
+        )
+
+    @request_rollback.validator
+    def _validate_request_rollback(self, request: RollbackRequest) -> None:
+        if self._live_deployment is None and self._status.phase not in ROLLBACK_PHASES:
+            raise ApplicationError(
+                f"nothing to roll back on graph {self._input.graph_id!r}: no version deployed "
+                f"by this loop is live and no A/B window or rollout is running "
+                f"(phase {self._status.phase!r})",
+                type="NothingToRollBack",
+                non_retryable=True,
+            )
 
     @workflow.signal
     def pause(self) -> None:
@@ -120,20 +161,43 @@ class RSIWorkflow:
         self._status.paused = False
 
     @workflow.signal
-    def approve_review(self, decision: ReviewDecision) -> None:
+    def approve_review(self, decision: Any = None) -> None:
         """Approve the high-risk hypothesis awaiting review."""
-        self._record_review(True, decision)
+        parsed = self._parse_message("approve_review", ReviewDecision, decision)
+        if parsed is not None:
+            self._record_review("approve_review", True, parsed)
 
     @workflow.signal
-    def reject_review(self, decision: ReviewDecision) -> None:
+    def reject_review(self, decision: Any = None) -> None:
         """Reject the high-risk hypothesis awaiting review."""
-        self._record_review(False, decision)
+        parsed = self._parse_message("reject_review", ReviewDecision, decision)
+        if parsed is not None:
+            self._record_review("reject_review", False, parsed)
+
+    def _parse_message(self, name: str, model: type[M], payload: Any) -> M | None:
+        """``payload`` as ``model`` (no payload: the model's defaults), or None after recording
+        why it was refused."""
+        try:
+            return model.model_validate({} if payload is None else payload)
+        except ValidationError as exc:
+            problems = describe_errors(exc.errors(include_url=False))
+            self._refuse(name, f"malformed payload: {problems}")
+            return None
+
+    def _refuse(self, name: str, reason: str) -> None:
+        """Record a signal this run could not act on, for the status query and the logs."""
+        refused = RefusedMessage(name=name, reason=reason, at=workflow.now())
+        self._status.refused_messages = [*self._status.refused_messages, refused][-REFUSALS_KEPT:]
+        self._status.details = f"{name} refused: {reason}"
+        workflow.logger.warning(
+            "signal refused", extra={"graph_id": self._input.graph_id, "signal": name}
+        )
 
     @workflow.update
     def review(self, request: ReviewRequest) -> ReviewAck:
         """Approve or reject the hypothesis awaiting review, with an answer: refused (before
         anything is recorded) when no review is open or the request names another hypothesis."""
-        self._record_review(request.approve, request)
+        self._record_review("review", request.approve, request)
         assert self._status.review_hypothesis_id is not None
         return ReviewAck(
             hypothesis_id=self._status.review_hypothesis_id,
@@ -156,10 +220,10 @@ class RSIWorkflow:
             return f"stale review: {decision.hypothesis_id!r} is not the open one ({expected!r})"
         return None
 
-    def _record_review(self, approved: bool, decision: ReviewDecision) -> None:
+    def _record_review(self, name: str, approved: bool, decision: ReviewDecision) -> None:
         problem = self._review_problem(decision)
         if problem is not None:
-            self._status.details = f"review from {decision.reviewer!r} ignored: {problem}"
+            self._refuse(name, f"review from {decision.reviewer!r} ignored: {problem}")
             return
         self._review = (approved, decision)
 
@@ -552,7 +616,7 @@ class RSIWorkflow:
         if self._rollback is None:
             return
         if self._live_deployment is None:
-            self._status.details = "rollback signal ignored: nothing deployed by this run is live"
+            self._refuse("rollback", "ignored: nothing deployed by this run is live")
             self._rollback = None
             self._status.rollback_requested = False
             return

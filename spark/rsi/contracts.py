@@ -7,6 +7,7 @@ Every field but the identifiers has a default, so CLI inputs stay short
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import (
@@ -251,6 +252,18 @@ class RSIStatus(_Model):
         default_factory=list, description="this cycle's hypotheses in ranked order, with why"
     )
     history: list[CycleSummary] = Field(default_factory=list)
+    refused_messages: list[RefusedMessage] = Field(
+        default_factory=list,
+        description="the latest signals this run refused or ignored, and why (newest last)",
+    )
+
+
+class RefusedMessage(_Model):
+    """A signal the workflow could not act on: malformed, stale, or with nothing to act on."""
+
+    name: str
+    reason: str
+    at: datetime
 
 
 class RollbackRequest(_Model):
@@ -258,6 +271,18 @@ class RollbackRequest(_Model):
 
     reason: str = "manual rollback"
     actor: str = "operator"
+
+
+class RollbackAck(_Model):
+    """Answer of the ``request_rollback`` update: what the accepted rollback will undo.
+
+    ``deployment_id`` None: nothing deployed by this run is live yet; the request stops the
+    running A/B window or rollout at its next wait."""
+
+    graph_id: str
+    phase: Phase
+    deployment_id: str | None = None
+    restores_version_id: str | None = None
 
 
 class ReviewDecision(_Model):
