@@ -31,6 +31,7 @@ def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
     learning = LearningActivities(deps)
     return [
         planning.plan_cycle,
+        planning.release_graph_loop,
         analysis.analyze_graph,
         hypotheses.generate_hypotheses,
         hypotheses.validate_hypotheses,

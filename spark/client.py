@@ -21,14 +21,16 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
 
-from spark.errors import InvalidInputError, RoutingUnavailableError
+from spark.errors import InvalidInputError, LoopAlreadyRunningError, RoutingUnavailableError
 from spark.graphs.registry import NodeRegistry, default_registry
 from spark.graphs.runtime import GraphRuntime, RunResult
 from spark.graphs.spec import GraphSpec
 from spark.registry import RegistryStore, RoutingCache, RoutingStore, assign_arm
+from spark.registry.loops import LoopLeaseStore
 from spark.registry.routing import StalePolicy
 from spark.registry.versions import GraphVersion
 from spark.rsi.contracts import (
@@ -215,6 +217,7 @@ class SparkClient:
         )
         memo = self._memo(graph_id)
         client = await self.temporal()
+        await self._refuse_second_loop(client, graph_id)
         return await client.start_workflow(
             RSI_WORKFLOW,
             inp,
@@ -229,6 +232,24 @@ class SparkClient:
                 else WorkflowIDConflictPolicy.FAIL
             ),
         )
+
+    async def _refuse_second_loop(self, client: Client, graph_id: str) -> None:
+        """One loop per graph: refuse when another workflow id holds the graph's loop lease
+        and still runs (the loop's own id is guarded by the id conflict policy)."""
+        holder = LoopLeaseStore(self.settings.database_url).holder(graph_id)
+        if holder is None or holder.workflow_id == rsi_workflow_id(graph_id):
+            return
+        try:
+            described = await client.get_workflow_handle(holder.workflow_id).describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return
+            raise
+        if described.status == WorkflowExecutionStatus.RUNNING:
+            raise LoopAlreadyRunningError(
+                f"graph {graph_id!r} already has a running RSI loop: workflow "
+                f"{holder.workflow_id!r}; stop it before starting another"
+            )
 
     def _memo(self, graph_id: str) -> dict[str, Any]:
         """Human context shown with the workflow in the Web UI: the graph, its owner, the

@@ -115,7 +115,12 @@ def _import_all_tables() -> None:
     """Import every table module so ``create_all`` sees the whole schema."""
     import importlib
 
-    for module in ("spark.telemetry.tables", "spark.registry.tables", "spark.experience.tables"):
+    for module in (
+        "spark.telemetry.tables",
+        "spark.registry.tables",
+        "spark.registry.loops",
+        "spark.experience.tables",
+    ):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -11,6 +11,7 @@
     │   ├── InvalidChangeError      a change operation cannot apply to the spec
     │   ├── InvalidInputError       statistical or request input is unusable (NaN, empty arm...)
     │   ├── InvalidWorkflowInputError  an RSIWorkflow input does not validate (names each field)
+    │   ├── LoopAlreadyRunningError  another workflow already runs the graph's RSI loop
     │   └── ConfigurationError      a setting is invalid or missing (bad SPARK_GENERATOR, no key)
     ├── SparkRuntimeError           something failed while running; may be transient
     │   ├── NodeExecutionError      a node raised after its retries
@@ -58,6 +59,10 @@ class InvalidChangeError(SparkMisuseError):
 
 class InvalidInputError(SparkMisuseError, ValueError):
     """Input data (samples, requests, parameters) is unusable."""
+
+
+class LoopAlreadyRunningError(SparkMisuseError):
+    """Another workflow (under any id) already runs the RSI loop of the graph."""
 
 
 class InvalidWorkflowInputError(SparkMisuseError):

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from spark.errors import InvalidWorkflowInputError
@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         PlanCycleInput,
         RecordAttemptInput,
         RefusedMessage,
+        ReleaseLoopInput,
         ReviewAck,
         ReviewDecision,
         ReviewRequest,
@@ -74,6 +75,7 @@ REFUSALS_KEPT = 10
 ROLLBACK_PHASES = frozenset({"ab_testing", "deploying", "monitoring", "rolling_back"})
 M = TypeVar("M", bound=BaseModel)
 PATCH_GATE_STOPS_ONLY_HARM = "replay-gate-stops-only-significant-harm"
+PATCH_RELEASE_LOOP = "release-graph-loop-lease-at-end"
 _OUTCOME_BY_AB = {
     "reject": "rejected_test",
     "inconclusive": "inconclusive",
@@ -231,8 +233,16 @@ class RSIWorkflow:
 
     @workflow.run
     async def run(self, inp: RSIWorkflowInput) -> RSIStatus:
-        """Run one cycle; in continuous mode sleep, then continue as new for the next."""
+        """Run one cycle; in continuous mode sleep, then continue as new for the next. A failed
+        cycle reads ``failed`` in the status query, with the reason."""
         workflow.upsert_search_attributes([SA_GRAPH_ID.value_set(inp.graph_id)])
+        try:
+            return await self._run_cycle(inp)
+        except FailureError as err:
+            await self._fail(err)
+            raise
+
+    async def _run_cycle(self, inp: RSIWorkflowInput) -> RSIStatus:
         plan = await self._plan()
         summary = await self._cycle(plan)
         self._close_cycle(summary)
@@ -242,8 +252,35 @@ class RSIWorkflow:
             workflow.continue_as_new(self._next_input())
         await self._honour_late_rollback()
         self._set_phase("done")
+        await self._release_loop()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._status
+
+    async def _fail(self, err: FailureError) -> None:
+        """Show the failure in the status query (and, on runs that know the patch, in the
+        search attributes), and give the graph's loop lease up."""
+        self._status.phase = "failed"
+        self._set_details(f"cycle {self._input.cycle} failed: {_root_cause(err)}")
+        if workflow.patched(PATCH_RELEASE_LOOP):
+            workflow.upsert_search_attributes([SA_PHASE.value_set("failed")])
+        await self._release_loop()
+
+    async def _release_loop(self) -> None:
+        """Give the graph's loop lease up (one loop per graph); a lease this run cannot release
+        passes to the next loop anyway once this run is closed."""
+        if not workflow.patched(PATCH_RELEASE_LOOP):
+            return
+        try:
+            await call(
+                "release_graph_loop",
+                ReleaseLoopInput(graph_id=self._input.graph_id),
+                bool,
+                summary="release the graph's loop lease",
+            )
+        except ActivityError:
+            workflow.logger.warning(
+                "loop lease not released", extra={"graph_id": self._input.graph_id}
+            )
 
     async def _plan(self) -> CyclePlan:
         self._set_phase("planning")
@@ -697,3 +734,11 @@ def _primary_effect(ab: ABTestResult, metric: str) -> float | None:
         if summary.name == metric:
             return summary.estimate
     return None
+
+
+def _root_cause(err: BaseException) -> str:
+    """The innermost failure's type and message (an activity's own error, not the wrapper)."""
+    while isinstance(err, FailureError) and err.cause is not None:
+        err = err.cause
+    kind = err.type if isinstance(err, ApplicationError) and err.type else type(err).__name__
+    return f"{kind}: {err.message if isinstance(err, FailureError) else err}"

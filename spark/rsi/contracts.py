@@ -318,6 +318,12 @@ class PlanCycleInput(_Model):
     overrides: dict[str, Any] = Field(default_factory=dict)
 
 
+class ReleaseLoopInput(_Model):
+    """Give up the graph's loop lease (held by the calling workflow)."""
+
+    graph_id: str
+
+
 class CyclePlan(_Model):
     """The graph's active version and the settings this cycle runs with."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from spark.rsi.contracts import (
     ABTestInput,
@@ -31,6 +32,7 @@ from spark.rsi.contracts import (
     PlanCycleInput,
     RankedHypothesis,
     RecordAttemptInput,
+    ReleaseLoopInput,
     RollbackInput,
     RollbackResult,
     RSISettings,
@@ -80,6 +82,7 @@ class FakeRSI:
     rollbacks: list[RollbackInput] = field(default_factory=list)
     prior_attempts: int = 0  # earlier undecided tests of the scripted hypothesis
     window_inputs: list[OnlineWindowInput] = field(default_factory=list)
+    plan_error: str | None = None  # plan_cycle refuses with LoopAlreadyRunningError
 
     def activities(self) -> list:
         """The fake activities bound to this script."""
@@ -87,7 +90,16 @@ class FakeRSI:
         @activity.defn(name="plan_cycle")
         async def plan_cycle(inp: PlanCycleInput) -> CyclePlan:
             self.calls.append("plan_cycle")
+            if self.plan_error is not None:
+                raise ApplicationError(
+                    self.plan_error, type="LoopAlreadyRunningError", non_retryable=True
+                )
             return CyclePlan(graph_id=inp.graph_id, active_version_id=BASE, settings=self.settings)
+
+        @activity.defn(name="release_graph_loop")
+        async def release_graph_loop(inp: ReleaseLoopInput) -> bool:
+            self.calls.append("release_graph_loop")
+            return True
 
         @activity.defn(name="analyze_graph")
         async def analyze_graph(inp: AnalyzeInput) -> AnalyzeResult:
@@ -226,6 +238,7 @@ class FakeRSI:
 
         return [
             plan_cycle,
+            release_graph_loop,
             analyze_graph,
             generate_hypotheses,
             validate_hypotheses,
