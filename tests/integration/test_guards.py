@@ -53,7 +53,8 @@ async def _failure_text(temporal: Client, workflow_id: str) -> str:
     handle = temporal.get_workflow_handle(workflow_id)
     with pytest.raises(WorkflowFailureError) as failure:
         await asyncio.wait_for(handle.result(), timeout=60)
-    texts, cause = [], failure.value.cause
+    texts: list[str] = []
+    cause: BaseException | None = failure.value.cause
     while cause is not None:
         texts.append(str(cause))
         cause = cause.__cause__
