@@ -21,7 +21,7 @@ from examples.support_triage.traffic import make_ticket
 from spark.client import SparkClient
 from spark.errors import RoutingUnavailableError
 from spark.graphs.runtime import RunResult
-from spark.registry import GraphVersion, RegistryStore, RoutingCache, RoutingStore
+from spark.registry import GraphVersion, RegistryStore, RoutingCache, RoutingStore, assign_arm
 from spark.registry.routing import StalePolicy
 from spark.settings import SparkSettings
 from spark.telemetry import TelemetryConfig, TelemetryRecorder
@@ -273,3 +273,30 @@ async def test_a_client_closed_during_an_outage_reports_every_run_it_could_not_k
     stored = client.telemetry.count_traces(GRAPH)
     assert stored == client.telemetry_stats.written == 30
     assert client.telemetry_dropped == len(served) - stored == 50
+
+
+async def test_a_version_first_picked_during_an_outage_is_served(
+    database: DatabaseOutage,
+) -> None:
+    """The specs of both routed versions are cached with the routing table, so a request that
+    first lands on a 1% candidate during the outage is still served on it."""
+    client = _client(database)
+    _canary_on(client)
+    active, candidate = _register_canary(client.registry, client.routing)
+    client.routing.apply(
+        GRAPH,
+        idempotency_key="outage:one-percent",
+        action="set_candidate",
+        candidate_share=0.01,
+        actor="test",
+        reason="smaller canary",
+    )
+    keys = (f"cust-{n}" for n in range(100_000))
+    lucky = next(k for k in keys if assign_arm(GRAPH, k, 0.01) == "candidate")
+    rng = random.Random(9)
+    warm = await client.run(GRAPH, make_ticket(rng), routing_key="cust-on-active")
+    assert warm.version_id == active.version_id
+    with outage(database):
+        result = await client.run(GRAPH, make_ticket(rng), routing_key=lucky)
+    assert (result.version_id, result.status) == (candidate.version_id, "ok")
+    client.close()
