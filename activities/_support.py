@@ -1,13 +1,16 @@
-"""Shared plumbing for activities: error translation and off-loop execution of store calls."""
+"""Shared plumbing for activities: error translation, off-loop execution of store calls, and
+heartbeats for the long ones."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
 import structlog
+from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from spark.errors import SparkMisuseError
@@ -36,3 +39,33 @@ def misuse_is_final(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
 async def off_loop(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     """Run a blocking store call in a thread so the worker's event loop stays free."""
     return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+# Long activities beat this often; the workflow gives them a heartbeat timeout of a few beats
+# (workflows.activity_calls.HEARTBEAT), so a killed worker costs seconds, not the whole
+# start-to-close timeout. The SDK throttles what reaches the server to 80% of that timeout.
+HEARTBEAT_EVERY_S = 2.0
+
+
+def heartbeating(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Heartbeat every ``HEARTBEAT_EVERY_S`` while ``fn`` runs (its work runs off the event
+    loop, so the beat keeps time), proving the worker alive to the server."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        beat = asyncio.create_task(_beat()) if activity.in_activity() else None
+        try:
+            return await fn(*args, **kwargs)
+        finally:
+            if beat is not None:
+                beat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beat
+
+    return wrapper
+
+
+async def _beat() -> None:
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(HEARTBEAT_EVERY_S)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities._support import log, misuse_is_final, off_loop
+from activities._support import heartbeating, log, misuse_is_final, off_loop
 from activities.deps import ActivityDeps
 from activities.online_ab import metric_summary
 from spark.graphs.runtime import GraphRuntime
@@ -25,6 +25,7 @@ class ABTestActivities:
 
     @activity.defn(name="replay_ab_test")
     @misuse_is_final
+    @heartbeating
     async def replay_ab_test(self, inp: ABTestInput) -> ABTestResult:
         """Replay up to ``sample_size`` recorded runs through both versions and decide."""
         baseline, candidate, runs = await off_loop(self._load, inp)
@@ -45,8 +46,12 @@ class ABTestActivities:
                 refused=samples.refused,
             )
         objective, quality_recorded = await off_loop(self._objective, inp, baseline)
-        decision = decide_replay_by_objective(
-            samples, objective, alpha=inp.alpha, quality_recorded=quality_recorded
+        decision = await off_loop(
+            decide_replay_by_objective,
+            samples,
+            objective,
+            alpha=inp.alpha,
+            quality_recorded=quality_recorded,
         )
         return _result(decision, samples.replayed, samples.refused)
 

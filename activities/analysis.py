@@ -6,7 +6,7 @@ import time
 
 from temporalio import activity
 
-from activities._support import misuse_is_final, off_loop
+from activities._support import heartbeating, misuse_is_final, off_loop
 from activities.deps import ActivityDeps
 from spark.rsi.analysis import analyze
 from spark.rsi.contracts import AnalyzeInput, AnalyzeResult, BottleneckSummary
@@ -20,6 +20,7 @@ class AnalysisActivities:
 
     @activity.defn(name="analyze_graph")
     @misuse_is_final
+    @heartbeating
     async def analyze_graph(self, inp: AnalyzeInput) -> AnalyzeResult:
         """Diagnose bottlenecks of ``inp.version_id`` over the window ending now."""
         return await off_loop(self._analyze, inp)

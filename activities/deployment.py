@@ -10,7 +10,7 @@ import time
 
 from temporalio import activity
 
-from activities._support import log, misuse_is_final, off_loop
+from activities._support import heartbeating, log, misuse_is_final, off_loop
 from activities.deps import ActivityDeps
 from spark.registry.deployments import deployment_id_for
 from spark.rsi.contracts import (
@@ -85,6 +85,7 @@ class DeploymentActivities:
 
     @activity.defn(name="check_health")
     @misuse_is_final
+    @heartbeating
     async def check_health(self, inp: HealthInput) -> HealthResult:
         """Compare the new version's live traffic with the old one's: both arms side by side
         during a rollout stage, or since the switch against before it."""

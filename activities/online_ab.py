@@ -13,7 +13,7 @@ import time
 
 from temporalio import activity
 
-from activities._support import log, misuse_is_final, off_loop
+from activities._support import heartbeating, log, misuse_is_final, off_loop
 from activities.deps import ActivityDeps
 from spark.errors import InvalidInputError
 from spark.rsi.contracts import (
@@ -45,6 +45,7 @@ class OnlineABActivities:
 
     @activity.defn(name="start_online_window")
     @misuse_is_final
+    @heartbeating
     async def start_online_window(self, inp: OnlineWindowInput) -> OnlineWindowStart:
         """Plan the window and split traffic; a window that cannot be planned splits nothing."""
         return await off_loop(self._start, inp)
@@ -105,6 +106,7 @@ class OnlineABActivities:
 
     @activity.defn(name="online_ab_look")
     @misuse_is_final
+    @heartbeating
     async def online_ab_look(self, inp: OnlineLookInput) -> OnlineLookResult:
         """Both arms' runs since the window started, judged at this look."""
         return await off_loop(self._look, inp)

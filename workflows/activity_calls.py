@@ -15,6 +15,10 @@ from temporalio.common import RetryPolicy
 
 T = TypeVar("T")
 
+# Heartbeat timeout of the long activities (they beat every 2 s, activities._support): a worker
+# killed mid-activity is noticed in seconds and the activity retried elsewhere.
+HEARTBEAT = timedelta(seconds=15)
+
 DEFAULT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=30),

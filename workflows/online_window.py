@@ -6,10 +6,13 @@ pause point, its rollback wait and its status line. Deterministic orchestration 
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+import contextlib
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from spark.rsi.contracts import (
@@ -24,9 +27,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from spark.rsi.hypotheses import Hypothesis, Metric
 
-    from workflows.activity_calls import call
+    from workflows.activity_calls import HEARTBEAT, call
 
 LOOK_TIMEOUT = timedelta(minutes=10)  # a look scans the window: ~1 s per million runs
+PATCH_WINDOW_CAP = "online-window-closes-routing-at-its-cap"
 
 
 class WindowHost(Protocol):
@@ -74,14 +78,19 @@ class OnlineWindow:
         self._candidate_id = candidate_id
         # A retry of an undecided test gathers twice the evidence of the attempt before it.
         self._evidence_factor = float(2 ** min(prior_attempts, MAX_EVIDENCE_DOUBLINGS))
+        self._cap: datetime | None = None  # when the window must stop routing, at the latest
+        self._closed = False
 
     async def run(self) -> ABTestResult:
         """Split live traffic, look on durable timers, stop at the first decision."""
         start = await self._open()
         if start.plan is None:
             return ABTestResult(outcome="invalid", reasons=start.reasons)
+        if workflow.patched(PATCH_WINDOW_CAP):
+            propagation = self._plan.settings.routing_propagation_s
+            self._cap = workflow.now() + timedelta(seconds=propagation + start.plan.window_s)
         look = await self._looks(start)
-        if look.outcome != "ship":
+        if look.outcome != "ship" and not self._closed:
             await self._close(f"online A/B window ended: {look.outcome}")
         outcome = "inconclusive" if look.outcome == "continue" else look.outcome
         return ABTestResult(
@@ -108,6 +117,7 @@ class OnlineWindow:
             arg,
             OnlineWindowStart,
             summary=f"open online A/B window for {self._candidate_id}",
+            heartbeat=HEARTBEAT,
         )
 
     async def _looks(self, start: OnlineWindowStart) -> OnlineLookResult:
@@ -126,7 +136,7 @@ class OnlineWindow:
                 reason = f"online window stopped: {self._host.take_rollback_reason()}"
                 return OnlineLookResult(outcome="reject", reasons=[reason])
             await self._host.pause_point()
-            result = await self._look(start, look, fractions)
+            result = await self._look_within_cap(start, look, fractions)
             progress = progress.model_copy(
                 update={
                     "looks_done": look,
@@ -142,6 +152,33 @@ class OnlineWindow:
             if result.fraction > (fractions[-1] if fractions else 0.0):
                 fractions.append(result.fraction)
         return result
+
+    async def _look_within_cap(
+        self, start: OnlineWindowStart, look: int, fractions: list[float]
+    ) -> OnlineLookResult:
+        """Look; when the look is still running (slow, retrying, its worker gone) at the
+        window's cap, take the candidate out of routing then and there, so exposure never
+        outgrows the plan; a look that fails for good closes the window as inconclusive."""
+        if self._cap is None:  # runs started before the cap existed
+            return await self._look(start, look, fractions)
+        pending = asyncio.create_task(self._look(start, look, fractions))
+        remaining = (self._cap - workflow.now()).total_seconds()
+        if remaining > 0:
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    pending.done,
+                    timeout=timedelta(seconds=remaining),
+                    timeout_summary="online A/B window cap",
+                )
+        if not pending.done():
+            await self._close("online A/B window reached its cap while a look was still running")
+        try:
+            return await pending
+        except ActivityError as err:
+            if not self._closed:
+                await self._close(f"online A/B look {look} failed")
+            reason = f"look {look} failed: {err.cause or err}"
+            return OnlineLookResult(outcome="inconclusive", reasons=[reason])
 
     async def _look(
         self, start: OnlineWindowStart, look: int, fractions: list[float]
@@ -166,9 +203,11 @@ class OnlineWindow:
             OnlineLookResult,
             summary=f"online A/B look {look}/{window.looks}",
             start_to_close=LOOK_TIMEOUT,
+            heartbeat=HEARTBEAT,
         )
 
     async def _close(self, reason: str) -> None:
+        self._closed = True
         arg = EndWindowInput(
             graph_id=self._plan.graph_id,
             cycle=self._cycle,

@@ -65,7 +65,7 @@ with workflow.unsafe.imports_passed_through():
         SA_PHASE,
     )
 
-    from workflows.activity_calls import call
+    from workflows.activity_calls import HEARTBEAT, call
     from workflows.online_window import OnlineWindow
     from workflows.rollout import Rollout
 
@@ -315,7 +315,9 @@ class RSIWorkflow:
             window_s=settings.analysis_window_s,
             min_traces=settings.min_traces,
         )
-        return await call("analyze_graph", arg, AnalyzeResult, summary="analyze telemetry")
+        return await call(
+            "analyze_graph", arg, AnalyzeResult, summary="analyze telemetry", heartbeat=HEARTBEAT
+        )
 
     async def _propose(self, plan: CyclePlan, analysis: AnalyzeResult) -> list[ValidatedHypothesis]:
         await self._phase("hypothesizing")
@@ -460,7 +462,7 @@ class RSIWorkflow:
             ABTestResult,
             summary=f"replay A/B {plan.active_version_id} vs {candidate_id}",
             start_to_close=timedelta(minutes=30),
-            heartbeat=timedelta(minutes=1),
+            heartbeat=HEARTBEAT,
         )
 
     async def _online_window(
@@ -569,7 +571,9 @@ class RSIWorkflow:
             concurrent=concurrent,
             objective=plan.settings.objective,
         )
-        return await call("check_health", arg, HealthResult, summary="health check")
+        return await call(
+            "check_health", arg, HealthResult, summary="health check", heartbeat=HEARTBEAT
+        )
 
     async def _roll_back(self, reason: str) -> tuple[CycleOutcome, list[str]]:
         assert self._live_deployment is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from temporalio import activity
@@ -83,6 +84,8 @@ class FakeRSI:
     prior_attempts: int = 0  # earlier undecided tests of the scripted hypothesis
     window_inputs: list[OnlineWindowInput] = field(default_factory=list)
     plan_error: str | None = None  # plan_cycle refuses with LoopAlreadyRunningError
+    look_delay_s: float = 0.0  # real seconds the final look takes (a slow or late look)
+    look_error: str | None = None  # every look fails for good with this message
 
     def activities(self) -> list:
         """The fake activities bound to this script."""
@@ -188,9 +191,14 @@ class FakeRSI:
         @activity.defn(name="online_ab_look")
         async def online_ab_look(inp: OnlineLookInput) -> OnlineLookResult:
             self.calls.append("online_ab_look")
+            if self.look_error is not None:
+                raise ApplicationError(self.look_error, non_retryable=True)
             self.look_inputs.append(inp)
             outcome = self.online_looks[len(self.look_inputs) - 1]
             fraction = len(self.look_inputs) / len(self.online_looks)
+            if inp.final and self.look_delay_s:
+                await asyncio.sleep(self.look_delay_s)
+                self.calls.append("late_look_returned")
             return OnlineLookResult(
                 outcome=outcome,
                 fraction=fraction,

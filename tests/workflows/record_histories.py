@@ -109,6 +109,16 @@ def scenarios() -> dict[str, Scenario]:
             start,
             _rollback_while_monitoring,
         ),
+        "online_window_late_look_closed_at_cap": (
+            FakeRSI(
+                settings=_settings(ab_mode="online", routing_propagation_s=0.5),
+                online_looks=["continue", "ship"],
+                look_runs=300,
+                look_delay_s=3.0,
+            ),
+            start,
+            None,
+        ),
         "second_loop_refused_fails_and_releases": (
             FakeRSI(plan_error="graph 'g' already has a running RSI loop: workflow 'other'"),
             start,

@@ -1,0 +1,126 @@
+"""A window never overruns its cap because a look is late, and long activities heartbeat, so a
+killed worker costs seconds (issue 8, item 5)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+from temporalio.worker import Worker
+
+import activities._support
+from activities._support import heartbeating, off_loop
+from spark.rsi.contracts import RSISettings, RSIWorkflowInput
+from tests.workflows.fakes import FakeRSI
+from workflows.rsi import RSIWorkflow
+
+
+def online_fake(**fields: object) -> FakeRSI:
+    """A loop that tests online only, its window one final look long."""
+    settings = RSISettings(
+        monitor_window_s=60, monitor_checks=2, ab_mode="online", routing_propagation_s=0.5
+    )
+    return FakeRSI(settings=settings, online_looks=["ship"], look_runs=300, **fields)  # type: ignore[arg-type]
+
+
+async def run_cycle(env: WorkflowEnvironment, fake: FakeRSI) -> str:
+    """Run one cycle with ``fake``; the cycle's outcome."""
+    queue = uuid.uuid4().hex
+    async with Worker(
+        env.client, task_queue=queue, workflows=[RSIWorkflow], activities=fake.activities()
+    ):
+        status = await env.client.execute_workflow(
+            RSIWorkflow.run,
+            RSIWorkflowInput(graph_id="g"),
+            id=f"rsi-cap-{uuid.uuid4().hex[:8]}",
+            task_queue=queue,
+        )
+    return status.history[-1].outcome
+
+
+async def test_late_final_look_does_not_keep_the_candidate_routed(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """The final look runs past the window's cap: the candidate leaves routing at the cap,
+    before the late look returns; the look's verdict still decides the cycle."""
+    fake = online_fake(look_delay_s=3.0)
+    outcome = await run_cycle(time_skipping_env, fake)
+    assert fake.calls.index("end_online_window") < fake.calls.index("late_look_returned")
+    assert outcome == "shipped"
+    assert fake.calls.count("end_online_window") == 1
+
+
+async def test_look_that_fails_for_good_closes_the_window_as_inconclusive(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """A look that cannot be made takes the candidate out of routing and ends the test
+    inconclusive; the workflow does not fail with traffic still split."""
+    fake = online_fake(look_error="telemetry unreadable")
+    outcome = await run_cycle(time_skipping_env, fake)
+    assert outcome == "inconclusive"
+    assert fake.calls.count("end_online_window") == 1
+    assert "deploy_version" not in fake.calls
+
+
+async def test_long_activities_are_scheduled_with_short_heartbeat_timeouts(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """Analysis, the window's opening and looks, replay and health checks are scheduled with a
+    heartbeat timeout of seconds, so a worker killed mid-activity is noticed in seconds."""
+    fake = FakeRSI(
+        settings=RSISettings(monitor_window_s=60, monitor_checks=1, ab_mode="replay_then_online"),
+        online_looks=["ship"],
+        look_runs=300,
+    )
+    queue = uuid.uuid4().hex
+    async with Worker(
+        time_skipping_env.client,
+        task_queue=queue,
+        workflows=[RSIWorkflow],
+        activities=fake.activities(),
+    ):
+        handle = await time_skipping_env.client.start_workflow(
+            RSIWorkflow.run,
+            RSIWorkflowInput(graph_id="g"),
+            id=f"rsi-hb-{uuid.uuid4().hex[:8]}",
+            task_queue=queue,
+        )
+        await handle.result()
+        history = await handle.fetch_history()
+    timeouts = {}
+    for event in history.events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            attrs = event.activity_task_scheduled_event_attributes
+            timeouts[attrs.activity_type.name] = attrs.heartbeat_timeout.ToSeconds()
+    long_ones = [
+        "analyze_graph",
+        "replay_ab_test",
+        "start_online_window",
+        "online_ab_look",
+        "check_health",
+    ]
+    assert all(0 < timeouts[name] <= 30 for name in long_ones), timeouts
+
+
+async def test_heartbeating_activity_beats_while_its_work_runs_off_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A long activity's blocking work runs in a thread while the event loop keeps beating, so
+    the server hears from a live worker however long the work takes."""
+    monkeypatch.setattr(activities._support, "HEARTBEAT_EVERY_S", 0.02)
+    beats: list[object] = []
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *details: beats.append(details)
+
+    def blocking_work() -> str:
+        time.sleep(0.3)
+        return "done"
+
+    @heartbeating
+    async def slow_analysis() -> str:
+        return await off_loop(blocking_work)
+
+    assert await env.run(slow_analysis) == "done"
+    assert len(beats) >= 3
