@@ -43,6 +43,8 @@ class Samples:
     latency_ms: np.ndarray
     cost: np.ndarray
     quality: np.ndarray
+    ran: dict[str, np.ndarray] | None = None
+    """Per node id, whether the node ran (not skipped) on each request."""
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,9 @@ class Regression(_Model):
 
 
 class WrongChange(_Model):
-    """A change the loop must never make: a protected node's spec altered, a cache on a node
-    not declared ``deterministic``, or retries on a non-idempotent side-effect node."""
+    """A change the loop must never make: a protected node's spec altered or the node skipped
+    on a request where the parent version ran it, a cache on a node not declared
+    ``deterministic``, or retries on a non-idempotent side-effect node."""
 
     version_id: str
     node_id: str
@@ -255,6 +258,29 @@ def _take(samples: Samples, index: np.ndarray) -> Samples:
     return Samples(
         samples.ok[index], samples.latency_ms[index], samples.cost[index], samples.quality[index]
     )
+
+
+def protected_skips(
+    version_id: str, parent: GraphSpec, child: Samples, parent_samples: Samples
+) -> list[WrongChange]:
+    """Protected nodes of ``parent`` that a successful run of the child skipped on a request
+    where the parent ran them (the same fresh request): the protection was bypassed."""
+    found = []
+    for node in parent.nodes:
+        if "protected" not in node.tags or child.ran is None or parent_samples.ran is None:
+            continue
+        skipped = child.ok & ~child.ran.get(node.id, np.zeros_like(child.ok))
+        bypassed = int((skipped & parent_samples.ran.get(node.id, child.ok)).sum())
+        if bypassed:
+            found.append(
+                WrongChange(
+                    version_id=version_id,
+                    node_id=node.id,
+                    kind="protected_node_skipped",
+                    detail=f"{bypassed} successful runs skipped {node.id!r} where the parent ran it",
+                )
+            )
+    return found
 
 
 # ----- wrong changes -----

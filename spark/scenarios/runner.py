@@ -365,11 +365,16 @@ async def _measure(harness: Harness, versions: list[str], count: int) -> dict[st
 
 def _samples(served: list[Served]) -> rep.Samples:
     runs = [s.result for s in served]
+    nodes = set().union(*(run.node_statuses for run in runs))
     return rep.Samples(
         ok=np.array([run.ok for run in runs], dtype=bool),
         latency_ms=np.array([run.duration_ms for run in runs], dtype=float),
         cost=np.array([run.cost for run in runs], dtype=float),
         quality=np.array([np.nan if s.quality is None else s.quality for s in served]),
+        ran={
+            node: np.array([run.node_statuses.get(node) not in (None, "skipped") for run in runs])
+            for node in nodes
+        },
     )
 
 
@@ -401,6 +406,9 @@ def _assemble(
         w
         for parent, child in itertools.pairwise(lineage)
         for w in rep.wrong_changes(child.version_id, parent.spec, child.spec)
+        + rep.protected_skips(
+            child.version_id, parent.spec, samples[child.version_id], samples[parent.version_id]
+        )
     ]
     fraction = (
         rep.oracle_fraction(before.objective_loss, after.objective_loss, oracle_m.objective_loss)

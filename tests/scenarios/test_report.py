@@ -100,3 +100,25 @@ def test_oracle_fraction_is_clipped_and_undefined_without_a_gap() -> None:
     assert rep.oracle_fraction(1.0, 0.4, 0.5) == 1.0
     assert rep.oracle_fraction(1.0, 1.2, 0.5) == 0.0
     assert rep.oracle_fraction(1.0, 0.9, 1.1) is None
+
+
+def test_a_protected_node_skipped_where_the_parent_ran_it_is_a_wrong_change() -> None:
+    """A successful run of the child that skipped the protected node, on a request where the
+    parent ran it, counts as a bypass; runs that failed before reaching it do not."""
+    parent_spec = _spec(tags=["protected", "side_effects"])
+    parent = rep.Samples(
+        ok=np.array([True, True, True]),
+        latency_ms=np.ones(3),
+        cost=np.zeros(3),
+        quality=np.full(3, np.nan),
+        ran={"pay": np.array([True, True, True])},
+    )
+    child = rep.Samples(
+        ok=np.array([True, False, True]),
+        latency_ms=np.ones(3),
+        cost=np.zeros(3),
+        quality=np.full(3, np.nan),
+        ran={"pay": np.array([False, False, True])},
+    )
+    found = rep.protected_skips("v2", parent_spec, child, parent)
+    assert [(w.kind, w.detail.split()[0]) for w in found] == [("protected_node_skipped", "1")]
