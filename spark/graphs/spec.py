@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from typing import Any, Literal
 
 import networkx as nx
@@ -172,11 +173,11 @@ def parse_graph_spec(data: dict[str, Any] | str) -> GraphSpec:
 
 
 def _describe_validation_error(exc: ValidationError, data: dict[str, Any] | str) -> str:
-    raw = json.loads(data) if isinstance(data, str) else data
+    raw = _loads_or_none(data) if isinstance(data, str) else data
     parts = []
     for err in exc.errors():
         location = list(err["loc"])
-        where = ".".join(str(p) for p in location)
+        where = ".".join(str(p) for p in location) or "spec"
         if len(location) >= 2 and location[0] == "nodes" and isinstance(location[1], int):
             nodes = raw.get("nodes", []) if isinstance(raw, dict) else []
             if location[1] < len(nodes) and isinstance(nodes[location[1]], dict):
@@ -185,17 +186,27 @@ def _describe_validation_error(exc: ValidationError, data: dict[str, Any] | str)
     return "invalid graph spec: " + "; ".join(parts)
 
 
+def _loads_or_none(text: str) -> Any:
+    """``text`` as JSON, or None when it is not JSON (pydantic already said why)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
 def check_structure(spec: GraphSpec) -> None:
     """Raise ``ValueError`` (pydantic turns it into a validation error) on structural faults."""
     ids = [node.id for node in spec.nodes]
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    duplicates = sorted(i for i, count in Counter(ids).items() if count > 1)
     if duplicates:
         raise ValueError(f"nodes: duplicate node id(s) {duplicates}")
     if spec.entry not in ids:
         raise ValueError(f"entry: node {spec.entry!r} does not exist")
     _check_edges(spec, set(ids))
-    _check_acyclic_and_reachable(spec)
-    _check_data_flow(spec)
+    successors = _successors(spec)
+    order = _check_acyclic(spec, successors)
+    _check_reachable(spec, successors)
+    _check_data_flow(spec, successors, order)
 
 
 def _check_edges(spec: GraphSpec, ids: set[str]) -> None:
@@ -211,7 +222,7 @@ def _check_edges(spec: GraphSpec, ids: set[str]) -> None:
         if edge.source == edge.target:
             raise ValueError(f"edges: self-loop on node {edge.source!r}")
         seen.add(edge.key)
-    if spec.predecessors(spec.entry):
+    if any(edge.target == spec.entry for edge in spec.edges):
         raise ValueError(f"entry: entry node {spec.entry!r} must have no incoming edge")
 
 
@@ -222,26 +233,75 @@ def _digraph(spec: GraphSpec) -> nx.DiGraph:
     return graph
 
 
-def _check_acyclic_and_reachable(spec: GraphSpec) -> None:
-    graph = _digraph(spec)
-    if not nx.is_directed_acyclic_graph(graph):
-        cycle = nx.find_cycle(graph)
+def _successors(spec: GraphSpec) -> dict[str, list[str]]:
+    """Each node's successors (plain dicts: every check below is one linear pass over them)."""
+    successors: dict[str, list[str]] = {node.id: [] for node in spec.nodes}
+    for edge in spec.edges:
+        successors[edge.source].append(edge.target)
+    return successors
+
+
+def _check_acyclic(spec: GraphSpec, successors: dict[str, list[str]]) -> list[str]:
+    """The nodes in topological order (Kahn); a cycle is named from networkx on failure."""
+    indegree = dict.fromkeys(successors, 0)
+    for targets in successors.values():
+        for target in targets:
+            indegree[target] += 1
+    ready = [node_id for node_id, degree in indegree.items() if degree == 0]
+    order: list[str] = []
+    while ready:
+        node_id = ready.pop()
+        order.append(node_id)
+        for target in successors[node_id]:
+            indegree[target] -= 1
+            if indegree[target] == 0:
+                ready.append(target)
+    if len(order) < len(successors):
+        cycle = nx.find_cycle(_digraph(spec))
         raise ValueError(f"edges: graph must be acyclic; cycle through {[a for a, _ in cycle]}")
-    reachable = nx.descendants(graph, spec.entry) | {spec.entry}
-    unreachable = sorted(set(graph.nodes) - reachable)
+    return order
+
+
+def _check_reachable(spec: GraphSpec, successors: dict[str, list[str]]) -> None:
+    reached, frontier = {spec.entry}, [spec.entry]
+    while frontier:
+        for target in successors[frontier.pop()]:
+            if target not in reached:
+                reached.add(target)
+                frontier.append(target)
+    unreachable = sorted(set(successors) - reached)
     if unreachable:
         raise ValueError(f"nodes: node(s) {unreachable} unreachable from entry {spec.entry!r}")
 
 
-def _check_data_flow(spec: GraphSpec) -> None:
-    graph = _digraph(spec)
+def _check_data_flow(spec: GraphSpec, successors: dict[str, list[str]], order: list[str]) -> None:
+    """Every field a node reads is a graph input or an output of one of its ancestors.
+
+    One topological pass: each node's upstream fields, as a bitmask over the fields some node
+    reads, are its predecessors' upstream fields and outputs (linear in nodes and edges, times
+    the mask width), instead of a walk of every node's ancestors (quadratic and worse)."""
+    graph_inputs = set(spec.inputs)
+    read = sorted({field for node in spec.nodes for field in node.inputs} - graph_inputs)
+    bit = {field: 1 << index for index, field in enumerate(read)}
+    provides = {node.id: _mask(node.outputs, bit) for node in spec.nodes}
+    upstream = dict.fromkeys(provides, 0)
+    for node_id in order:
+        reached = upstream[node_id] | provides[node_id]
+        for successor in successors[node_id]:
+            upstream[successor] |= reached
     for node in spec.nodes:
-        available = set(spec.inputs)
-        for ancestor in nx.ancestors(graph, node.id):
-            available.update(spec.node(ancestor).outputs)
-        missing = sorted(set(node.inputs) - available)
+        missing = sorted(
+            f for f in set(node.inputs) - graph_inputs if not upstream[node.id] & bit[f]
+        )
         if missing:
             raise ValueError(
                 f"nodes: node {node.id!r} reads input field(s) {missing} that no upstream node "
                 "or graph input provides"
             )
+
+
+def _mask(fields: list[str], bit: dict[str, int]) -> int:
+    mask = 0
+    for field in fields:
+        mask |= bit.get(field, 0)
+    return mask
