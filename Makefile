@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo dev worker test lint typecheck unit bench bench-improvement clean
+.PHONY: install demo dev worker test lint typecheck unit bench bench-improvement fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ typecheck: $(STAMP)
 
 test: $(STAMP) lint typecheck ## ruff, mypy and the whole pytest suite
 	$(BIN)/pytest -q
+
+fuzz: $(STAMP) ## the fuzz suite at length (CI runs it with a bounded example count)
+	HYPOTHESIS_PROFILE=bench $(BIN)/pytest -q tests/fuzz
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.decisions --json
