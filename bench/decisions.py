@@ -16,6 +16,14 @@ baseline pilot (5,000 recorded runs), chooses the window's size, and the window 
   improvement, stopping on the first significant harm; when the case has guardrails, a
   guardrail significantly worse by the same test blocks shipping. It runs in a separate venv
   (bench/.gbstats-venv) that this script creates, through bench/_gbstats_runner.py.
+* ``gbstats_sequential_tuned``: the same test with its sequential tuning parameter set to the
+  window's planned size (2 x the planned runs per arm: the parameter is the total N at which
+  its always-valid interval is tightest) instead of its default 5000.
+
+Degenerate cases: a flat price per call (cost constant in both arms; A/A and a 10x cheaper
+candidate), an always-perfect quality guardrail kept (A/A) or broken (quality 1.0 -> ~0.16
+with a 10% latency win: must never ship), 1-5 ratings in windows of 3 and 5 per arm (often
+zero variance in an arm), and 0/1 quality (windows of 5 and planned windows).
 """
 
 from __future__ import annotations
