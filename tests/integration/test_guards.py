@@ -64,14 +64,18 @@ async def _failure_text(temporal: Client, workflow_id: str) -> str:
 async def test_cli_start_with_undecodable_input_fails_at_once(
     dev_server: str, worker_process: WorkerProcess
 ) -> None:
-    """`temporal workflow start --input '{"graph_id": 5}'` (and `max_cycles: -1`) fail the
-    workflow at once, naming the field, instead of retrying its first task forever."""
+    """`temporal workflow start --input '{"graph_id": 5}'` (and `max_cycles: -1`, and the
+    issue's `stage_hold_s: 1e15`) fail the workflow at once, naming the field, instead of
+    retrying its first task forever or wedging later with routing half-changed."""
     worker_process.start()
     temporal = await Client.connect(dev_server, plugins=[SparkPlugin()])
+    hold = '{"graph_id": "g", "settings": {"ab_mode": "replay", "stage_hold_s": 1e15}}'
     await _start_cli(dev_server, "bad-input-1", '{"graph_id": 5}')
     await _start_cli(dev_server, "bad-input-2", '{"graph_id": "g", "max_cycles": -1}')
+    await _start_cli(dev_server, "bad-input-3", hold)
     assert "graph_id" in await _failure_text(temporal, "bad-input-1")
     assert "max_cycles" in await _failure_text(temporal, "bad-input-2")
+    assert "stage_hold_s" in await _failure_text(temporal, "bad-input-3")
 
 
 async def _wait_for_holder(store: LoopLeaseStore, graph_id: str, workflow_id: str) -> None:
