@@ -24,7 +24,6 @@ from spark.rsi.contracts import (
 from spark.rsi.monitoring import (
     HealthPolicy,
     HealthVerdict,
-    assess_health,
     assess_objective_health,
 )
 from spark.rsi.objectives import objective_of
@@ -92,43 +91,17 @@ class DeploymentActivities:
         return await off_loop(self._health, inp)
 
     def _health(self, inp: HealthInput) -> HealthResult:
-        telemetry, now = self._deps.telemetry, time.time()
-        if inp.concurrent:
-            baseline = telemetry.version_stats(
-                inp.graph_id,
-                inp.baseline_version_id,
-                since=inp.deployed_at,
-                until=now,
-                routing_arm="active",
-            )
-            current = telemetry.version_stats(
-                inp.graph_id,
-                inp.candidate_version_id,
-                since=inp.deployed_at,
-                until=now,
-                routing_arm="candidate",
-            )
-        else:
-            baseline = telemetry.version_stats(
-                inp.graph_id,
-                inp.baseline_version_id,
-                since=inp.deployed_at - inp.baseline_window_s,
-                until=inp.deployed_at,
-            )
-            current = telemetry.version_stats(
-                inp.graph_id, inp.candidate_version_id, since=inp.deployed_at, until=now
-            )
+        """Judged on the owner's objective, as the A/B test was: a p95 or error-rate tripwire of
+        its own would refuse, after the test, the very trade-offs the objective accepted."""
         policy = HealthPolicy(min_traces=inp.min_traces, alpha=inp.alpha)
-        verdict = assess_health(baseline, current, policy)
-        if verdict.status == "healthy":
-            verdict = self._objective_health(inp, now, policy)
+        verdict, current_runs = self._objective_health(inp, time.time(), policy)
         return HealthResult(
-            status=verdict.status, reasons=list(verdict.reasons), candidate_traces=current.count
+            status=verdict.status, reasons=list(verdict.reasons), candidate_traces=current_runs
         )
 
     def _objective_health(
         self, inp: HealthInput, now: float, policy: HealthPolicy
-    ) -> HealthVerdict:
+    ) -> tuple[HealthVerdict, int]:
         """The same windows judged on everything the owner's objective names (quality as
         feedback arrives, cost, constraints), as the A/B test judged them."""
         telemetry = self._deps.telemetry
@@ -154,7 +127,7 @@ class DeploymentActivities:
         )
         spec = self._deps.registry.get_version(inp.candidate_version_id).spec
         objective = objective_of(spec.metadata, inp.objective)
-        return assess_objective_health(objective, baseline, current, policy)
+        return assess_objective_health(objective, baseline, current, policy), current.runs
 
     @activity.defn(name="rollback_deployment")
     @misuse_is_final
