@@ -5,16 +5,17 @@ workflow id (item 7)."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from spark.errors import LoopAlreadyRunningError
 from spark.registry.loops import LoopLeaseStore
 from spark.temporal import SparkPlugin
 from tests.integration.conftest import WorkerProcess
 from tests.integration.scenario import client_for, register_with_traffic
-from tests.integration.test_devserver import temporal_cli
+from tests.integration.test_devserver import temporal_cli, wait_for_phase
 
 
 def test_lease_is_held_by_one_loop_until_it_stops_running(database_url: str) -> None:
@@ -110,4 +111,43 @@ async def test_second_loop_on_a_graph_is_refused_whatever_its_id(
     await _start_cli(dev_server, "loop-c", looping)
     await _wait_for_holder(store, "lease-graph", "loop-c")
     await temporal.get_workflow_handle("loop-c").terminate("test over")
+    client.close()
+
+
+async def _replay_attempts(handle: WorkflowHandle[Any, Any]) -> int:
+    """How many attempts the replay A/B activity took (from the workflow's history)."""
+    scheduled: set[int] = set()
+    attempts = 0
+    async for event in handle.fetch_history_events():
+        kind = event.activity_task_scheduled_event_attributes.activity_type.name
+        if kind == "replay_ab_test":
+            scheduled.add(event.event_id)
+        if event.HasField("activity_task_started_event_attributes"):
+            started = event.activity_task_started_event_attributes
+            if started.scheduled_event_id in scheduled:
+                attempts = max(attempts, started.attempt)
+    return attempts
+
+
+async def test_worker_killed_mid_replay_costs_a_heartbeat_not_the_activity_timeout(
+    dev_server: str, worker_process: WorkerProcess, sqlite_database_url: str
+) -> None:
+    """SIGKILL the worker while the replay A/B test runs (its start-to-close is 30 minutes): the
+    activity heartbeats, so a new worker picks it up after a 15 s heartbeat timeout and the
+    cycle completes (the guard below is far under 30 minutes), deploying exactly once."""
+    client = client_for(sqlite_database_url, address=dev_server)
+    await register_with_traffic(client, "hb-graph", rsi={"replay_sample": 400})
+    worker_process.start()
+    handle = await client.start_improvement("hb-graph")
+    await wait_for_phase(dev_server, handle.id, {"ab_testing"})
+    worker_process.kill()
+    await asyncio.sleep(0.5)
+    worker_process.start()
+    final = await asyncio.wait_for(handle.result(), timeout=240)
+    assert final.history[-1].outcome in {"shipped", "rejected_test", "inconclusive"}
+    assert await _replay_attempts(handle) == 2  # the killed attempt, then the one that finished
+    switches = [
+        e for e in client.routing.history("hb-graph") if e.idempotency_key.startswith("deploy:")
+    ]
+    assert len(switches) <= 1
     client.close()
