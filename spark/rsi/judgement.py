@@ -239,8 +239,16 @@ def guardrails(objective: Objective, baseline: ArmMoments) -> list[MetricSpec]:
 
 
 def objective_spec() -> MetricSpec:
-    """The primary: the loss per request, lower is better."""
-    return MetricSpec(name=OBJECTIVE, kind="continuous", improves="decrease", role="primary")
+    """The primary: the loss per request, lower is better, reported as a difference of loss
+    per request (a ratio means nothing when the baseline's loss is 0)."""
+    return MetricSpec(
+        name=OBJECTIVE,
+        kind="continuous",
+        improves="decrease",
+        role="primary",
+        margin=0.05,
+        margin_scale="absolute",
+    )
 
 
 def arm_summaries(arm: ArmMoments) -> dict[str, SummaryStats]:
