@@ -32,8 +32,10 @@ from typing import Any, Literal
 import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field
 
-from spark.errors import InvalidInputError
+from spark.errors import InvalidChangeError, InvalidInputError
 from spark.graphs.spec import GraphSpec, NodeSpec
+from spark.rsi.changes import apply_changes
+from spark.rsi.hypotheses import Parallelize
 from spark.telemetry.aggregates import NodeStats, VersionStats
 
 BottleneckKind = Literal["errors", "latency", "cost", "quality"]
@@ -84,6 +86,18 @@ class FailurePattern(BaseModel):
     category: ErrorCategory
 
 
+class ParallelGroup(BaseModel):
+    """One parallelizable chain and what running it side by side is expected to save: the
+    run's makespan (each node waits for all its predecessors) recomputed with the chain as a
+    fan-out/fan-in, on the same telemetry weights."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    nodes: list[str]
+    saved_ms: float = Field(ge=0.0)
+    gain: float = Field(ge=0.0, le=1.0, description="share of the critical path saved")
+
+
 class StructureReport(BaseModel):
     """The graph's shape, with latency weights from telemetry where available."""
 
@@ -100,8 +114,17 @@ class StructureReport(BaseModel):
         default_factory=dict, description="mean latency x share of runs executing the node"
     )
     parallelizable_chains: list[list[str]] = Field(default_factory=list)
+    parallel_groups: list[ParallelGroup] = Field(
+        default_factory=list, description="each parallelizable chain with its expected gain"
+    )
     side_effect_nodes: list[str] = Field(default_factory=list)
     protected_nodes: list[str] = Field(default_factory=list)
+    node_run_share: dict[str, float] = Field(
+        default_factory=dict, description="share of the window's runs executing each node"
+    )
+    node_cost_share: dict[str, float] = Field(
+        default_factory=dict, description="each node's share of the window's total cost"
+    )
 
     def latency_share(self, node_id: str) -> float:
         """The node's share of critical-path latency (0 when off the path or without data)."""
@@ -178,7 +201,12 @@ def analyze(
 ) -> DiagnosticReport:
     """Diagnose ``spec`` from its telemetry aggregates; no bottleneck below ``min_traces`` runs."""
     stats = _stats_by_node(spec, node_stats, version_stats)
-    structure = describe_structure(spec, _expected_latency(stats, version_stats.count))
+    structure = describe_structure(
+        spec,
+        _expected_latency(stats, version_stats.count),
+        run_share=_run_share(stats, version_stats.count),
+        cost_share=_cost_share(stats),
+    )
     sufficient = version_stats.count >= min_traces
     found = _Findings(spec, stats, version_stats, structure, quality_floor)
     bottlenecks = found.bottlenecks() if sufficient else []
@@ -237,6 +265,20 @@ def _expected_latency(stats: Mapping[str, NodeStats], trace_count: int) -> dict[
     if trace_count <= 0:
         return {}
     return {n: s.mean_ms * min(1.0, s.count / trace_count) for n, s in stats.items()}
+
+
+def _run_share(stats: Mapping[str, NodeStats], trace_count: int) -> dict[str, float]:
+    """How often each node ran (skipped spans are not counted, so a node absent from the stats
+    never ran in the window); empty without runs."""
+    if trace_count <= 0:
+        return {}
+    return {n: min(1.0, s.count / trace_count) for n, s in stats.items()}
+
+
+def _cost_share(stats: Mapping[str, NodeStats]) -> dict[str, float]:
+    """Each node's share of the total cost (empty when nothing cost anything)."""
+    total = sum(s.total_cost for s in stats.values())
+    return {n: s.total_cost / total for n, s in stats.items()} if total > 0 else {}
 
 
 def describe_window(version_stats: VersionStats) -> str:
@@ -497,10 +539,19 @@ def _failure_patterns(stats: Iterable[NodeStats]) -> list[FailurePattern]:
 # ----- structure -----
 
 
-def describe_structure(spec: GraphSpec, node_latency_ms: Mapping[str, float]) -> StructureReport:
-    """Depth, width, critical path (by ``node_latency_ms``) and parallelizable chains."""
+def describe_structure(
+    spec: GraphSpec,
+    node_latency_ms: Mapping[str, float],
+    *,
+    run_share: Mapping[str, float] | None = None,
+    cost_share: Mapping[str, float] | None = None,
+) -> StructureReport:
+    """Depth, width, critical path (by ``node_latency_ms``), parallelizable chains with their
+    expected gain, and (when given) how often each node ran and its share of the cost. With
+    ``run_share`` every node of the spec gets a share (0: it never ran in the window)."""
     graph = spec.to_networkx()
     path, path_ms = _critical_path(spec, graph, node_latency_ms)
+    chains = parallelizable_chains(spec)
     return StructureReport(
         entry=spec.entry,
         node_count=graph.number_of_nodes(),
@@ -510,10 +561,42 @@ def describe_structure(spec: GraphSpec, node_latency_ms: Mapping[str, float]) ->
         critical_path=path,
         critical_path_ms=path_ms,
         node_latency_ms={n: node_latency_ms.get(n, 0.0) for n in sorted(graph.nodes)},
-        parallelizable_chains=parallelizable_chains(spec),
+        parallelizable_chains=chains,
+        parallel_groups=[
+            _parallel_group(spec, chain, node_latency_ms, path_ms) for chain in chains
+        ],
         side_effect_nodes=[n.id for n in spec.nodes if n.has_tag("side_effects")],
         protected_nodes=[n.id for n in spec.nodes if n.has_tag("protected")],
+        node_run_share=_every_node(graph, run_share),
+        node_cost_share=dict(sorted((cost_share or {}).items())),
     )
+
+
+def _every_node(graph: nx.DiGraph, shares: Mapping[str, float] | None) -> dict[str, float]:
+    return {} if shares is None else {n: shares.get(n, 0.0) for n in sorted(graph.nodes)}
+
+
+def makespan_ms(spec: GraphSpec, node_latency_ms: Mapping[str, float]) -> float:
+    """Expected run duration under the runtime's rule that a node starts once every predecessor
+    has settled: the latest finish over all nodes, each lasting its weight."""
+    finish: dict[str, float] = {}
+    for node_id in nx.topological_sort(spec.to_networkx()):
+        start = max((finish[p] for p in spec.predecessors(node_id)), default=0.0)
+        finish[node_id] = start + node_latency_ms.get(node_id, 0.0)
+    return max(finish.values(), default=0.0)
+
+
+def _parallel_group(
+    spec: GraphSpec, chain: list[str], weights: Mapping[str, float], path_ms: float
+) -> ParallelGroup:
+    """The chain's expected saving: makespan now minus makespan with the chain parallelized."""
+    try:
+        after = makespan_ms(apply_changes(spec, [Parallelize(node_ids=chain)]), weights)
+    except InvalidChangeError:  # a chain the change cannot express saves nothing
+        return ParallelGroup(nodes=list(chain), saved_ms=0.0, gain=0.0)
+    saved = max(0.0, makespan_ms(spec, weights) - after)
+    gain = min(1.0, saved / path_ms) if path_ms > 0 else 0.0
+    return ParallelGroup(nodes=list(chain), saved_ms=round(saved, 3), gain=round(gain, 4))
 
 
 def _critical_path(

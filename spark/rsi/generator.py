@@ -449,9 +449,13 @@ class _Rules:
                     yield _parallelize(chain, gain)
 
     def _parallel_gain(self, chain: list[str]) -> float:
-        """Share of the critical path saved: the members that run side by side cost their
-        slowest instead of their sum."""
+        """Share of the critical path saved: the structure report's makespan gain for the group
+        when it has one; otherwise the members that run side by side cost their slowest instead
+        of their sum."""
         structure = self.report.structure
+        for group in structure.parallel_groups:
+            if group.nodes == chain:
+                return group.gain
         parallel = chain[1:] if chain[0] == self.spec.entry else chain
         weights = [structure.node_latency_ms.get(n, 0.0) for n in parallel]
         return (sum(weights) - max(weights)) / structure.critical_path_ms
