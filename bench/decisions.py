@@ -36,7 +36,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -409,10 +409,20 @@ def gbstats_python() -> Path:
     return python
 
 
-def run_gbstats(rows: list[list]) -> list[list[float]]:
-    """Send summary rows through gbstats' sequential test in its own venv."""
+def run_gbstats(rows: list[list], workers: int = 1) -> list[list[float]]:
+    """Send summary rows through gbstats' sequential test in its own venv, split over
+    ``workers`` processes; the results come back in the rows' order."""
+    python = gbstats_python()
+    size = max(1, math.ceil(len(rows) / max(workers, 1)))
+    chunks = [rows[start : start + size] for start in range(0, len(rows), size)]
+    with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+        parts = list(pool.map(lambda chunk: _gbstats_chunk(python, chunk), chunks))
+    return [result for part in parts for result in part]
+
+
+def _gbstats_chunk(python: Path, rows: list[list]) -> list[list[float]]:
     completed = subprocess.run(
-        [str(gbstats_python()), str(GBSTATS_RUNNER)],
+        [str(python), str(GBSTATS_RUNNER)],
         input=json.dumps({"tests": rows}),
         capture_output=True,
         text=True,
@@ -511,7 +521,8 @@ def run(
     log_variant: dict[str, dict] = {}
     log_variant_tuned: dict[str, dict] = {}
     every = [e for index in range(len(CASES)) for e in results[index]]
-    gb_results = iter(run_gbstats([r for e in every for r in e.gbstats_rows + e.gbstats_log_rows]))
+    gb_rows = [r for e in every for r in e.gbstats_rows + e.gbstats_log_rows]
+    gb_results = iter(run_gbstats(gb_rows, workers))
     for case_index, case in enumerate(CASES):
         runs, metrics = results[case_index], CONFIGS[case.config][0]
         gb: dict[int, list[Verdict]] = {1: [], 2: []}

@@ -281,3 +281,39 @@ def test_small_discrete_aa_windows_ship_at_most_alpha_over_two(label: str, draw)
     spread shipped 2.1-4.2% of these windows (same seeds)."""
     sizes = list(range(2, 12))
     assert _aa_ship_rate(draw, sizes, experiments=1000, seed=7) <= 0.01, label
+
+
+@pytest.mark.parametrize(
+    ("spec", "baseline", "candidate", "paired"),
+    [
+        (COST, [1.0] * 40, list(np.linspace(0.05, 0.2, 40)), False),
+        (QUALITY, list(np.random.default_rng(2).beta(7, 3, 60)), [0.9] * 50, False),
+        (COST, list(np.linspace(1.0, 2.0, 30)), list(np.linspace(1.0, 2.0, 30) - 0.3), True),
+        (LATENCY, [100.0] * 25, list(np.linspace(40.0, 90.0, 25)), True),
+    ],
+)
+def test_guarded_intervals_end_where_the_guarded_statistic_reaches_the_critical_value(
+    spec: MetricSpec, baseline: list[float], candidate: list[float], paired: bool
+) -> None:
+    """The reported interval is exactly the set of ratios (and differences) the guarded test
+    does not reject: at each end the statistic equals the critical value."""
+    comparison = compare_arrays(spec, {spec.name: baseline}, {spec.name: candidate}, paired=paired)
+    crit = 2.5
+    for end in comparison.ratio_interval(crit):
+        assert abs(comparison.statistic(end)) == pytest.approx(crit, rel=1e-7)
+    if spec.kind == "continuous":
+        difference, low, high = comparison.difference_interval(crit)  # type: ignore[attr-defined]
+        assert low < difference < high
+        for end in (low, high):
+            assert abs(comparison.difference_statistic(end)) == pytest.approx(crit, rel=1e-7)
+
+
+def test_two_constant_arms_at_a_decent_count_pin_the_ratio_exactly() -> None:
+    """Flat 1.0 against flat 0.1 at 20 runs per arm: every other ratio is rejected (the
+    guarded statistic is sqrt(N - 1) away from the observed one), so the interval is the
+    point -90%; at 3 runs per arm nothing is rejected and the interval is unbounded."""
+    decision = decide([COST], {"cost": [1.0] * 20}, {"cost": [0.1] * 20}, design=ONE_LOOK)
+    result = decision.metrics[0]
+    assert (result.ci_low, result.ci_high) == pytest.approx((-0.9, -0.9))
+    tiny = decide([COST], {"cost": [1.0] * 3}, {"cost": [0.1] * 3}, design=ONE_LOOK)
+    assert (tiny.metrics[0].ci_low, tiny.metrics[0].ci_high) == (-math.inf, math.inf)

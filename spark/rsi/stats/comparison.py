@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol, cast
 
-from scipy import optimize, special
+from scipy import special
 
 from spark.errors import InvalidInputError
 
@@ -107,35 +106,33 @@ def statistic_limit(null_model: NullModel, n_baseline: int, n_candidate: int) ->
     return math.inf
 
 
-def invert(
-    statistic: Callable[[float], float],
-    estimate: float,
-    crit: float,
-    scale: float,
-    limit: float = math.inf,
-) -> tuple[float, float]:
-    """The values t with ``|statistic(t)| < crit`` around ``estimate`` (a decreasing
-    statistic whose magnitude stays below ``limit``); an end that no value reaches is
-    infinite."""
-    if not math.isfinite(estimate) or crit >= limit:
-        return (-math.inf, math.inf)
-    step = scale if scale > 0 else max(abs(estimate), 1.0)
-    low = _crossing(lambda t: statistic(t) - crit, estimate, -step)
-    high = _crossing(lambda t: -statistic(t) - crit, estimate, step)
-    return low, high
+def null_factor(
+    null_model: NullModel, n_baseline: int, n_candidate: int, crit: float
+) -> float | None:
+    """The factor that turns the null variance's spread into an interval's half-width^2.
+
+    The guarded statistic rejects a hypothesis when ``shift^2 > crit^2 x null variance``; the
+    null variance holds ``shift^2`` itself, so solving for the shift gives, for permutations,
+    ``shift^2 <= within_ss x crit^2 (1/n_b + 1/n_c) / (N - 1 - crit^2)`` and, for sign flips,
+    ``shift^2 <= crit^2 x var x (n - 1) / (n - crit^2)``: the factor returned multiplies
+    ``within_ss`` (permutations) or ``crit^2 x var`` (sign flips). None when ``crit`` is
+    beyond ``statistic_limit``: no hypothesis is ever rejected.
+    """
+    limit = statistic_limit(null_model, n_baseline, n_candidate)
+    if crit >= limit:
+        return None
+    if null_model == "permutation":
+        total = n_baseline + n_candidate
+        spread = 1.0 / n_baseline + 1.0 / n_candidate
+        return crit * crit * spread / (total - 1 - crit * crit)
+    if null_model == "sign_flip":
+        return (n_baseline - 1) / (n_baseline - crit * crit)
+    return 0.0
 
 
-def _crossing(excess: Callable[[float], float], start: float, step: float) -> float:
-    """Where ``excess`` (negative at ``start``) first turns >= 0 walking by ``step``."""
-    if excess(start) >= 0:
-        return start
-    near = start
-    for _ in range(100):
-        far = near + step
-        if excess(far) >= 0:
-            return float(optimize.brentq(excess, near, far, xtol=1e-12 * max(abs(far), 1.0)))
-        near, step = far, step * 2.0
-    return math.copysign(math.inf, step)
+def hull(*intervals: tuple[float, float]) -> tuple[float, float]:
+    """The smallest interval holding all of ``intervals``."""
+    return min(low for low, _ in intervals), max(high for _, high in intervals)
 
 
 def upper_tail(statistic: float, df: float | None) -> float:
@@ -296,10 +293,6 @@ class MeanComparison:
         """The smallest one-sided p-value the null model allows (0 when unguarded)."""
         return exact_floor(self.null_model, self.n_baseline, self.n_candidate)
 
-    @property
-    def _limit(self) -> float:
-        return statistic_limit(self.null_model, self.n_baseline, self.n_candidate)
-
     def statistic(self, ratio0: float) -> float:
         """Welch-type statistic of H0 mean_c = ratio0 x mean_b (guarded: see the module)."""
         return self._guarded_statistic(ratio0, 0.0)
@@ -336,23 +329,25 @@ class MeanComparison:
     def difference_interval(self, crit: float) -> tuple[float, float, float]:
         """candidate - baseline with its interval at ``crit`` (the scale of absolute margins:
         the margin test passes exactly when the interval stays on the good side of the
-        margin). Wald's unless guarded, then the inverted guarded statistic."""
+        margin). Wald's unless guarded, then widened to the guarded statistic's."""
         difference = self.candidate_value - self.baseline_value
         variance = self._wald_variance(1.0)
-        if self.null_model != "none":
-            scale = math.sqrt(max(variance, self._null_variance(1.0, difference)))
-            ends = invert(self.difference_statistic, difference, crit, scale, self._limit)
-            return difference, *ends
         half = crit * math.sqrt(max(variance, 0.0))
+        if self.null_model != "none":
+            factor = self._null_factor(crit)
+            if factor is None:
+                return difference, -math.inf, math.inf
+            if self.null_model == "permutation":
+                null_half = math.sqrt(factor * self._within_ss(1.0))
+            else:
+                null_half = crit * math.sqrt(factor * max(variance, 0.0))
+            half = max(half, null_half)
         return difference, difference - half, difference + half
 
     def ratio_interval(self, crit: float) -> tuple[float, float]:
-        """Fieller interval of the ratio of means (inverted guarded statistic when guarded)."""
-        if self.null_model != "none":
-            spread = math.sqrt(max(self._wald_variance(1.0), 0.0))
-            scale = spread / self.baseline_value if self.baseline_value > 0 else 0.0
-            return invert(self.statistic, self.ratio, crit, scale, self._limit)
-        return fieller_interval(
+        """Fieller interval of the ratio of means, widened to the guarded statistic's: the set
+        of ratios that neither the named test's statistic nor the null model's rejects."""
+        wald = fieller_interval(
             self.candidate_value,
             self.baseline_value,
             self.var_candidate,
@@ -360,6 +355,33 @@ class MeanComparison:
             self.covariance,
             crit,
         )
+        if self.null_model == "none":
+            return wald
+        factor = self._null_factor(crit)
+        if factor is None:
+            return (-math.inf, math.inf)
+        return hull(wald, self._null_fieller(crit, factor))
+
+    def _null_factor(self, crit: float) -> float | None:
+        if cap_bound(self.floor, self.df) < crit:
+            return None  # the exact floor keeps every statistic below crit
+        return null_factor(self.null_model, self.n_baseline, self.n_candidate, crit)
+
+    def _within_ss(self, ratio0: float) -> float:
+        n_b, n_c = self.n_baseline, self.n_candidate
+        return (n_b - 1) * n_b * self.var_baseline * ratio0 * ratio0 + (
+            n_c - 1
+        ) * n_c * self.var_candidate
+
+    def _null_fieller(self, crit: float, factor: float) -> tuple[float, float]:
+        a, b = self.candidate_value, self.baseline_value
+        if self.null_model == "sign_flip":
+            var_a, var_b = factor * self.var_candidate, factor * self.var_baseline
+            return fieller_interval(a, b, var_a, var_b, factor * self.covariance, crit)
+        n_b, n_c = self.n_baseline, self.n_candidate
+        var_a = factor * (n_c - 1) * n_c * self.var_candidate
+        var_b = factor * (n_b - 1) * n_b * self.var_baseline
+        return fieller_interval(a, b, var_a, var_b, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -426,14 +448,19 @@ class LogMeanComparison:
         raise InvalidInputError("log-scale comparisons take relative margins only")
 
     def ratio_interval(self, crit: float) -> tuple[float, float]:
-        """Exponentiated interval of the log ratio (inverted guarded statistic when guarded)."""
+        """Exponentiated interval of the log ratio (widened to the guarded statistic's)."""
         shift = self.log_candidate - self.log_baseline
-        if self.null_model != "none":
-            scale = math.sqrt(max(self.var_difference, self._null_variance(0.0)))
-            limit = statistic_limit(self.null_model, self.n_baseline, self.n_candidate)
-            low, high = invert(self._log_statistic, shift, crit, scale, limit)
-            return (safe_exp(low) if low > -700 else 0.0, safe_exp(high))
         half = crit * math.sqrt(max(self.var_difference, 0.0))
+        if self.null_model != "none":
+            factor = None
+            if cap_bound(self.floor, self.df) >= crit:
+                factor = null_factor(self.null_model, self.n_baseline, self.n_candidate, crit)
+            if factor is None:
+                return (0.0, math.inf)
+            if self.null_model == "permutation":
+                half = max(half, math.sqrt(factor * self.within_ss))
+            else:
+                half = max(half, crit * math.sqrt(factor * max(self.var_difference, 0.0)))
         return (safe_exp(shift - half), safe_exp(shift + half))
 
 
