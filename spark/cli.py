@@ -1,14 +1,21 @@
 """``spark`` command line: run the dev stack, and talk to a graph's RSI workflow.
 
-spark dev                          dev server (UI :8233, SQLite under .spark/) + worker
+spark dev                          dev server (UI :8233, SQLite under .spark/) + worker;
+                                   registers the example graphs
+spark register MODULE:NAME|FILE [--node-module M]
+                                   register a graph (a GraphSpec, a function returning one,
+                                   or a JSON/YAML spec file) with its node modules
 spark start GRAPH [--continuous]   start rsi-GRAPH
-spark status GRAPH                 the status query
+spark status GRAPH                 the status query (JSON)
 spark rollback GRAPH --reason R    ask for a rollback and print what it undoes (--signal: just
                                    signal it, recorded even while no worker runs)
 spark pause|resume GRAPH
 spark review GRAPH approve|reject --reviewer NAME [--comment C] [--hypothesis ID]
 spark bench run FILE [--json] [--cycles N] [--reviewer approve-all|reject-all]
                                    run a scenario file on the real workflow (private dev server)
+
+Every command takes --json (one JSON object on stdout). Results go to stdout, logs and errors
+to stderr; exit code 0 done, 1 could not be done, 2 the request is wrong.
 """
 
 from __future__ import annotations
@@ -21,25 +28,32 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import WorkflowUpdateFailedError
-
+from spark.cli_errors import HANDLED, explain
+from spark.cli_register import load_target
 from spark.client import SparkClient
 from spark.devserver import port_open, start_dev_server, stop
-from spark.errors import InvalidInputError, SparkMisuseError
+from spark.errors import InvalidInputError
+from spark.logging import configure_logging
 
 STATE = Path(".spark")
 
 
-def _dev() -> int:
+def _dev(args: argparse.Namespace) -> int:
+    """``spark dev``: a dev server (unless one already listens on :7233) and a worker, until
+    Ctrl-C; the example graphs are registered first so ``spark start support-triage`` works."""
+    registered = _register_examples()
     server = None if port_open("127.0.0.1", 7233) else start_dev_server(STATE / "temporal.db")
     worker = subprocess.Popen([sys.executable, "worker.py"], env=dict(os.environ))
-    print(
-        "Temporal dev server on 127.0.0.1:7233, Web UI http://localhost:8233; worker on 'spark-rsi'."
+    _emit(
+        args,
+        "Temporal dev server on 127.0.0.1:7233, Web UI http://localhost:8233; worker on "
+        f"'spark-rsi'; registered {', '.join(registered)}. Ctrl-C stops both.",
+        {"temporal": "127.0.0.1:7233", "web_ui": "http://localhost:8233", "graphs": registered},
     )
-    print("Ctrl-C stops both.")
     try:
         while worker.poll() is None:
             time.sleep(0.5)
@@ -52,64 +66,147 @@ def _dev() -> int:
             stop(server)
 
 
-async def _workflow_command(args: argparse.Namespace) -> int:
+EXAMPLE_GRAPHS = (
+    "examples.support_triage.graph:build_spec",
+    "examples.research_brief.graph:build_spec",
+)
+"""What ``spark dev`` (``make dev``) registers, so the README's commands work verbatim."""
+
+
+def _register_examples() -> list[str]:
+    """Register the example graphs (idempotent); their ids."""
     client = SparkClient.from_env()
     try:
-        if args.command == "start":
-            handle = await client.start_improvement(
-                args.graph,
-                continuous=args.continuous,
-                max_cycles=args.max_cycles,
-                settings=parse_settings(args.settings),
-            )
-            print(f"started {handle.id}")
-        elif args.command == "status":
-            print((await client.status(args.graph)).model_dump_json(indent=2))
-        elif args.command == "rollback":
-            return await _rollback(client, args)
-        elif args.command == "pause":
-            await client.pause(args.graph)
-        elif args.command == "resume":
-            await client.resume(args.graph)
-        elif args.command == "review":
-            return await _review(client, args)
-        return 0
+        ids = []
+        for target in EXAMPLE_GRAPHS:
+            spec, modules = load_target(target, [])
+            client.register_graph(spec, modules)
+            ids.append(spec.id)
+        return ids
     finally:
         client.close()
 
 
+def _register(args: argparse.Namespace) -> int:
+    """``spark register TARGET``: register a user's graph and print the version it got."""
+    spec, modules = load_target(args.target, args.node_modules)
+    client = SparkClient.from_env()
+    try:
+        version = client.register_graph(spec, modules, owner=args.owner)
+    finally:
+        client.close()
+    _emit(
+        args,
+        f"registered graph {spec.id!r} as {version.version_id} (node modules: "
+        f"{', '.join(modules)}); start its loop with `spark start {spec.id}`",
+        {"graph_id": spec.id, "version_id": version.version_id, "node_modules": modules},
+    )
+    return 0
+
+
+async def _workflow_command(args: argparse.Namespace) -> int:
+    """The commands that talk to a graph's RSI workflow."""
+    client = SparkClient.from_env()
+    try:
+        command = _COMMANDS[args.command]
+        return await command(client, args)
+    finally:
+        client.close()
+
+
+async def _start(client: SparkClient, args: argparse.Namespace) -> int:
+    handle = await client.start_improvement(
+        args.graph,
+        continuous=args.continuous,
+        max_cycles=args.max_cycles,
+        settings=parse_settings(args.settings),
+    )
+    _emit(
+        args,
+        f"started {handle.id} (run {handle.result_run_id}); follow it with "
+        f"`spark status {args.graph}`",
+        {"workflow_id": handle.id, "run_id": handle.result_run_id, "graph_id": args.graph},
+    )
+    return 0
+
+
+async def _status(client: SparkClient, args: argparse.Namespace) -> int:
+    """The status query, as JSON (it is data either way)."""
+    status = await client.status(args.graph)
+    print(status.model_dump_json(indent=None if args.json else 2))
+    return 0
+
+
+async def _pause(client: SparkClient, args: argparse.Namespace) -> int:
+    await client.pause(args.graph)
+    _emit(
+        args,
+        f"pause signalled to rsi-{args.graph}: it stops at its next phase boundary "
+        f"(`spark resume {args.graph}` continues)",
+        {"workflow_id": f"rsi-{args.graph}", "signal": "pause"},
+    )
+    return 0
+
+
+async def _resume(client: SparkClient, args: argparse.Namespace) -> int:
+    await client.resume(args.graph)
+    _emit(
+        args,
+        f"resume signalled to rsi-{args.graph}: it continues from where it paused",
+        {"workflow_id": f"rsi-{args.graph}", "signal": "resume"},
+    )
+    return 0
+
+
 async def _rollback(client: SparkClient, args: argparse.Namespace) -> int:
+    workflow_id = f"rsi-{args.graph}"
     if args.signal:
         await client.rollback(args.graph, args.reason, actor=args.actor)
-        print(f"rollback signalled to rsi-{args.graph} (see `spark status` for its outcome)")
+        _emit(
+            args,
+            f"rollback signalled to {workflow_id} (see `spark status {args.graph}` for its outcome)",
+            {"workflow_id": workflow_id, "signal": "rollback", "reason": args.reason},
+        )
         return 0
-    try:
-        ack = await client.request_rollback(args.graph, args.reason, actor=args.actor)
-    except WorkflowUpdateFailedError as exc:
-        print(f"rollback refused: {exc.cause}", file=sys.stderr)
-        return 2
+    ack = await client.request_rollback(args.graph, args.reason, actor=args.actor)
     if ack.deployment_id is None:
-        print(f"rollback accepted: stops the running {ack.phase} of rsi-{args.graph}")
+        text = f"rollback accepted: stops the running {ack.phase} of {workflow_id}"
     else:
-        print(f"rollback accepted: undoes {ack.deployment_id}, restores {ack.restores_version_id}")
+        text = f"rollback accepted: undoes {ack.deployment_id}, restores {ack.restores_version_id}"
+    _emit(args, text, {"workflow_id": workflow_id, **ack.model_dump(mode="json")})
     return 0
 
 
 async def _review(client: SparkClient, args: argparse.Namespace) -> int:
-    try:
-        ack = await client.review(
-            args.graph,
-            approve=args.verdict == "approve",
-            reviewer=args.reviewer,
-            comment=args.comment,
-            hypothesis_id=args.hypothesis,
-        )
-    except WorkflowUpdateFailedError as exc:
-        print(f"review refused: {exc.cause}", file=sys.stderr)
-        return 2
+    ack = await client.review(
+        args.graph,
+        approve=args.verdict == "approve",
+        reviewer=args.reviewer,
+        comment=args.comment,
+        hypothesis_id=args.hypothesis,
+    )
     verdict = "approved" if ack.approved else "rejected"
-    print(f"{verdict} {ack.hypothesis_id} (by {ack.reviewer})")
+    _emit(
+        args,
+        f"{verdict} {ack.hypothesis_id} (by {ack.reviewer})",
+        {"workflow_id": f"rsi-{args.graph}", **ack.model_dump(mode="json")},
+    )
     return 0
+
+
+_COMMANDS: dict[str, Callable[[SparkClient, argparse.Namespace], Awaitable[int]]] = {
+    "start": _start,
+    "status": _status,
+    "pause": _pause,
+    "resume": _resume,
+    "rollback": _rollback,
+    "review": _review,
+}
+
+
+def _emit(args: argparse.Namespace, text: str, data: dict[str, Any]) -> None:
+    """A command's result on stdout: one JSON object with ``--json``, else one sentence."""
+    print(json.dumps(data) if getattr(args, "json", False) else text, flush=True)
 
 
 def parse_settings(pairs: list[str]) -> dict[str, Any]:
@@ -130,12 +227,41 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("dev", help="run a dev server and a worker")
-    start = commands.add_parser("start", help="start a graph's RSI workflow")
-    start.add_argument("graph")
-    start.add_argument("--continuous", action="store_true")
-    start.add_argument("--max-cycles", type=int, default=None)
+    json_flag = argparse.ArgumentParser(add_help=False)
+    json_flag.add_argument(
+        "--json", action="store_true", help="print the result as one JSON object on stdout"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=text, description=text, parents=[json_flag])
+
+    command("dev", "run a dev server (Web UI :8233) and a worker; registers the example graphs")
+    register = command("register", "register a graph: MODULE:NAME or a JSON/YAML spec file")
+    register.add_argument(
+        "target",
+        metavar="MODULE:NAME|FILE",
+        help="a module attribute holding a GraphSpec (or a function returning one), "
+        "or a .json/.yaml spec file",
+    )
+    register.add_argument(
+        "--node-module",
+        dest="node_modules",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="a module holding node implementations (repeatable; default: the target "
+        "module's NODE_MODULES, else the target module)",
+    )
+    register.add_argument("--owner", default=None, help="who owns the graph")
+    start = command("start", "start a graph's RSI workflow (rsi-GRAPH)")
+    start.add_argument("graph", help="the graph id")
+    start.add_argument(
+        "--continuous", action="store_true", help="keep improving, one cycle per run"
+    )
+    start.add_argument(
+        "--max-cycles", type=int, default=None, help="stop after this many cycles (>= 1)"
+    )
     start.add_argument(
         "--set",
         dest="settings",
@@ -144,33 +270,35 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override an RSI setting (JSON value), e.g. --set strategy=canary --set ab_looks=8",
     )
-    for name in ("status", "pause", "resume"):
-        commands.add_parser(name).add_argument("graph")
-    rollback = commands.add_parser("rollback")
+    command("status", "print the loop's status query (JSON)").add_argument("graph")
+    command("pause", "ask the loop to stop at its next phase boundary").add_argument("graph")
+    command("resume", "let a paused loop continue").add_argument("graph")
+    rollback = command("rollback", "roll back what the loop deployed and print what it undoes")
     rollback.add_argument("graph")
-    rollback.add_argument("--reason", required=True)
-    rollback.add_argument("--actor", default=os.environ.get("USER", "operator"))
+    rollback.add_argument("--reason", required=True, help="why (recorded with the rollback)")
+    rollback.add_argument("--actor", default=os.environ.get("USER", "operator"), help="who")
     rollback.add_argument(
         "--signal", action="store_true", help="signal without waiting for an answer"
     )
-    review = commands.add_parser("review")
+    review = command("review", "approve or reject the hypothesis awaiting review")
     review.add_argument("graph")
     review.add_argument("verdict", choices=["approve", "reject"])
-    review.add_argument("--reviewer", required=True)
-    review.add_argument("--comment", default="")
+    review.add_argument("--reviewer", required=True, help="who decides")
+    review.add_argument("--comment", default="", help="recorded with the decision")
     review.add_argument(
         "--hypothesis", default=None, help="only if this hypothesis is the open one"
     )
-    _add_bench(commands)
+    _add_bench(commands, json_flag)
     return parser
 
 
-def _add_bench(commands: Any) -> None:
-    bench = commands.add_parser("bench", help="try the loop on a scenario file")
-    actions = bench.add_subparsers(dest="bench_command", required=True)
-    run = actions.add_parser("run", help="run a scenario (YAML or JSON) on the real workflow")
+def _add_bench(commands: Any, json_flag: argparse.ArgumentParser) -> None:
+    text = "try the loop on a scenario file"
+    bench = commands.add_parser("bench", help=text, description=text)
+    actions = bench.add_subparsers(dest="bench_command", required=True, metavar="ACTION")
+    text = "run a scenario (YAML or JSON) on the real workflow (private dev server)"
+    run = actions.add_parser("run", help=text, description=text, parents=[json_flag])
     run.add_argument("file")
-    run.add_argument("--json", action="store_true", help="print one JSON object")
     run.add_argument("--cycles", type=int, default=3)
     run.add_argument("--reviewer", choices=["approve-all", "reject-all"], default="approve-all")
     run.add_argument("--seed", type=int, default=None, help="seed of the request draws")
@@ -207,17 +335,38 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``spark`` command."""
+    """Entry point of the ``spark`` command: the result on stdout, logs and errors on stderr,
+    exit code 0 (done), 1 (could not be done) or 2 (the request is wrong).
+
+    Run as the program (``argv`` None), the process ends through ``os._exit`` once everything
+    it opened is closed and its output flushed: the Temporal SDK's Rust runtime keeps threads
+    that can call into Python during interpreter finalization and abort it with ``Fatal
+    Python error: PyGILState_Release`` (temporalio/sdk-python#300); skipping finalization,
+    after our own cleanup, leaves them nothing to race."""
+    code = _run(argv)
+    if argv is None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _run(argv: list[str] | None) -> int:
+    """Parse, run the command, and turn every expected failure into one line on stderr."""
     args = _parser().parse_args(argv)
-    if args.command == "dev":
-        return _dev()
+    configure_logging("WARNING")  # logs go to stderr; stdout carries only results
     try:
+        if args.command == "dev":
+            return _dev(args)
         if args.command == "bench":
             return _bench(args)
+        if args.command == "register":
+            return _register(args)
         return asyncio.run(_workflow_command(args))
-    except SparkMisuseError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except HANDLED as exc:
+        message, code = explain(exc, args.command, getattr(args, "graph", None))
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        return code
 
 
 if __name__ == "__main__":
