@@ -21,7 +21,23 @@ costly_model            cost bottleneck with ``params["cheaper_models"]``: ``set
                         model (primary cost; quality is the guardrail)
 poor_quality            prompted node with bad-output failures or low quality: ``set_prompt``
                         with an "Output requirements" section built from the failures
+costly_model,           a declared alternative (``spark.rsi.replacement``: another type of
+slow_node,              the same capability or another model, compatible by declared inputs
+poor_quality            and outputs) that improves cost, latency or quality and that no other
+                        alternative of the node dominates: ``replace_node`` (``set_config``
+                        model for a model-only alternative); the diagnosis follows its primary
+                        metric
+unused_output           a node nothing downstream reads, taken off the path (``spark.rsi.
+                        edges``): ``add_edge`` predecessors to successors, ``remove_edge``
+never_taken_edge        a conditional edge into a node that never ran in the window, when the
+                        node keeps another edge in: ``remove_edge``
 ======================  ==================================================================
+
+Structural proposals (replacements, edge changes) carry their expected effect per metric, so the
+owner's objective can weigh them (``spark.rsi.ranking``); edge changes that save no latency
+(redundant edges: implied by other paths, they change nothing measurable) are reported by
+``spark.rsi.edges`` but not proposed, since an A/B test could not show them better. A proposal
+whose risk would be ``critical`` is not made (the default policy refuses it).
 
 Every proposal carries an expected impact: the relative improvement of its primary metric that
 the report's figures support. Ranking multiplies it by a weight learned from ``PatternHint`` s
@@ -42,6 +58,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from spark.errors import InvalidInputError
 from spark.graphs.spec import GraphSpec, NodeSpec
 from spark.rsi.analysis import Bottleneck, BottleneckKind, DiagnosticReport, is_retry_safe
+from spark.rsi.edges import EdgeFinding, find_edge_optimizations
 from spark.rsi.hypotheses import (
     AddCache,
     AddFallback,
@@ -49,9 +66,11 @@ from spark.rsi.hypotheses import (
     Hypothesis,
     Metric,
     Parallelize,
+    ReplaceNode,
     SetConfig,
     SetPrompt,
 )
+from spark.rsi.replacement import ReplacementCandidate, replacement_candidates, worth_proposing
 from spark.rsi.validation import assess_risk, protection_refusals
 
 DiagnosisKind = Literal[
@@ -62,6 +81,9 @@ DiagnosisKind = Literal[
     "sequential_chain",
     "costly_model",
     "poor_quality",
+    "slow_node",
+    "unused_output",
+    "never_taken_edge",
 ]
 ChangeKind = Literal[
     "set_prompt",
@@ -82,6 +104,9 @@ DIAGNOSIS_CATEGORY: dict[DiagnosisKind, BottleneckKind] = {
     "sequential_chain": "latency",
     "costly_model": "cost",
     "poor_quality": "quality",
+    "slow_node": "latency",
+    "unused_output": "latency",
+    "never_taken_edge": "latency",
 }
 _METRIC_CATEGORY: dict[Metric, BottleneckKind] = {
     "error_rate": "errors",
@@ -287,6 +312,8 @@ class _Rules:
             self.parallelizations,
             self.cheaper_models,
             self.prompts,
+            self.replacements,
+            self.edge_simplifications,
         )
         return [proposal for rule in rules for proposal in rule()]
 
@@ -467,6 +494,22 @@ class _Rules:
             if choice is not None:
                 yield _model_swap(bottleneck, node, *choice)
 
+    # structure
+
+    def replacements(self) -> Iterator[_Proposal]:
+        """The declared alternatives worth proposing (compatible, improving, undominated),
+        unless the change would be critical-risk (a side-effecting entry, say)."""
+        for candidate in worth_proposing(replacement_candidates(self.report, self.spec)):
+            proposal = _replacement(self.spec.node(candidate.node_id), candidate)
+            if assess_risk(self.spec, proposal.changes) != "critical":
+                yield proposal
+
+    def edge_simplifications(self) -> Iterator[_Proposal]:
+        """Edge changes from ``spark.rsi.edges`` that save latency."""
+        for finding in find_edge_optimizations(self.spec, self.report.structure):
+            if finding.changes and finding.kind in _EDGE_DIAGNOSIS:
+                yield _edge_proposal(finding)
+
     # quality
 
     def prompts(self) -> Iterator[_Proposal]:
@@ -590,6 +633,71 @@ def _model_swap(bottleneck: Bottleneck, node: NodeSpec, model: str, factor: floa
         primary_metric="cost",
         impact=effect,
         expected_effects={"cost": _less(effect), "quality": 0.0},
+    )
+
+
+_REPLACEMENT_DIAGNOSIS: dict[Metric, DiagnosisKind] = {
+    "cost": "costly_model",
+    "latency": "slow_node",
+    "quality": "poor_quality",
+    "error_rate": "persistent_errors",
+}
+_EDGE_DIAGNOSIS: dict[str, DiagnosisKind] = {
+    "unused_output": "unused_output",
+    "never_taken": "never_taken_edge",
+}
+
+
+def _replacement(node: NodeSpec, candidate: ReplacementCandidate) -> _Proposal:
+    """``replace_node`` (with the alternative's model when it names one) or, for a model-only
+    alternative, ``set_config`` model; primary metric: the largest expected improvement."""
+    alternative, effects = candidate.alternative, candidate.expected_effects
+    metric = max(effects, key=lambda m: _improvement(m, effects[m]))
+    change: ChangeOp
+    if alternative.type is not None:
+        config = None  # kept as is, unless the alternative names the model it should use
+        if alternative.model is not None:
+            config = node.config.model_copy(update={"model": alternative.model})
+        change = ReplaceNode(node_id=node.id, new_type=alternative.type, config=config)
+    else:
+        change = SetConfig(node_id=node.id, values={"model": alternative.model})
+    return _Proposal(
+        kind=_REPLACEMENT_DIAGNOSIS[metric],
+        title=f"Replace {node.id!r} with {alternative.label}",
+        detail=f"node {node.id!r} ({node.type!r}) takes {candidate.latency_share:.0%} of the "
+        f"critical path and {candidate.cost_share:.0%} of the cost",
+        changes=(change,),
+        rationale=f"{alternative.label} is declared ({alternative.source}) as an alternative for "
+        f"{node.id!r}: price x{alternative.price_factor:g}, latency "
+        f"x{alternative.latency_factor:g}"
+        + (f", quality {alternative.quality:g}" if alternative.quality is not None else "")
+        + "; it reads only fields available upstream and writes every field read downstream.",
+        primary_metric=metric,
+        impact=_improvement(metric, effects[metric]),
+        expected_effects=dict(effects),
+    )
+
+
+def _improvement(metric: Metric, effect: float) -> float:
+    return effect if metric == "quality" else -effect
+
+
+def _edge_proposal(finding: EdgeFinding) -> _Proposal:
+    titles = {
+        "unused_output": f"Take {finding.node_ids[0]!r} off the path (nothing reads its output)",
+        "never_taken": "Remove the never-taken edge "
+        f"{finding.edges[0][0]!r}->{finding.edges[0][1]!r}",
+    }
+    return _Proposal(
+        kind=_EDGE_DIAGNOSIS[finding.kind],
+        title=titles[finding.kind],
+        detail=finding.reason,
+        changes=tuple(finding.changes),
+        rationale=f"{finding.reason}; the run's makespan shrinks by about "
+        f"{finding.saved_ms:.0f} ms ({finding.gain:.0%} of the critical path).",
+        primary_metric="latency",
+        impact=finding.gain,
+        expected_effects={"latency": _less(finding.gain)},
     )
 
 

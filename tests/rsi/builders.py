@@ -163,3 +163,45 @@ def healthy_node_stats(**overrides: NodeStats) -> list[NodeStats]:
     quiet = {node_id: node_stats(node_id, mean_ms=ms) for node_id, ms in QUIET_MEAN_MS.items()}
     quiet.update(overrides)
     return list(quiet.values())
+
+
+def structural_spec(**overrides: dict[str, Any]) -> GraphSpec:
+    """``support_spec`` plus structure the edge optimizer acts on (``overrides`` as there):
+
+    - ``score`` (after draft) writes ``score``, which nothing reads; ``report`` (a sink) follows
+      it, and the edge draft -> report is implied by draft -> score -> report;
+    - ``escalate`` is entered only on conditions (from ingest, and from ``slow_branch``), and
+      draft waits for it.
+    """
+    base = support_spec(**overrides).model_dump(mode="json")
+    extra_nodes = [
+        node("score", ["reply"], ["score"]),
+        node("report", ["reply"], ["report"]),
+        node("slow_branch", ["text"], ["extra"]),
+        node("escalate", ["text"], ["ticket"]),
+    ]
+    for item in extra_nodes:
+        item.update(overrides.get(item["id"], {}))
+    extra_edges = [
+        edge("draft", "score"),
+        edge("score", "report"),
+        edge("draft", "report"),
+        edge("ingest", "slow_branch"),
+        edge("ingest", "escalate", field="text", op="eq", value="URGENT"),
+        edge("slow_branch", "escalate", field="extra", op="truthy"),
+        edge("escalate", "draft"),
+    ]
+    base["nodes"] += extra_nodes
+    base["edges"] += extra_edges
+    return parse_graph_spec(base)
+
+
+STRUCTURAL_MEAN_MS = {"score": 300.0, "report": 400.0, "slow_branch": 500.0}
+
+
+def structural_node_stats(**overrides: NodeStats) -> list[NodeStats]:
+    """``healthy_node_stats`` for ``structural_spec``: score and slow_branch are slow, escalate
+    never ran (no stats: skipped spans are not counted)."""
+    extra = {n: node_stats(n, mean_ms=ms) for n, ms in STRUCTURAL_MEAN_MS.items()}
+    stats = {s.node_id: s for s in healthy_node_stats()} | extra | overrides
+    return list(stats.values())

@@ -35,6 +35,8 @@ from tests.rsi.builders import (
     make_spec,
     node,
     node_stats,
+    structural_node_stats,
+    structural_spec,
     support_spec,
     version_stats,
 )
@@ -338,10 +340,20 @@ def test_a_report_for_another_graph_is_refused() -> None:
 
 
 def test_every_generated_hypothesis_passes_validation() -> None:
-    """With every problem at once, each proposal applies and is approved by the default policy."""
-    spec = support_spec(
+    """With every problem at once, each proposal applies and is approved by the default policy:
+    the structural ones too (replacements, a node taken off the path, a never-taken edge)."""
+    alternatives = [
+        {"type": "small_llm", "price_factor": 0.3, "latency_factor": 0.5, "quality": 0.85},
+        {"model": "mini", "price_factor": 0.6},
+    ]
+    draft_params = {"cheaper_models": ["small"], "alternatives": alternatives, "quality": 0.9}
+    spec = structural_spec(
         notify={"config": {"params": {"fallback_candidates": ["queue"]}}},
-        draft={"config": {"prompt": "Draft.", "params": {"cheaper_models": ["small"]}}},
+        draft={"config": {"prompt": "Draft.", "params": draft_params}},
+        audit={"config": {"params": {"alternatives": alternatives}}},
+        score={
+            "config": {"params": {"alternatives": [{"type": "fast_score", "latency_factor": 0.2}]}}
+        },
         **PURE_HISTORY,
     )
     stats = {
@@ -359,14 +371,22 @@ def test_every_generated_hypothesis_passes_validation() -> None:
         "notify": transient_errors("notify"),
         "draft": node_stats("draft", errors=10, error_types={"SchemaError": 10}, total_cost=5.0),
     }
-    hypotheses = propose_for(spec, stats, errors=60, max_hypotheses=20)
+    stats["slow_branch"] = node_stats("slow_branch", mean_ms=100)  # the chain stays critical
+    stats["report"] = node_stats("report", mean_ms=100)  # fetch_history stays a bottleneck
+    report = analyze(spec, structural_node_stats(**stats), version_stats(errors=60))
+    hypotheses = RuleBasedGenerator().generate(
+        report, spec, base_version_id="v1", max_hypotheses=40
+    )
     assert {h.change_kinds[0] for h in hypotheses} >= {
         "set_config",
         "add_cache",
         "parallelize",
         "add_fallback",
         "set_prompt",
+        "replace_node",
+        "remove_edge",
     }
+    assert "audit" not in {n for h in hypotheses for n in h.target_nodes}
     for hypothesis in hypotheses:
         verdict = validate_hypothesis(spec, hypothesis)
         assert verdict.approved, (hypothesis.title, verdict.violations)
