@@ -11,6 +11,8 @@ spark rollback GRAPH --reason R    ask for a rollback and print what it undoes (
                                    signal it, recorded even while no worker runs)
 spark pause|resume GRAPH
 spark review GRAPH approve|reject --reviewer NAME [--comment C] [--hypothesis ID]
+spark diff GRAPH V1 V2 [--format text|unified|json|mermaid|html] [--output FILE]
+                                   what changed between two versions (ids, #N, spec files)
 spark bench run FILE [--json] [--cycles N] [--reviewer approve-all|reject-all]
                                    run a scenario file on the real workflow (private dev server)
 
@@ -32,6 +34,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from spark.cli_diff import add_diff_command, run_diff
 from spark.cli_errors import HANDLED, explain
 from spark.cli_register import load_target
 from spark.client import SparkClient
@@ -289,6 +292,7 @@ def _parser() -> argparse.ArgumentParser:
         "--hypothesis", default=None, help="only if this hypothesis is the open one"
     )
     _add_bench(commands, json_flag)
+    add_diff_command(commands, json_flag)
     return parser
 
 
@@ -362,6 +366,8 @@ def _run(argv: list[str] | None) -> int:
             return _bench(args)
         if args.command == "register":
             return _register(args)
+        if args.command == "diff":
+            return run_diff(args)
         return asyncio.run(_workflow_command(args))
     except HANDLED as exc:
         message, code = explain(exc, args.command, getattr(args, "graph", None))
