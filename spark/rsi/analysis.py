@@ -15,7 +15,10 @@ Inputs are the SQL aggregates of one version over one window (``NodeStats`` per 
 
 Structure: depth, width, the critical path weighted by telemetry, and every maximal independent
 group (a window of a simple chain whose members share no data and not two side effects; the
-entry heads one when it is independent of the nodes after it), the candidates for ``parallelize``.
+entry heads one when it is independent of the nodes after it), the candidates for ``parallelize``,
+each with its expected gain: the run's makespan (a node starts once every predecessor settled)
+now minus with the group fanned out, as a share of the critical path. Also how often each node
+ran in the window (0: never; skipped spans do not count) and its share of the total cost.
 
 Shares are banded alike (>= 25% low, 40% medium, 60% high, 80% critical). Bottlenecks are sorted
 by severity, then share. With fewer traces than ``min_traces`` no bottleneck is reported.

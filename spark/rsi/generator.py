@@ -16,7 +16,8 @@ repeated_inputs         slow or costly node declared ``deterministic``, without 
 heavy_tail              retry-safe node with p99/p50 >= 4 on the critical path:
                         ``set_config`` timeout_s = 1.5 x p95 plus one retry
 sequential_chain        every maximal independent group on the critical path, each its own
-                        proposal (the entry's successors included): ``parallelize``
+                        proposal (the entry's successors included): ``parallelize``, its gain
+                        the structure report's (makespan with the group fanned out)
 costly_model            cost bottleneck with ``params["cheaper_models"]``: ``set_config``
                         model (primary cost; quality is the guardrail)
 poor_quality            prompted node with bad-output failures or low quality: ``set_prompt``
