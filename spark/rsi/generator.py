@@ -500,7 +500,9 @@ class _Rules:
     def replacements(self) -> Iterator[_Proposal]:
         """The declared alternatives worth proposing (compatible, improving, undominated),
         unless the change would be critical-risk (a side-effecting entry, say)."""
-        for candidate in worth_proposing(replacement_candidates(self.report, self.spec)):
+        for candidate in worth_proposing(
+            replacement_candidates(self.report, self.spec, strict=False)
+        ):
             proposal = _replacement(self.spec.node(candidate.node_id), candidate)
             if assess_risk(self.spec, proposal.changes) != "critical":
                 yield proposal

@@ -32,12 +32,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import networkx as nx
+import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from spark.errors import InvalidInputError
 from spark.graphs.spec import GraphSpec, NodeSpec
 from spark.rsi.analysis import DiagnosticReport
 from spark.rsi.hypotheses import Metric
+
+log = structlog.get_logger(__name__)
 
 AlternativeSource = Literal["node", "graph", "catalog"]
 
@@ -85,17 +88,31 @@ class ReplacementCandidate(BaseModel):
 
 
 def alternatives_for(
-    spec: GraphSpec, node: NodeSpec, catalog: Mapping[str, Sequence[Any]] | None = None
+    spec: GraphSpec,
+    node: NodeSpec,
+    catalog: Mapping[str, Sequence[Any]] | None = None,
+    *,
+    strict: bool = True,
 ) -> list[Alternative]:
     """Every alternative declared for ``node`` (node, graph, then ``catalog``), excluding its
     current type and model; the first entry of a type and model wins (a node's own entry over the
-    graph's and the catalog's); ``InvalidInputError`` names a malformed entry."""
+    graph's and the catalog's). A malformed entry raises ``InvalidInputError`` naming it, or with
+    ``strict=False`` is skipped with a warning (a typo in one node's params must not stop the
+    other proposals of a cycle)."""
     graph_catalog = spec.metadata.get("alternatives") or {}
-    listed = [
-        *_entries(node.config.params.get("alternatives"), "node", node.id),
-        *_entries(_for_type(graph_catalog, node.type), "graph", node.id),
-        *_entries(_for_type(catalog or {}, node.type), "catalog", node.id),
+    raw: list[tuple[Any, AlternativeSource]] = [
+        (node.config.params.get("alternatives"), "node"),
+        (_for_type(graph_catalog, node.type), "graph"),
+        (_for_type(catalog or {}, node.type), "catalog"),
     ]
+    listed: list[Alternative] = []
+    for entries, source in raw:
+        try:
+            listed += _entries(entries, source, node.id)
+        except InvalidInputError as exc:
+            if strict:
+                raise
+            log.warning("alternatives_skipped", node_id=node.id, source=source, reason=str(exc))
     first: dict[tuple[str | None, str | None], Alternative] = {}
     for alternative in listed:
         if _differs(node, alternative):
@@ -213,16 +230,17 @@ def replacement_candidates(
     catalog: Mapping[str, Sequence[Any]] | None = None,
     *,
     known_types: Iterable[str] | None = None,
+    strict: bool = True,
 ) -> list[ReplacementCandidate]:
     """Every declared alternative of every node, judged (compatibility, expected effects).
 
     With ``known_types`` (a registry's types), a replacement type it does not know is
-    incompatible too: the runtime could not resolve it."""
+    incompatible too: the runtime could not resolve it. ``strict`` as in ``alternatives_for``."""
     known = None if known_types is None else set(known_types)
     return [
         _candidate(report, spec, node, alternative, known)
         for node in spec.nodes
-        for alternative in alternatives_for(spec, node, catalog)
+        for alternative in alternatives_for(spec, node, catalog, strict=strict)
     ]
 
 

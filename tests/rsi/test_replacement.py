@@ -156,3 +156,12 @@ def test_the_cheaper_model_rule_still_works_next_to_alternatives() -> None:
     )
     changes = [h.changes[0] for h in propose(spec)]
     assert SetConfig(node_id="draft", values={"model": "small"}) in changes
+
+
+def test_a_malformed_entry_does_not_stop_the_other_proposals() -> None:
+    """The rules skip a node's malformed catalog (with a warning) and still propose the rest."""
+    spec = draft_with(SMALL, fetch_history={"config": {"params": {"alternatives": "oops"}}})
+    with pytest.raises(InvalidInputError, match="'fetch_history'"):
+        replacement_candidates(report_for(spec), spec)
+    changes = [h.changes[0] for h in propose(spec)]
+    assert any(isinstance(c, ReplaceNode) and c.new_type == "small_llm" for c in changes)
