@@ -29,6 +29,7 @@ def load_target(target: str, node_modules: list[str]) -> tuple[GraphSpec, list[s
     Raises ``InvalidInputError`` for a target that is neither an importable ``module:NAME``
     nor a readable spec file, or a file target without ``--node-module``;
     ``InvalidGraphSpecError`` for a spec that does not validate."""
+    _import_from_cwd()
     if target.endswith(SPEC_FILE_SUFFIXES) or Path(target).is_file():
         if not node_modules:
             raise InvalidInputError(
@@ -52,10 +53,15 @@ def load_target(target: str, node_modules: list[str]) -> tuple[GraphSpec, list[s
     return spec, [module_name]
 
 
-def _import(module_name: str) -> Any:
-    """Import ``module_name``, from the current directory too (as ``python -m`` would)."""
+def _import_from_cwd() -> None:
+    """Let the target and node modules be imported from the current directory, as
+    ``python -m`` would (the ``spark`` script's own directory is ``.venv/bin``)."""
     if "" not in sys.path and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
+
+
+def _import(module_name: str) -> Any:
+    """Import ``module_name``."""
     try:
         return importlib.import_module(module_name)
     except ImportError as exc:
