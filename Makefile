@@ -14,10 +14,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install the project with its dev tools
 
-demo: $(STAMP) ## the main job: dev server + worker + the support-triage demo, then stop them
+demo: $(STAMP) ## the support-triage demo on its own private server, worker and database, then stop them
 	$(BIN)/python -m examples.run_demo
 
-dev: $(STAMP) ## keep a dev server (UI on :8233) and a worker running until Ctrl-C
+dev: $(STAMP) ## register the example graphs, keep a dev server (UI :8233) and a worker running until Ctrl-C
 	$(BIN)/python -m spark.cli dev
 
 worker: $(STAMP) ## only the worker (TEMPORAL_ADDRESS, SPARK_DATABASE_URL from the environment)

@@ -5,12 +5,15 @@
 3. print the phases as the workflow reports them;
 4. measure the original and the deployed version on fresh traffic and print a before/after table.
 
-Needs a Temporal server and a worker on the same database (``make demo`` starts both).
+Needs a Temporal server and a worker on the same database and task queue (``make demo``
+starts private ones: ``examples/run_demo.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
 import random
 
 from examples.harness import (
@@ -28,8 +31,11 @@ from spark.logging import configure_logging
 from spark.rsi.contracts import RSIStatus
 
 DEMO_RSI_SETTINGS = SHORT_WINDOW_SETTINGS
-SCENARIO = SUPPORT_TRIAGE
+SCENARIO = dataclasses.replace(SUPPORT_TRIAGE, graph_id="support-triage-demo")
+"""The demo's own graph id (and so workflow id ``rsi-support-triage-demo``): never a dev
+setup's ``support-triage``."""
 GRAPH_ID = SCENARIO.graph_id
+WEB_UI = os.environ.get("SPARK_DEMO_WEB_UI", "http://localhost:8233")
 FRESH_REQUESTS = 300
 
 
@@ -72,16 +78,14 @@ async def main() -> None:
     configure_logging("WARNING")
     rng = random.Random(7)
     client = SparkClient.from_env()
-    spec = SCENARIO.build_spec(rsi=DEMO_RSI_SETTINGS)
+    spec = SCENARIO.build_spec(GRAPH_ID, rsi=DEMO_RSI_SETTINGS)
     original = client.register_graph(spec, SCENARIO.node_modules)
     print(f"registered {GRAPH_ID!r} as {original.version_id}; sending production traffic...")
     await send_traffic(client, SCENARIO, 400, rng)
     client.flush()
-    handle = await client.start_improvement(
-        GRAPH_ID, continuous=True, max_cycles=2, replace_running=True
-    )
+    handle = await client.start_improvement(GRAPH_ID, continuous=True, max_cycles=2)
     print(
-        f"started workflow {handle.id!r}; Web UI: http://localhost:8233/namespaces/default/workflows/{handle.id}"
+        f"started workflow {handle.id!r}; Web UI: {WEB_UI}/namespaces/default/workflows/{handle.id}"
     )
     stop = asyncio.Event()
     traffic = asyncio.create_task(background_traffic(client, SCENARIO, stop, rng))
@@ -100,7 +104,7 @@ async def main() -> None:
     after = await measure(client, SCENARIO, deployed, inputs)
     print_table(before, after)
     print("lineage: " + " -> ".join(v.version_id for v in client.registry.lineage(deployed)))
-    print(f"Web UI: http://localhost:8233/namespaces/default/workflows/{handle.id}")
+    print(f"Web UI: {WEB_UI}/namespaces/default/workflows/{handle.id} (open while the demo runs)")
     client.close()
 
 

@@ -54,7 +54,8 @@ def _dev(args: argparse.Namespace) -> int:
     _emit(
         args,
         "Temporal dev server on 127.0.0.1:7233, Web UI http://localhost:8233; worker on "
-        f"'spark-rsi'; registered {', '.join(registered)}. Ctrl-C stops both.",
+        f"'spark-rsi'; registered {', '.join(registered)}. Ctrl-C stops both.\n"
+        "In another terminal, `source .venv/bin/activate` puts `spark` and `temporal` on PATH.",
         {"temporal": "127.0.0.1:7233", "web_ui": "http://localhost:8233", "graphs": registered},
     )
     try:
