@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo dev worker test lint typecheck unit bench bench-improvement fuzz clean
+.PHONY: install demo dev worker test lint typecheck unit bench bench-improvement fuzz faults clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ test: $(STAMP) lint typecheck ## ruff, mypy and the whole pytest suite
 
 fuzz: $(STAMP) ## the fuzz suite at length (CI runs it with a bounded example count)
 	HYPOTHESIS_PROFILE=bench $(BIN)/pytest -q tests/fuzz
+
+faults: $(STAMP) ## the whole fault matrix with real processes (~15 min; CI runs one trial)
+	mkdir -p .spark && rm -f .spark/faults.jsonl
+	SPARK_FAULTS_REPORT=$(CURDIR)/.spark/faults.jsonl $(BIN)/pytest -q -m faults_full tests/faults
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.decisions --json
