@@ -38,7 +38,8 @@ fuzz: $(STAMP) ## the fuzz suite at length (CI runs it with a bounded example co
 
 faults: $(STAMP) ## the whole fault matrix with real processes (~15 min; CI runs one trial)
 	mkdir -p .spark && rm -f .spark/faults.jsonl
-	SPARK_FAULTS_REPORT=$(CURDIR)/.spark/faults.jsonl $(BIN)/pytest -q -m faults_full tests/faults
+	SPARK_FAULTS_REPORT=$(CURDIR)/.spark/faults.jsonl $(BIN)/pytest -q -m faults_full tests/faults; \
+	status=$$?; $(BIN)/python -m tests.faults.report .spark/faults.jsonl; exit $$status
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.decisions --json
