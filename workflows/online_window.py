@@ -40,8 +40,9 @@ class WindowHost(Protocol):
         """Show progress in the status query and the Web UI."""
         ...
 
-    async def rollback_requested_within(self, duration: timedelta) -> bool:
-        """Wait ``duration`` on a durable timer; True as soon as a rollback is requested."""
+    async def rollback_requested_within(self, duration: timedelta, purpose: str) -> bool:
+        """Wait ``duration`` on a durable timer named ``purpose``; True as soon as a rollback
+        is requested."""
         ...
 
     def take_rollback_reason(self) -> str:
@@ -128,12 +129,18 @@ class OnlineWindow:
         self._host.report_window(progress)
         for look in range(1, window.looks + 1):
             self._host.set_details(
-                f"online A/B look {look}/{window.looks} in {window.look_interval_s:.0f}s "
-                f"({window.runs_per_arm} runs per arm planned)"
+                f"online A/B window on {self._candidate_id}: look {look}/{window.looks} in "
+                f"{window.look_interval_s:.0f}s; {progress.n_baseline} baseline and "
+                f"{progress.n_candidate} candidate runs so far of {window.runs_per_arm} per arm "
+                f"planned (information {progress.information_fraction:.0%})"
             )
             interval = timedelta(seconds=window.look_interval_s)
-            if await self._host.rollback_requested_within(interval):
+            purpose = f"online A/B window: wait before look {look}/{window.looks}"
+            if await self._host.rollback_requested_within(interval, purpose):
                 reason = f"online window stopped: {self._host.take_rollback_reason()}"
+                self._host.report_window(
+                    progress.model_copy(update={"last_outcome": "stopped by rollback"})
+                )
                 return OnlineLookResult(outcome="reject", reasons=[reason])
             await self._host.pause_point()
             result = await self._look_within_cap(start, look, fractions)

@@ -39,8 +39,9 @@ class RolloutHost(Protocol):
         """Show progress in the status query and the Web UI."""
         ...
 
-    async def rollback_requested_within(self, duration: timedelta) -> bool:
-        """Wait ``duration`` on a durable timer; True as soon as a rollback is requested."""
+    async def rollback_requested_within(self, duration: timedelta, purpose: str) -> bool:
+        """Wait ``duration`` on a durable timer named ``purpose``; True as soon as a rollback
+        is requested."""
         ...
 
     def pending_rollback_reason(self) -> str:
@@ -135,8 +136,14 @@ class Rollout:
         since = routed.model_copy(
             update={"deployed_at": routed.deployed_at + plan.settings.routing_propagation_s}
         )
-        for _ in range(1 + STAGE_EXTENSIONS):
-            if await self._host.rollback_requested_within(timedelta(seconds=stage.hold_s)):
+        for attempt in range(1 + STAGE_EXTENSIONS):
+            purpose = (
+                f"rollout: hold {stage.share:.0%} on {self._candidate_id} before its health check"
+            )
+            if attempt:
+                purpose += f" (extension {attempt}/{STAGE_EXTENSIONS}: not enough traffic yet)"
+            self._host.set_details(purpose)
+            if await self._host.rollback_requested_within(timedelta(seconds=stage.hold_s), purpose):
                 return self._host.pending_rollback_reason()
             health = await self._host.check_health(
                 plan, self._candidate_id, since, stage.concurrent

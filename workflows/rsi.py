@@ -76,6 +76,7 @@ ROLLBACK_PHASES = frozenset({"ab_testing", "deploying", "monitoring", "rolling_b
 M = TypeVar("M", bound=BaseModel)
 PATCH_GATE_STOPS_ONLY_HARM = "replay-gate-stops-only-significant-harm"
 PATCH_RELEASE_LOOP = "release-graph-loop-lease-at-end"
+PATCH_MEMO_FROM_WORKFLOW = "memo-set-by-the-workflow"
 _OUTCOME_BY_AB = {
     "reject": "rejected_test",
     "inconclusive": "inconclusive",
@@ -292,7 +293,19 @@ class RSIWorkflow:
         )
         self._status.active_version_id = plan.active_version_id
         workflow.upsert_search_attributes([SA_ACTIVE_VERSION.value_set(plan.active_version_id)])
+        self._record_memo(plan)
         return plan
+
+    def _record_memo(self, plan: CyclePlan) -> None:
+        """The Web UI's memo, for a loop started without one (``temporal workflow start``): the
+        graph and the version the loop started from. A loop started by ``SparkClient`` already
+        carries it (with the owner), and continued runs inherit their predecessor's memo."""
+        if self._input.cycle != 1 or "graph_id" in workflow.memo():
+            return
+        if workflow.patched(PATCH_MEMO_FROM_WORKFLOW):
+            workflow.upsert_memo(
+                {"graph_id": plan.graph_id, "started_from_version": plan.active_version_id}
+            )
 
     async def _cycle(self, plan: CyclePlan) -> CycleSummary:
         analysis = await self._analyze(plan)
@@ -300,7 +313,7 @@ class RSIWorkflow:
             return self._summary("insufficient_data", [f"{analysis.trace_count} traces in window"])
         validated = await self._propose(plan, analysis)
         if not validated:
-            return self._summary("no_hypothesis", ["no untried hypothesis for the diagnosis"])
+            return self._summary("no_hypothesis", [_no_hypothesis_reason(analysis)])
         chosen = await self._choose(plan, validated)
         if isinstance(chosen, str):
             return self._summary(chosen, _violations(validated))
@@ -428,7 +441,7 @@ class RSIWorkflow:
         if mode == "replay" or replay.outcome not in self._gate_passes():
             return replay
         online = await self._online_window(plan, item, candidate_id)
-        gate = [f"replay gate: {replay.outcome}, no significant harm ({replay.replayed} runs)"]
+        gate = [_gate_reason(replay)]
         if online.outcome == "inconclusive" and online.live_runs == 0:
             # No live traffic reached the window at all: it adds no evidence either way.
             idle = "no live traffic during the online window: the replay verdict stands"
@@ -480,9 +493,10 @@ class RSIWorkflow:
         """Show progress in the status query and the Web UI."""
         self._set_details(details)
 
-    async def rollback_requested_within(self, duration: timedelta) -> bool:
-        """Wait ``duration`` on a durable timer; True as soon as a rollback is requested."""
-        return await self._rollback_requested_within(duration)
+    async def rollback_requested_within(self, duration: timedelta, purpose: str) -> bool:
+        """Wait ``duration`` on a durable timer named ``purpose`` in the Web UI; True as soon as
+        a rollback is requested."""
+        return await self._rollback_requested_within(duration, purpose)
 
     def take_rollback_reason(self) -> str:
         """The pending rollback request's reason, consuming the request."""
@@ -538,20 +552,25 @@ class RSIWorkflow:
         settings = plan.settings
         step = timedelta(seconds=settings.monitor_window_s / settings.monitor_checks)
         for check in range(1, settings.monitor_checks + 1):
-            self._set_details(f"monitoring check {check}/{settings.monitor_checks}")
-            if await self._rollback_requested_within(step):
+            self._set_details(
+                f"post-deploy monitoring of {candidate_id}: health check "
+                f"{check}/{settings.monitor_checks} in {step.total_seconds():.0f}s"
+            )
+            purpose = f"post-deploy monitoring: wait before health check {check}/"
+            if await self._rollback_requested_within(step, purpose + f"{settings.monitor_checks}"):
                 return await self._roll_back(self._rollback_reason())
             health = await self._check_health(plan, candidate_id, deployment, False)
             if health.status == "regressed":
                 return await self._roll_back("; ".join(health.reasons))
         return "shipped", []
 
-    async def _rollback_requested_within(self, duration: timedelta) -> bool:
+    async def _rollback_requested_within(self, duration: timedelta, purpose: str) -> bool:
+        """Wait ``duration`` (a timer named ``purpose``); True as soon as a rollback is asked."""
         try:
             await workflow.wait_condition(
                 lambda: self._rollback is not None,
                 timeout=duration,
-                timeout_summary="post-deploy monitoring interval",
+                timeout_summary=purpose,
             )
         except TimeoutError:
             return False
@@ -691,7 +710,10 @@ class RSIWorkflow:
         workflow.upsert_search_attributes(
             [SA_PHASE.value_set(phase), SA_CYCLE.value_set(self._input.cycle)]
         )
-        self._set_details(f"cycle {self._input.cycle}: {phase}")
+        details = f"cycle {self._input.cycle}: {phase}"
+        if self._status.history:
+            details += f"; last decision: {_decision_line(self._status.history[-1])}"
+        self._set_details(details)
 
     def _set_details(self, details: str) -> None:
         self._status.details = details
@@ -727,6 +749,42 @@ class RSIWorkflow:
             "rsi cycle finished",
             extra={"graph_id": self._input.graph_id, "outcome": summary.outcome},
         )
+
+
+def _decision_line(summary: CycleSummary) -> str:
+    """One line for a finished cycle: its outcome, what it tested, its first reason."""
+    line = f"cycle {summary.cycle} {summary.outcome}"
+    if summary.hypothesis_title:
+        line += f" ({summary.hypothesis_title})"
+    return line + (f": {summary.reasons[0]}" if summary.reasons else "")
+
+
+def _gate_reason(replay: ABTestResult) -> str:
+    """What the replay gate found, in plain words, when it lets the online window go on."""
+    head = f"replay gate: {replay.outcome}"
+    if replay.replayed == 0:
+        return f"{head}, nothing replayed (no recorded run was usable): the window decides alone"
+    runs = f"{replay.replayed} replayed runs"
+    if replay.outcome == "ship":
+        return f"{head}, the candidate did better on {runs}"
+    if replay.outcome == "invalid":
+        why = f" ({replay.reasons[0]})" if replay.reasons else ""
+        return f"{head}, the replay could not test the change{why}; no harm shown on {runs}"
+    return f"{head}, no significant harm on {runs} and nothing decided: the window decides"
+
+
+def _no_hypothesis_reason(analysis: AnalyzeResult) -> str:
+    """Why a cycle had nothing to test: no bottleneck diagnosed, or none left to try for it."""
+    if not analysis.bottlenecks:
+        return (
+            f"the diagnosis found no bottleneck to act on ({analysis.trace_count} traces "
+            "analysed): nothing to propose"
+        )
+    found = ", ".join(f"{b.kind} at {b.node_id}" for b in analysis.bottlenecks)
+    return (
+        f"no untried hypothesis for the diagnosis ({found}): no rule proposes a change for it, "
+        "or every change proposed was already decided on this version"
+    )
 
 
 def _violations(validated: list[ValidatedHypothesis]) -> list[str]:
