@@ -28,9 +28,20 @@ def configure_logging(level: str = "INFO", *, json: bool | None = None) -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+    # JSON lines carry a rendered traceback ("exception" key) instead of the repr of the
+    # exc_info tuple (``<traceback object at 0x...>``); the console renderer formats it itself
+    exceptions: list[structlog.types.Processor] = (
+        [structlog.processors.StackInfoRenderer(), structlog.processors.format_exc_info]
+        if use_json
+        else []
+    )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*_SHARED_PROCESSORS, structlog.stdlib.ExtraAdder()],
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            *exceptions,
+            renderer,
+        ],
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
