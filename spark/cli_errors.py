@@ -77,7 +77,8 @@ def _explain_rpc(exc: RPCError, command: str, graph: str | None, workflow: str) 
         if "completed" in exc.message.lower() or "closed" in exc.message.lower():
             return (
                 f"the RSI loop of graph {graph!r} ({workflow}) has already ended, so there is "
-                f"nothing to {command}; `spark status {graph}` shows how it ended, "
+                f"nothing to {_VERBS.get(command, command)}; `spark status {graph}` shows how "
+                "it ended, "
                 f"`spark start {graph}` starts a new one",
                 EXIT_MISUSE,
             )
@@ -89,6 +90,9 @@ def _explain_rpc(exc: RPCError, command: str, graph: str | None, workflow: str) 
     if exc.status == RPCStatusCode.UNAVAILABLE:
         return f"cannot reach the Temporal server: {exc.message}", EXIT_FAILED
     return f"Temporal refused {command} ({exc.status.name}): {exc.message}", EXIT_FAILED
+
+
+_VERBS = {"rollback": "roll back"}
 
 
 def _cause(exc: WorkflowUpdateFailedError | WorkflowFailureError) -> str:
