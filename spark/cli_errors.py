@@ -87,6 +87,12 @@ def _explain_rpc(exc: RPCError, command: str, graph: str | None, workflow: str) 
             f"start one with `spark start {graph}`",
             EXIT_MISUSE,
         )
+    if exc.status == RPCStatusCode.DEADLINE_EXCEEDED:
+        return (
+            f"{workflow} did not answer the {command} in time: is a worker running on its task "
+            "queue (`make dev` runs one)?",
+            EXIT_FAILED,
+        )
     if exc.status == RPCStatusCode.UNAVAILABLE:
         return f"cannot reach the Temporal server: {exc.message}", EXIT_FAILED
     return f"Temporal refused {command} ({exc.status.name}): {exc.message}", EXIT_FAILED
