@@ -104,7 +104,10 @@ async def main() -> None:
     after = await measure(client, SCENARIO, deployed, inputs)
     print_table(before, after)
     print("lineage: " + " -> ".join(v.version_id for v in client.registry.lineage(deployed)))
-    print(f"Web UI: {WEB_UI}/namespaces/default/workflows/{handle.id} (open while the demo runs)")
+    print(
+        "the demo's private Temporal server stops with it; `make dev` keeps one running (Web UI "
+        "http://localhost:8233) for your own graphs"
+    )
     client.close()
 
 
