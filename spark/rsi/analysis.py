@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -582,9 +583,10 @@ def _every_node(graph: nx.DiGraph, shares: Mapping[str, float] | None) -> dict[s
 def makespan_ms(spec: GraphSpec, node_latency_ms: Mapping[str, float]) -> float:
     """Expected run duration under the runtime's rule that a node starts once every predecessor
     has settled: the latest finish over all nodes, each lasting its weight."""
+    graph = spec.to_networkx()
     finish: dict[str, float] = {}
-    for node_id in nx.topological_sort(spec.to_networkx()):
-        start = max((finish[p] for p in spec.predecessors(node_id)), default=0.0)
+    for node_id in nx.topological_sort(graph):
+        start = max((finish[p] for p in graph.predecessors(node_id)), default=0.0)
         finish[node_id] = start + node_latency_ms.get(node_id, 0.0)
     return max(finish.values(), default=0.0)
 
@@ -631,12 +633,12 @@ def parallelizable_chains(spec: GraphSpec) -> list[list[str]]:
 
 
 def _simple_segments(spec: GraphSpec) -> list[list[str]]:
+    out_degree = Counter(edge.source for edge in spec.edges)
+    in_degree = Counter(edge.target for edge in spec.edges)
     links = {
         edge.source: edge.target
         for edge in spec.edges
-        if edge.condition is None
-        and spec.successors(edge.source) == [edge.target]
-        and spec.predecessors(edge.target) == [edge.source]
+        if edge.condition is None and out_degree[edge.source] == 1 and in_degree[edge.target] == 1
     }
     starts = sorted(set(links) - set(links.values()))
     segments = []
@@ -650,13 +652,12 @@ def _simple_segments(spec: GraphSpec) -> list[list[str]]:
 
 def _independent_runs(spec: GraphSpec, segment: list[str]) -> list[list[str]]:
     """Maximal windows of ``segment`` with no conflicting pair (sliding, may overlap)."""
+    nodes = {node.id: node for node in spec.nodes}
     runs: list[list[str]] = []
     current: list[str] = []
     for node_id in segment:
-        node = spec.node(node_id)
-        conflicts = [
-            i for i, m in enumerate(current) if not can_run_concurrently(spec.node(m), node)
-        ]
+        node = nodes[node_id]
+        conflicts = [i for i, m in enumerate(current) if not can_run_concurrently(nodes[m], node)]
         if conflicts:
             if len(current) >= 2:
                 runs.append(current)

@@ -31,7 +31,8 @@ spec validation refuses is not reported as a change.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Literal
 
 import networkx as nx
@@ -63,32 +64,35 @@ class EdgeFinding(BaseModel):
 def find_edge_optimizations(spec: GraphSpec, structure: StructureReport) -> list[EdgeFinding]:
     """Every finding on ``spec`` (see the module docstring), with its expected latency gain."""
     weights = structure.node_latency_ms
+    before = makespan_ms(spec, weights)
     findings = [
         *redundant_edges(spec),
         *unused_outputs(spec),
         *never_taken_edges(spec, structure.node_run_share),
         *never_run_nodes(spec, structure.node_run_share),
     ]
-    return [_with_gain(spec, f, weights, structure.critical_path_ms) for f in findings]
+    gained = (_with_gain(spec, f, weights, before, structure.critical_path_ms) for f in findings)
+    return [finding for finding in gained if finding is not None]
 
 
 def _with_gain(
-    spec: GraphSpec, finding: EdgeFinding, weights: Mapping[str, float], path_ms: float
-) -> EdgeFinding:
+    spec: GraphSpec,
+    finding: EdgeFinding,
+    weights: Mapping[str, float],
+    before_ms: float,
+    path_ms: float,
+) -> EdgeFinding | None:
+    """The finding with the makespan its changes save (``before_ms`` minus after); None when
+    the spec validation refuses its changes (each spec is built once: copies are costly)."""
     if not finding.changes:
         return finding
-    saved = makespan_ms(spec, weights) - makespan_ms(apply_changes(spec, finding.changes), weights)
-    saved = max(0.0, saved)
+    try:
+        after = apply_changes(spec, finding.changes)
+    except InvalidChangeError:
+        return None
+    saved = max(0.0, before_ms - makespan_ms(after, weights))
     gain = min(1.0, saved / path_ms) if path_ms > 0 else 0.0
     return finding.model_copy(update={"saved_ms": round(saved, 3), "gain": round(gain, 4)})
-
-
-def _applies(spec: GraphSpec, changes: Sequence[ChangeOp]) -> bool:
-    try:
-        apply_changes(spec, changes)
-    except InvalidChangeError:
-        return False
-    return True
 
 
 # ----- redundant edges -----
@@ -100,7 +104,7 @@ def redundant_edges(spec: GraphSpec) -> Iterator[EdgeFinding]:
     for edge in spec.edges:
         path = _other_path(unconditional, *edge.key)
         changes: list[ChangeOp] = [RemoveEdge(source=edge.source, target=edge.target)]
-        if path and _applies(spec, changes):
+        if path:
             yield EdgeFinding(
                 kind="redundant_edge",
                 node_ids=[edge.source, edge.target],
@@ -128,36 +132,65 @@ def _other_path(graph: nx.DiGraph, source: str, target: str) -> list[str] | None
 
 def unused_outputs(spec: GraphSpec) -> Iterator[EdgeFinding]:
     """Nodes taken off the path: nothing downstream reads what they write."""
-    graph = spec.to_networkx()
+    below = _downstream(spec)
     for node in spec.nodes:
-        if _bypassable(spec, graph, node):
+        if _bypassable(spec, node, below[node.id]):
             changes = _bypass(spec, node.id)
-            if changes is not None and _applies(spec, changes):
+            if changes is not None:
                 yield _unused_finding(spec, node, changes)
 
 
-def _bypassable(spec: GraphSpec, graph: nx.DiGraph, node: NodeSpec) -> bool:
-    later = nx.descendants(graph, node.id)
+@dataclass(frozen=True)
+class _Below:
+    """What the descendants of a node do: the fields they read (inputs, and edge conditions
+    evaluated after them), whether one reads the whole state (declares no inputs), whether one
+    has side effects."""
+
+    fields: frozenset[str] = frozenset()
+    whole_state: bool = False
+    side_effects: bool = False
+
+
+def _downstream(spec: GraphSpec) -> dict[str, _Below]:
+    """``_Below`` of every node, in one pass from the sinks up."""
+    graph, nodes = spec.to_networkx(), {node.id: node for node in spec.nodes}
+    conditions = _condition_fields(spec)
+    below: dict[str, _Below] = {}
+    for node_id in reversed(list(nx.topological_sort(graph))):
+        fields: set[str] = set()
+        whole = side = False
+        for successor in graph.successors(node_id):
+            after, node = below[successor], nodes[successor]
+            fields |= set(node.inputs) | conditions[successor] | after.fields
+            whole = whole or not node.inputs or after.whole_state
+            side = side or node.has_tag("side_effects") or after.side_effects
+        below[node_id] = _Below(frozenset(fields), whole, side)
+    return below
+
+
+def _condition_fields(spec: GraphSpec) -> dict[str, set[str]]:
+    """The fields read by each node's outgoing edge conditions."""
+    fields: dict[str, set[str]] = {node.id: set() for node in spec.nodes}
+    for edge in spec.edges:
+        if edge.condition is not None:
+            fields[edge.source].add(edge.condition.field)
+    return fields
+
+
+def _bypassable(spec: GraphSpec, node: NodeSpec, below: _Below) -> bool:
     own_edges = [e for e in spec.edges if node.id in e.key]
+    read = below.fields | {e.condition.field for e in own_edges if e.condition}
     return (
         node.id != spec.entry
         and bool(node.outputs)
-        and bool(spec.successors(node.id))
+        and any(e.source == node.id for e in own_edges)
         and not node.has_tag("side_effects")
         and not node.has_tag("protected")
         and all(e.condition is None for e in own_edges)
-        and not any(spec.node(d).has_tag("side_effects") for d in later)
-        and not _read_after(spec, node, later)
+        and not below.side_effects
+        and not below.whole_state  # the runtime hands a node declaring no inputs everything
+        and not read & set(node.outputs)
     )
-
-
-def _read_after(spec: GraphSpec, node: NodeSpec, later: set[str]) -> bool:
-    """Whether something at or after ``node`` may read one of its outputs."""
-    if any(not spec.node(d).inputs for d in later):
-        return True  # the runtime hands a node declaring no inputs the whole state
-    read = set().union(*(spec.node(d).inputs for d in later))
-    read |= {e.condition.field for e in spec.edges if e.condition and e.source in later | {node.id}}
-    return bool(read & set(node.outputs))
 
 
 def _bypass(spec: GraphSpec, node_id: str) -> list[ChangeOp] | None:
@@ -203,7 +236,7 @@ def never_taken_edges(spec: GraphSpec, run_share: Mapping[str, float]) -> Iterat
         incoming = [e for e in spec.edges if e.target == node_id]
         for edge in incoming:
             changes: list[ChangeOp] = [RemoveEdge(source=edge.source, target=node_id)]
-            if edge.condition is not None and len(incoming) > 1 and _applies(spec, changes):
+            if edge.condition is not None and len(incoming) > 1:
                 yield EdgeFinding(
                     kind="never_taken",
                     node_ids=[edge.source, node_id],
