@@ -469,14 +469,14 @@ def _exposure_bound(
     fault_ended_at: float | None,
 ) -> None:
     """The latest the window may take its candidate out of routing (seconds after it opened):
-    its cap, or the first workflow task completed after the fault ended when that is later,
-    plus ``CLOSE_MARGIN_S``."""
-    if result.cap_s is None:
+    its cap, or, when the fault ended while the window routed, the first workflow task completed
+    after the fault ended when that is later; plus ``CLOSE_MARGIN_S``."""
+    if result.cap_s is None or result.exposure_s is None:
         return
     opened_at = next(e.at for e in events if e.idempotency_key.endswith(":open"))
     t_open = _epoch(opened_at)
     bound = result.cap_s
-    if fault_ended_at is not None:
+    if fault_ended_at is not None and t_open <= fault_ended_at <= t_open + result.exposure_s:
         completed = EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
         first = next(
             (
