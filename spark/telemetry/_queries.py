@@ -179,9 +179,14 @@ def count_traces_sql(window: Window) -> str:
 
 
 def assignment_counts_sql(window: Window) -> str:
-    """Traces per routing arm in the window."""
+    """Units of assignment per routing arm in the window: each distinct routing key once (a
+    sticky key sends all its runs to one arm, so runs are not independent draws), each run
+    without a key on its own."""
     return f"""
-        SELECT routing_arm, count(*) AS n FROM spark_traces
+        SELECT routing_arm,
+               count(DISTINCT routing_key)
+                   + sum(CASE WHEN routing_key IS NULL THEN 1 ELSE 0 END) AS n
+        FROM spark_traces
         WHERE {window.where()} GROUP BY routing_arm"""
 
 

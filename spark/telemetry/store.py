@@ -199,7 +199,9 @@ class TelemetryStore:
     def assignment_counts(
         self, graph_id: str, since: Timestamp, until: Timestamp
     ) -> dict[str, int]:
-        """Traces per routing arm in ``[since, until)`` (for sample-ratio-mismatch checks)."""
+        """Units of assignment per routing arm in ``[since, until)``, for sample-ratio-mismatch
+        checks: distinct routing keys (sticky: a popular key's runs all land in one arm, so
+        counting runs would flag a fair split as a mismatch), plus runs without a key."""
         window = _window(graph_id, since=since, until=until)
         rows = self._fetch(_queries.assignment_counts_sql(window), window.params())
         return {row.routing_arm: int(row.n) for row in rows}

@@ -217,3 +217,17 @@ def test_arm_moments_match_the_per_run_arrays(database_url: str) -> None:
             assert [got.sum, got.sum_squares] == pytest.approx([want.sum, want.sum_squares])
     empty = store.arm_moments("g", "v9")
     assert (empty.runs, empty.errors, empty.log_latency.count) == (0, 0, 0)
+
+
+def test_assignment_counts_count_each_sticky_routing_key_once(database_url: str) -> None:
+    """A sticky routing key sends all its runs to one arm: the units an SRM check compares are
+    distinct keys (plus runs without a key), so a popular customer cannot fake a mismatch."""
+    store = TelemetryStore(database_url)
+    keyed = [("active", "k1")] * 5 + [("active", "k2"), ("candidate", "k3"), ("candidate", None)]
+    store.write_runs(
+        [
+            factories.run(0, routing_arm=arm, routing_key=key, started_at=T0 + i)
+            for i, (arm, key) in enumerate(keyed)
+        ]
+    )
+    assert store.assignment_counts("g", T0, T0 + 100) == {"active": 2, "candidate": 2}
