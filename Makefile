@@ -36,7 +36,7 @@ test: $(STAMP) lint typecheck ## ruff, mypy and the whole pytest suite
 fuzz: $(STAMP) ## the fuzz suite at length (CI runs it with a bounded example count)
 	HYPOTHESIS_PROFILE=bench $(BIN)/pytest -q tests/fuzz
 
-faults: $(STAMP) ## the whole fault matrix with real processes (~15 min; CI runs one trial)
+faults: $(STAMP) ## the whole fault matrix with real processes (~30 min; CI runs one trial)
 	mkdir -p .spark && rm -f .spark/faults.jsonl
 	SPARK_FAULTS_REPORT=$(CURDIR)/.spark/faults.jsonl $(BIN)/pytest -q -m faults_full tests/faults; \
 	status=$$?; $(BIN)/python -m tests.faults.report .spark/faults.jsonl; exit $$status
