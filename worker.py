@@ -24,6 +24,9 @@ from workflows.rsi import RSIWorkflow
 log = structlog.get_logger("spark.worker")
 
 
+STICKY_TIMEOUT_S = 3.0
+
+
 def build_worker(
     client: Client, settings: SparkSettings, deps: ActivityDeps | None = None
 ) -> Worker:
@@ -35,6 +38,9 @@ def build_worker(
         workflows=[RSIWorkflow],
         activities=build_activities(deps),
         graceful_shutdown_timeout=timedelta(seconds=10),
+        # A killed worker's sticky queue is abandoned after this long (the SDK's default, 10 s,
+        # was most of the stall a kill at a timer cost): workflow tasks go back to any worker.
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=STICKY_TIMEOUT_S),
     )
 
 
