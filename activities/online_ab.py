@@ -141,7 +141,7 @@ class OnlineABActivities:
                 n_baseline=baseline.runs,
                 n_candidate=candidate.runs,
             )
-        return _look_result(decision, fraction)
+        return _look_result(decision, fraction, (baseline.runs, candidate.runs))
 
     @activity.defn(name="end_online_window")
     @misuse_is_final
@@ -164,14 +164,15 @@ class OnlineABActivities:
         log.info("online window closed", graph_id=inp.graph_id, reason=inp.reason)
 
 
-def _look_result(decision: Decision, fraction: float) -> OnlineLookResult:
+def _look_result(decision: Decision, fraction: float, runs: tuple[int, int]) -> OnlineLookResult:
+    """The look's outcome with the runs each arm served (the SRM check counts routing keys)."""
     return OnlineLookResult(
         outcome=decision.outcome,
         fraction=fraction,
         reasons=list(decision.reasons),
         metrics=[metric_summary(m) for m in decision.metrics],
-        n_baseline=decision.n_baseline,
-        n_candidate=decision.n_candidate,
+        n_baseline=runs[0],
+        n_candidate=runs[1],
     )
 
 
