@@ -26,7 +26,10 @@ def configure_logging(level: str = "INFO", *, json: bool | None = None) -> None:
         processors=[*_SHARED_PROCESSORS, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        # Not cached: a logger cached under one configuration keeps it for good, so a later
+        # ``configure`` (the CLI's stderr-only setup, ``structlog.testing.capture_logs``) would
+        # silently miss module-level loggers already used. Logging is off the request path.
+        cache_logger_on_first_use=False,
     )
     # JSON lines carry a rendered traceback ("exception" key) instead of the repr of the
     # exc_info tuple (``<traceback object at 0x...>``); the console renderer formats it itself
