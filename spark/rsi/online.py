@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -27,6 +26,7 @@ from spark.rsi.hypotheses import Metric
 from spark.rsi.judgement import (
     OBJECTIVE,
     References,
+    arm_summaries,
     guardrails,
     judge,
     objective_spec,
@@ -174,10 +174,7 @@ def plan_online_window(
 ) -> OnlinePlan:
     """Size the window; raises ``InvalidInputError`` (with the reason) when it cannot be planned.
     ``expected_effects`` are the hypothesis' own (see ``judged_spec``)."""
-    if runs_per_hour <= 0:
-        raise InvalidInputError("the graph has no recent traffic: an online window cannot fill")
-    if not 0 < candidate_share < 1:
-        raise InvalidInputError(f"candidate_share must lie in (0, 1), got {candidate_share!r}")
+    _check_traffic(runs_per_hour, candidate_share)
     arrays = metric_arrays(baseline)
     if not informative(arrays[primary], AB_METRICS[primary]):
         raise InvalidInputError(
@@ -191,19 +188,15 @@ def plan_online_window(
     planned = plan_window(
         sizable, {m.name: arrays[m.name] for m in sizable}, {primary: effect}, design=design
     )
-    share = min(candidate_share, 1.0 - candidate_share)
-    needed_s = planned.runs_per_arm / (runs_per_hour * share) * 3600.0
-    window_s = min(max(needed_s, min_window_s), max_window_s)
+    window_s, needed_s = _window_length(
+        planned.runs_per_arm, runs_per_hour, candidate_share, min_window_s, max_window_s
+    )
     notes = [
         f"{planned.runs_per_arm} runs per arm (limited by {planned.limiting_metric}) at "
         f"{runs_per_hour:.0f} runs/h and a {candidate_share:.0%} candidate share need "
-        f"{duration_text(needed_s)}"
+        f"{duration_text(needed_s)}",
+        *_cap_note(needed_s, max_window_s),
     ]
-    if needed_s > max_window_s:
-        notes.append(
-            f"capped at {duration_text(max_window_s)}: the window will hold about "
-            f"{max_window_s / needed_s:.0%} of the planned runs, with less power"
-        )
     return OnlinePlan(
         runs_per_arm=planned.runs_per_arm,
         window_s=window_s,
@@ -497,19 +490,8 @@ def _planned_spec(plan: OnlinePlan, name: Metric, primary: Metric) -> MetricSpec
 
 
 def summary_stats(arm: ArmMoments) -> dict[str, SummaryStats]:
-    """The engine's per-metric summaries of one arm."""
-
-    def stats(moments: Moments, scale: Literal["raw", "log"] = "raw") -> SummaryStats:
-        return SummaryStats(
-            count=moments.count, sum=moments.sum, sum_squares=moments.sum_squares, scale=scale
-        )
-
-    return {
-        "error_rate": SummaryStats(count=arm.runs, sum=float(arm.errors)),
-        "latency": stats(arm.log_latency, "log"),
-        "cost": stats(arm.cost),
-        "quality": stats(arm.quality),
-    }
+    """The engine's per-metric summaries of one arm (``spark.rsi.judgement.arm_summaries``)."""
+    return arm_summaries(arm)
 
 
 def moments_of(metrics: TraceMetrics) -> ArmMoments:
