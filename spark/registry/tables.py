@@ -50,6 +50,9 @@ class RoutingRow(SQLModel, table=True):
     active_version_id: str
     candidate_version_id: str | None = None
     candidate_share: float = 0.0
+    # Past this instant clients stop routing to the candidate by themselves (an A/B window's cap
+    # holds even when no worker is alive to close the window). None: no expiry.
+    candidate_expires_at: datetime | None = None
     revision: int = 1
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -66,6 +69,7 @@ class RoutingEventRow(SQLModel, table=True):
     active_version_id: str
     candidate_version_id: str | None = None
     candidate_share: float = 0.0
+    candidate_expires_at: datetime | None = None
     revision: int
     actor: str
     reason: str = ""
