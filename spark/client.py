@@ -16,20 +16,18 @@ written off the request path by a batched recorder.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from spark.errors import InvalidInputError, LoopAlreadyRunningError, RoutingUnavailableError
+from spark.errors import InvalidInputError, LoopAlreadyRunningError
 from spark.graphs.registry import NodeRegistry, default_registry
 from spark.graphs.runtime import GraphRuntime, RunResult
 from spark.graphs.spec import GraphSpec
-from spark.registry import RegistryStore, RoutingCache, RoutingStore, assign_arm
+from spark.registry import RegistryStore, RoutingStore
 from spark.registry.loops import LoopLeaseStore
 from spark.registry.routing import StalePolicy
 from spark.registry.versions import GraphVersion
@@ -43,9 +41,9 @@ from spark.rsi.contracts import (
     RSIWorkflowInput,
     describe_errors,
 )
+from spark.serving import VersionRouter
 from spark.settings import SparkSettings
 from spark.telemetry import RecorderStats, TelemetryConfig, TelemetryRecorder, TelemetryStore
-from spark.telemetry.models import RoutingArm
 from spark.temporal import RSI_WORKFLOW, connect, rsi_workflow_id
 
 
@@ -75,17 +73,17 @@ class SparkClient:
         self.registry = RegistryStore(url)
         self.routing = RoutingStore(url)
         self.telemetry = TelemetryStore(url)
-        self._routing_cache = RoutingCache(
+        self._router = VersionRouter(
+            self.registry,
             self.routing,
-            ttl_s=routing_ttl_s,
-            max_stale_s=routing_max_stale_s,
-            on_stale=routing_on_stale,
+            routing_ttl_s=routing_ttl_s,
+            routing_max_stale_s=routing_max_stale_s,
+            routing_on_stale=routing_on_stale,
         )
         config = telemetry or TelemetryConfig.from_url(url)
         self._recorder: TelemetryRecorder = config.open_recorder()
         self._nodes = nodes or default_registry()
         self._runtime = GraphRuntime(self._nodes, sink=self._recorder)
-        self._specs: dict[str, GraphSpec] = {}
         self._temporal = temporal
 
     @classmethod
@@ -116,48 +114,24 @@ class SparkClient:
         version_id: str | None = None,
     ) -> RunResult:
         """Run one request on the version routing picks (or on ``version_id`` when given)."""
-        arm: RoutingArm = "direct"
-        if version_id is None:
-            version_id, arm = self._route(graph_id, routing_key)
-        spec = self._spec(version_id)
+        if version_id is not None:
+            spec = self._router.spec(version_id)
+            return await self._runtime.run(
+                spec, inputs, version_id=version_id, routing_key=routing_key
+            )
+        routed = self._router.route(graph_id, routing_key)
         return await self._runtime.run(
-            spec, inputs, version_id=version_id, routing_arm=arm, routing_key=routing_key
+            routed.spec,
+            inputs,
+            version_id=routed.version_id,
+            routing_arm=routed.arm,
+            routing_key=routing_key,
         )
-
-    def _route(self, graph_id: str, routing_key: str | None) -> tuple[str, RoutingArm]:
-        """The version serving this request and its arm, from the cached routing table."""
-        state = self._routing_cache.get(graph_id)
-        self._load_specs(state.active_version_id, state.candidate_version_id)
-        arm = assign_arm(graph_id, routing_key, state.candidate_share)
-        if arm == "candidate" and state.candidate_version_id:
-            return state.candidate_version_id, arm
-        return state.active_version_id, arm
 
     def routing_age_s(self, graph_id: str) -> float | None:
         """Seconds since this client last read ``graph_id``'s routing from the store (None:
         never); above ``routing_ttl_s`` only while the store cannot be reached."""
-        return self._routing_cache.age_s(graph_id)
-
-    def _load_specs(self, *version_ids: str | None) -> None:
-        """Cache the specs of both routed versions while the database answers, so an outage
-        later finds every version the cached routing table can pick."""
-        for version_id in version_ids:
-            if version_id is not None and version_id not in self._specs:
-                with contextlib.suppress(SQLAlchemyError):
-                    self._spec(version_id)
-
-    def _spec(self, version_id: str) -> GraphSpec:
-        spec = self._specs.get(version_id)
-        if spec is None:
-            try:
-                spec = self.registry.get_version(version_id).spec
-            except SQLAlchemyError as exc:
-                raise RoutingUnavailableError(
-                    f"the spec of version {version_id!r} is not cached and the registry cannot "
-                    f"be reached ({type(exc).__name__})"
-                ) from exc
-            self._specs[version_id] = spec  # versions are immutable: cache forever
-        return spec
+        return self._router.age_s(graph_id)
 
     def feedback(
         self, trace_id: str, score: float, label: str | None = None, source: str = "user"

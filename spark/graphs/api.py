@@ -21,17 +21,19 @@ twice. Ids are stable names, never generated, so telemetry joins across processe
 from __future__ import annotations
 
 import abc
+import copy
 import inspect
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ClassVar, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, overload
 
 import networkx as nx
+import structlog
 from pydantic import ValidationError
 
-from spark.errors import InvalidGraphSpecError, SparkMisuseError
+from spark.errors import InvalidGraphSpecError, RoutingUnavailableError, SparkMisuseError
 from spark.graphs.registry import NodeContext, NodeImpl, NodeRegistry, default_registry
 from spark.graphs.runtime import GraphRuntime, RunResult
 from spark.graphs.spec import (
@@ -44,6 +46,11 @@ from spark.graphs.spec import (
     parse_graph_spec,
 )
 from spark.telemetry.models import RoutingArm, RunTelemetry
+
+if TYPE_CHECKING:
+    from spark.serving import RoutedVersion, VersionRouter
+
+log = structlog.get_logger(__name__)
 
 _current_context: ContextVar[NodeContext | None] = ContextVar("spark_node_context", default=None)
 
@@ -246,7 +253,7 @@ class _GraphNodeRegistry(NodeRegistry):
         """The graph's own instance for ``node_spec.id`` if its type matches, else the base's."""
         node = self._nodes.get(node_spec.id)
         if node is not None and node.node_type == node_spec.type:
-            return node.invoke
+            return _as_specified(node, node_spec).invoke
         return super().resolve(node_spec)
 
     def __contains__(self, type_name: object) -> bool:
@@ -255,6 +262,23 @@ class _GraphNodeRegistry(NodeRegistry):
     def types(self) -> list[str]:
         """The base registry's type names."""
         return self._base.types()
+
+
+def _as_specified(node: Node, node_spec: NodeSpec) -> Node:
+    """``node`` itself when it matches ``node_spec``, else a shallow copy carrying the spec's
+    config and data contract (a routed version may have changed them)."""
+    if (
+        node.config == node_spec.config
+        and node.inputs == node_spec.inputs
+        and node.outputs == node_spec.outputs
+        and sorted(set(node.tags)) == node_spec.tags
+    ):
+        return node
+    version = copy.copy(node)
+    version.config = node_spec.config.model_copy(deep=True)
+    version.inputs, version.outputs = list(node_spec.inputs), list(node_spec.outputs)
+    version.tags = list(node_spec.tags)
+    return version
 
 
 def default_version_id(spec: GraphSpec) -> str:
@@ -266,6 +290,14 @@ class Graph:
     """A graph of ``Node`` instances discovered from ``start``, runnable and convertible to a spec.
 
     The structure is captured when the graph is built; edges added afterwards are not seen.
+
+    Routing: when the graph's id is registered (``SparkClient.register_graph`` or ``spark
+    register``) in ``database_url`` (default: the telemetry config's database, where registry,
+    routing and telemetry live together), every ``run`` serves the version routing picks, as
+    ``SparkClient.run`` does, so a graph built in code picks up what the RSI loop deployed; the
+    graph's own node instances run with that version's config. A graph not registered there
+    (the answer is re-checked once per second, never per run) runs as built;
+    ``follow_routing=False`` always runs it as built.
     """
 
     def __init__(
@@ -278,10 +310,13 @@ class Graph:
         registry: NodeRegistry | None = None,
         version_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        database_url: str | None = None,
+        follow_routing: bool = True,
     ) -> None:
         nodes = discover_nodes(start)
         spec = build_spec(start, nodes, graph_id=graph_id, inputs=inputs, metadata=metadata)
         self._setup(spec, nodes, registry, telemetry_config, version_id)
+        self._bind_routing(database_url, follow_routing)
 
     def _setup(
         self,
@@ -299,6 +334,13 @@ class Graph:
         self.runtime = GraphRuntime(_GraphNodeRegistry(self.registry, nodes))
         self._recorder: TelemetryRecorderLike | None = None
 
+    def _bind_routing(self, database_url: str | None, follow_routing: bool) -> None:
+        """Where routing is read from: ``database_url``, else the telemetry config's database
+        (registry, routing and telemetry share one database); nowhere without ``follow_routing``."""
+        url = database_url or getattr(self.telemetry_config, "database_url", None)
+        self.routing_database_url = url if follow_routing and isinstance(url, str) else None
+        self._router: VersionRouter | None = None
+
     @classmethod
     def from_spec(
         cls,
@@ -307,8 +349,12 @@ class Graph:
         *,
         telemetry_config: TelemetryConfigLike | None = None,
         version_id: str | None = None,
+        database_url: str | None = None,
+        follow_routing: bool = True,
     ) -> Graph:
-        """A graph whose ``to_spec()`` equals ``spec``; registered ``Node`` classes are rebuilt."""
+        """A graph whose ``to_spec()`` equals ``spec``; registered ``Node`` classes are rebuilt.
+
+        ``database_url`` and ``follow_routing`` are those of ``Graph``."""
         nodes = {node.id: node_from_spec(node, registry) for node in spec.nodes}
         for edge in spec.edges:
             nodes[edge.source].connect(nodes[edge.target], when=edge.condition)
@@ -316,6 +362,7 @@ class Graph:
         graph._setup(
             spec.model_copy(deep=True), list(nodes.values()), registry, telemetry_config, version_id
         )
+        graph._bind_routing(database_url, follow_routing)
         return graph
 
     @property
@@ -342,16 +389,42 @@ class Graph:
         routing_key: str | None = None,
         trace_id: str | None = None,
     ) -> RunResult:
-        """Run the graph once; telemetry goes to the configured recorder, if any."""
+        """Run the graph once; telemetry goes to the configured recorder, if any.
+
+        When the graph's id is registered in its database (see ``Graph``), the run follows
+        routing exactly as ``SparkClient.run`` does: the active or candidate version (sticky by
+        ``routing_key``) runs, and telemetry is recorded under that version and arm. Otherwise the
+        graph runs as built, on ``routing_arm``.
+        """
         self._open_recorder()
+        routed = self._routed(routing_key)
+        if routed is None:
+            spec, version_id = self.spec, self.version_id
+        else:
+            spec, version_id, routing_arm = routed.spec, routed.version_id, routed.arm
         return await self.runtime.run(
-            self.spec,
+            spec,
             inputs or {},
-            version_id=self.version_id,
+            version_id=version_id,
             routing_arm=routing_arm,
             routing_key=routing_key,
             trace_id=trace_id,
         )
+
+    def _routed(self, routing_key: str | None) -> RoutedVersion | None:
+        """The routed version of this request; None when the graph is not registered, or its
+        routing was never read and the database is away (then it serves as built)."""
+        if self.routing_database_url is None:
+            return None
+        if self._router is None:
+            from spark.serving import VersionRouter  # spark.registry imports spark.graphs
+
+            self._router = VersionRouter.for_database(self.routing_database_url)
+        try:
+            return self._router.route_if_registered(self.id, routing_key)
+        except RoutingUnavailableError as exc:
+            log.warning("graph.routing_unavailable", graph_id=self.id, error=str(exc)[:200])
+            return None
 
     def _open_recorder(self) -> None:
         if self.telemetry_config is not None and self._recorder is None:
