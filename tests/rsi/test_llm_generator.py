@@ -1,19 +1,17 @@
 """LLMGenerator against a loopback server speaking the OpenAI and Anthropic wire protocols.
 
-The real ``openai`` / ``anthropic`` clients talk HTTP to a ``ThreadingHTTPServer`` on
-127.0.0.1 that records every request and answers with bodies shaped like the real APIs'.
+The real ``openai`` / ``anthropic`` clients talk HTTP to the shared loopback server of
+``tests.llm_server``, which records every request and answers with bodies shaped like the real
+APIs'.
 """
 
 from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from structlog.testing import capture_logs
@@ -34,10 +32,20 @@ from spark.rsi.llm_generator import (
 )
 from spark.rsi.validation import assess_risk
 from spark.settings import SparkSettings
+from tests.llm_server import (
+    ENDPOINTS,
+    LoopbackLLMServer,
+    Received,
+    anthropic_message,
+    chat_completion,
+    http_error,
+    model_text_reply,
+    serve_llm,
+)
+from tests.llm_server import sdk_base_url as base_url
 from tests.rsi.builders import healthy_node_stats, node_stats, support_spec, version_stats
 
 PROVIDERS: tuple[Provider, ...] = ("openai", "anthropic")
-ENDPOINTS: dict[Provider, str] = {"openai": "/v1/chat/completions", "anthropic": "/v1/messages"}
 MODEL = "test-model-1"
 ENV_VARS = (
     "SPARK_GENERATOR",
@@ -69,36 +77,14 @@ CACHE = {
 
 
 @dataclass
-class Received:
-    """One request the server received."""
+class FakeLLMServer(LoopbackLLMServer):
+    """By default answers with a well-formed body whose model answer is
+    ``{"hypotheses": proposals}``."""
 
-    path: str
-    headers: dict[str, str]
-    body: Any
-
-
-Responder = Callable[[Provider, dict[str, Any]], tuple[int, bytes]]
-
-
-@dataclass
-class FakeLLMServer:
-    """Records requests; answers each with ``responder`` (by default a well-formed body whose
-    model answer is ``{"hypotheses": proposals}``)."""
-
-    url: str = ""
     proposals: list[Any] = field(default_factory=list)
-    requests: list[Received] = field(default_factory=list)
-    responder: Responder | None = None
 
-    def respond(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, bytes]:
-        """Record the request and build the reply."""
-        body: Any = json.loads(raw) if raw else None
-        self.requests.append(Received(path, headers, body))
-        provider = next((p for p, end in ENDPOINTS.items() if end == path), None)
-        if provider is None:
-            return 404, b'{"error": {"type": "not_found_error", "message": "no such route"}}'
-        if self.responder is not None:
-            return self.responder(provider, body)
+    def default_reply(self, provider: Provider, body: dict[str, Any]) -> tuple[int, bytes]:
+        """The proposals as JSON content (OpenAI) or as the tool call's input (Anthropic)."""
         answer = {"hypotheses": self.proposals}
         if provider == "openai":
             return 200, chat_completion(body["model"], json.dumps(answer))
@@ -109,113 +95,16 @@ class FakeLLMServer:
         return json.loads(self.requests[-1].body["messages"][-1]["content"])
 
 
-def chat_completion(model: str, content: str | None) -> bytes:
-    """A Chat Completions response body with one choice."""
-    return json.dumps(
-        {
-            "id": "chatcmpl-test",
-            "object": "chat.completion",
-            "created": 1_700_000_000,
-            "model": model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": content, "refusal": None},
-                    "finish_reason": "stop",
-                    "logprobs": None,
-                }
-            ],
-            "usage": {"prompt_tokens": 900, "completion_tokens": 120, "total_tokens": 1020},
-        }
-    ).encode()
-
-
-def anthropic_message(model: str, content: list[dict[str, Any]]) -> bytes:
-    """A Messages API response body."""
-    stop = "tool_use" if any(block["type"] == "tool_use" for block in content) else "end_turn"
-    return json.dumps(
-        {
-            "id": "msg_test",
-            "type": "message",
-            "role": "assistant",
-            "model": model,
-            "content": content,
-            "stop_reason": stop,
-            "stop_sequence": None,
-            "usage": {"input_tokens": 900, "output_tokens": 120},
-        }
-    ).encode()
-
-
 def tool_use_block(answer: Any) -> dict[str, Any]:
     """A ``tool_use`` content block calling the generator's tool."""
     return {"type": "tool_use", "id": "toolu_test", "name": TOOL_NAME, "input": answer}
 
 
-def model_text_reply(text: str) -> Responder:
-    """A responder whose model answer is ``text`` (message content / a text block)."""
-
-    def respond(provider: Provider, body: dict[str, Any]) -> tuple[int, bytes]:
-        if provider == "openai":
-            return 200, chat_completion(body["model"], text)
-        return 200, anthropic_message(body["model"], [{"type": "text", "text": text}])
-
-    return respond
-
-
-def http_error(status: int) -> Responder:
-    """A responder failing every request with ``status`` and the provider's error body."""
-    error = {"type": "api_error", "message": f"status {status}"}
-
-    def respond(provider: Provider, body: dict[str, Any]) -> tuple[int, bytes]:
-        payload = {"error": error} if provider == "openai" else {"type": "error", "error": error}
-        return status, json.dumps(payload).encode()
-
-    return respond
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def do_POST(self) -> None:
-        raw = self.rfile.read(int(self.headers.get("content-length", 0)))
-        path = urlsplit(self.path).path
-        headers = {key.lower(): value for key, value in self.headers.items()}
-        status, body = self.server.fake.respond(path, headers, raw)
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep the test output quiet."""
-
-
-class _Server(ThreadingHTTPServer):
-    fake: FakeLLMServer
-
-
 @pytest.fixture
 def llm_server() -> Iterator[FakeLLMServer]:
     """A fake provider on 127.0.0.1, shut down and closed after the test."""
-    server = _Server(("127.0.0.1", 0), _Handler)
-    server.fake = FakeLLMServer(url=f"http://127.0.0.1:{server.server_address[1]}")
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-llm", daemon=True
-    )
-    thread.start()
-    try:
-        yield server.fake
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-def base_url(provider: Provider, url: str) -> str:
-    """The SDK base URL for a server root (OpenAI's includes ``/v1``)."""
-    return f"{url}/v1" if provider == "openai" else url
+    with serve_llm(FakeLLMServer()) as server:
+        yield server
 
 
 @pytest.fixture
