@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities._support import misuse_is_final, off_loop
+from activities._support import heartbeating, misuse_is_final, off_loop
 from activities.deps import ActivityDeps
 from spark.rsi.changes import apply_changes, diff_specs
 from spark.rsi.contracts import CandidateResult, CreateCandidateInput
@@ -18,6 +18,7 @@ class CandidateActivities:
 
     @activity.defn(name="create_candidate")
     @misuse_is_final
+    @heartbeating
     async def create_candidate(self, inp: CreateCandidateInput) -> CandidateResult:
         """Apply every change strictly (any inapplicable change fails the activity)."""
         return await off_loop(self._create, inp)

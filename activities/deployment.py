@@ -37,6 +37,7 @@ class DeploymentActivities:
 
     @activity.defn(name="deploy_version")
     @misuse_is_final
+    @heartbeating
     async def deploy_version(self, inp: DeployInput) -> DeployResult:
         """One routing step: route ``share`` of traffic to the new version (a rollout stage), or
         all of it (``share`` None, the last step of every strategy). Idempotent per step."""
@@ -131,6 +132,7 @@ class DeploymentActivities:
 
     @activity.defn(name="rollback_deployment")
     @misuse_is_final
+    @heartbeating
     async def rollback_deployment(self, inp: RollbackInput) -> RollbackResult:
         """Route back to the replaced version; idempotent per deployment."""
         return await off_loop(self._rollback, inp)

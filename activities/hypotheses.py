@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import ValidationError
 from temporalio import activity
 
-from activities._support import misuse_is_final, off_loop
+from activities._support import heartbeating, misuse_is_final, off_loop
 from activities.deps import ActivityDeps
 from spark.errors import InvalidInputError
 from spark.experience import ProposalDecision
@@ -48,6 +48,7 @@ class HypothesisActivities:
 
     @activity.defn(name="generate_hypotheses")
     @misuse_is_final
+    @heartbeating
     async def generate_hypotheses(self, inp: HypothesizeInput) -> HypothesizeResult:
         """Hypotheses for the diagnosis ranked by the owner's objective, best first: none already
         decided on this version, undecided ones retried up to a limit, none rejected on evidence
@@ -114,6 +115,7 @@ class HypothesisActivities:
 
     @activity.defn(name="validate_hypotheses")
     @misuse_is_final
+    @heartbeating
     async def validate_hypotheses(self, inp: ValidateInput) -> ValidateResult:
         """Static safety checks and a risk level for each hypothesis."""
         return await off_loop(self._validate, inp)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities._support import misuse_is_final, off_loop
+from activities._support import heartbeating, misuse_is_final, off_loop
 from activities.deps import ActivityDeps
 from spark.experience import Attempt, ProposalDecision
 from spark.experience.policy import change_signature, diagnosis_fingerprint
@@ -22,6 +22,7 @@ class LearningActivities:
 
     @activity.defn(name="record_attempt")
     @misuse_is_final
+    @heartbeating
     async def record_attempt(self, inp: RecordAttemptInput) -> None:
         """Store the attempt (a retry or a later outcome updates the same row), with the change
         signature and the diagnosis fingerprint it was tried under."""
@@ -36,6 +37,7 @@ class LearningActivities:
 
     @activity.defn(name="extract_patterns")
     @misuse_is_final
+    @heartbeating
     async def extract_patterns(self, inp: ExtractPatternsInput) -> PatternsResult:
         """Recompute success patterns per diagnosis kind and change kind."""
         patterns = await off_loop(self._deps.experience.extract_patterns)

@@ -8,7 +8,7 @@ from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities._support import misuse_is_final, off_loop
+from activities._support import heartbeating, misuse_is_final, off_loop
 from activities.deps import ActivityDeps
 from spark.errors import InvalidInputError
 from spark.registry.loops import LoopLeaseStore
@@ -30,6 +30,7 @@ class PlanningActivities:
 
     @activity.defn(name="plan_cycle")
     @misuse_is_final
+    @heartbeating
     async def plan_cycle(self, inp: PlanCycleInput) -> CyclePlan:
         """Fail at once for an unknown graph; merge graph metadata ``rsi`` with overrides; take
         (or renew) the graph's loop lease for this workflow, refusing a second loop with
@@ -41,6 +42,7 @@ class PlanningActivities:
         return plan
 
     @activity.defn(name="release_graph_loop")
+    @heartbeating
     async def release_graph_loop(self, inp: ReleaseLoopInput) -> bool:
         """Give the graph's loop lease up when this workflow holds it (a loop that ends)."""
         workflow_id = activity.info().workflow_id

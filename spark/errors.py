@@ -12,12 +12,16 @@
     │   ├── InvalidInputError       statistical or request input is unusable (NaN, empty arm...)
     │   ├── InvalidWorkflowInputError  an RSIWorkflow input does not validate (names each field)
     │   ├── LoopAlreadyRunningError  another workflow already runs the graph's RSI loop
-    │   └── ConfigurationError      a setting is invalid or missing (bad SPARK_GENERATOR, no key)
+    │   ├── ConfigurationError      a setting is invalid or missing (bad SPARK_GENERATOR, no key)
+    │   │   └── MissingDependencyError  an optional SDK is not installed (names the extra)
+    │   └── ModelRequestError       an LLM provider refused the request as written (400, 401, 404)
     ├── SparkRuntimeError           something failed while running; may be transient
     │   ├── NodeExecutionError      a node raised after its retries
     │   ├── NodeTimeoutError        a node exceeded its timeout
     │   ├── TransientNodeError      a node failure worth retrying (raised by node implementations)
     │   ├── GeneratorUnavailableError  an LLM generator got no usable answer and has no fallback
+    │   ├── ModelUnavailableError   an LLM call failed in a way a retry may cure (5xx, timeout)
+    │   │   └── ModelRateLimitError the provider answered 429
     │   └── RoutingUnavailableError  routing cannot be read and no earlier copy may stand in
     └── ReplayRefusedError          offline replay would repeat a real side effect
 
@@ -75,6 +79,18 @@ class ConfigurationError(SparkMisuseError):
     """A setting is invalid or a required one (such as an API key) is missing."""
 
 
+class MissingDependencyError(ConfigurationError):
+    """An optional dependency is not installed; the message names the extra that brings it."""
+
+
+class ModelRequestError(SparkMisuseError):
+    """An LLM provider refused the request as written (bad request, key, model or permission)."""
+
+    def __init__(self, message: str, *, provider: str, model: str, status_code: int) -> None:
+        super().__init__(message)
+        self.provider, self.model, self.status_code = provider, model, status_code
+
+
 class SparkRuntimeError(SparkError):
     """A failure while executing a graph; may be transient."""
 
@@ -98,6 +114,20 @@ class TransientNodeError(SparkRuntimeError):
 
 class GeneratorUnavailableError(SparkRuntimeError):
     """A model-backed hypothesis generator got no usable answer and has no fallback."""
+
+
+class ModelUnavailableError(SparkRuntimeError):
+    """An LLM call failed in a way a retry may cure: 5xx, timeout, connection, overload."""
+
+    def __init__(
+        self, message: str, *, provider: str, model: str, status_code: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.provider, self.model, self.status_code = provider, model, status_code
+
+
+class ModelRateLimitError(ModelUnavailableError):
+    """The LLM provider answered 429 (rate or quota limit)."""
 
 
 class RoutingUnavailableError(SparkRuntimeError):

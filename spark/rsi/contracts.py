@@ -566,6 +566,11 @@ class OnlineWindowStart(_Model):
 
     plan: OnlinePlan | None = None
     started_at: float = 0.0
+    ends_at: float | None = Field(
+        default=None,
+        description="epoch seconds at which the candidate's routing expires by itself (the "
+        "window's cap; None in windows opened before routing expiry existed)",
+    )
     reasons: list[str] = Field(default_factory=list)
 
 
@@ -578,6 +583,9 @@ class OnlineLookInput(_Model):
     primary_metric: Metric
     plan: OnlinePlan
     started_at: float
+    ends_at: float | None = Field(
+        default=None, description="count no run that started at or after this (the cap)"
+    )
     candidate_share: float
     previous_fractions: list[float] = Field(default_factory=list)
     alpha: float
