@@ -62,6 +62,7 @@ def heartbeating(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
                 with contextlib.suppress(asyncio.CancelledError):
                     await beat
 
+    wrapper.__spark_heartbeating__ = True  # type: ignore[attr-defined]
     return wrapper
 
 

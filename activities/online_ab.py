@@ -10,12 +10,15 @@ candidate out of routing.
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 from temporalio import activity
 
 from activities._support import heartbeating, log, misuse_is_final, off_loop
 from activities.deps import ActivityDeps
 from spark.errors import InvalidInputError
+from spark.registry._sql import utcnow
+from spark.registry.routing import as_utc
 from spark.rsi.contracts import (
     EndWindowInput,
     MetricSummary,
@@ -76,16 +79,22 @@ class OnlineABActivities:
             log.info("online window not planned", graph_id=inp.graph_id, reason=str(exc))
             return OnlineWindowStart(reasons=[f"online window not possible: {exc}"])
         key = window_key(inp.graph_id, inp.cycle, inp.candidate_version_id)
+        # Clients stop routing to the candidate at the cap by themselves, so exposure stays
+        # within plan even when no worker is alive to close the window.
         state = self._deps.routing.apply(
             inp.graph_id,
             idempotency_key=f"{key}:open",
             action="set_candidate",
             candidate_version_id=inp.candidate_version_id,
             candidate_share=settings.ab_candidate_share,
+            candidate_expires_at=utcnow()
+            + timedelta(seconds=settings.routing_propagation_s + plan.window_s),
             actor="rsi",
             reason=f"online A/B window of cycle {inp.cycle}",
         )
-        started_at = state.updated_at.timestamp() + settings.routing_propagation_s
+        started_at = as_utc(state.updated_at).timestamp() + settings.routing_propagation_s
+        expires_at = state.candidate_expires_at
+        ends_at = None if expires_at is None else as_utc(expires_at).timestamp()
         log.info(
             "online window opened",
             graph_id=inp.graph_id,
@@ -93,7 +102,9 @@ class OnlineABActivities:
             runs_per_arm=plan.runs_per_arm,
             window_s=plan.window_s,
         )
-        return OnlineWindowStart(plan=plan, started_at=started_at, reasons=plan.notes)
+        return OnlineWindowStart(
+            plan=plan, started_at=started_at, ends_at=ends_at, reasons=plan.notes
+        )
 
     def _traffic_rate(self, graph_id: str, since: float) -> float:
         """Runs per hour over the analysis window, or over the part of it the graph has lived
@@ -112,14 +123,24 @@ class OnlineABActivities:
         return await off_loop(self._look, inp)
 
     def _look(self, inp: OnlineLookInput) -> OnlineLookResult:
-        telemetry, now = self._deps.telemetry, time.time()
+        telemetry = self._deps.telemetry
+        # Runs after the cap are outside the window (a late look never counts them).
+        until = time.time() if inp.ends_at is None else min(time.time(), inp.ends_at)
         baseline = telemetry.arm_moments(
-            inp.graph_id, inp.baseline_version_id, since=inp.started_at, routing_arm="active"
+            inp.graph_id,
+            inp.baseline_version_id,
+            since=inp.started_at,
+            until=until,
+            routing_arm="active",
         )
         candidate = telemetry.arm_moments(
-            inp.graph_id, inp.candidate_version_id, since=inp.started_at, routing_arm="candidate"
+            inp.graph_id,
+            inp.candidate_version_id,
+            since=inp.started_at,
+            until=until,
+            routing_arm="candidate",
         )
-        counts = telemetry.assignment_counts(inp.graph_id, inp.started_at, now)
+        counts = telemetry.assignment_counts(inp.graph_id, inp.started_at, until)
         assignment = (counts.get("active", 0), counts.get("candidate", 0))
         try:
             decision, fraction = decide_online_look(
@@ -145,6 +166,7 @@ class OnlineABActivities:
 
     @activity.defn(name="end_online_window")
     @misuse_is_final
+    @heartbeating
     async def end_online_window(self, inp: EndWindowInput) -> None:
         """Route all traffic back to the active version (idempotent)."""
         await off_loop(self._end, inp)

@@ -15,8 +15,9 @@ from temporalio.common import RetryPolicy
 
 T = TypeVar("T")
 
-# Heartbeat timeout of the long activities (they beat every 2 s, activities._support): a worker
-# killed mid-activity is noticed in seconds and the activity retried elsewhere.
+# Heartbeat timeout of every activity (they all beat every 2 s, activities._support): a worker
+# killed mid-activity is noticed in seconds and the activity retried elsewhere, instead of after
+# its whole start-to-close timeout.
 HEARTBEAT = timedelta(seconds=15)
 
 DEFAULT_RETRY = RetryPolicy(
@@ -34,9 +35,10 @@ async def call(
     *,
     summary: str,
     start_to_close: timedelta = timedelta(minutes=2),
-    heartbeat: timedelta | None = None,
+    heartbeat: timedelta = HEARTBEAT,
 ) -> T:
-    """Run activity ``name`` with the project's retry policy and decode its result."""
+    """Run activity ``name`` with the project's retry policy and heartbeat timeout, and decode
+    its result."""
     result = await workflow.execute_activity(
         name,
         arg,

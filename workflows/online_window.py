@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from temporalio import workflow
@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
 
 LOOK_TIMEOUT = timedelta(minutes=10)  # a look scans the window: ~1 s per million runs
 PATCH_WINDOW_CAP = "online-window-closes-routing-at-its-cap"
+PATCH_FINAL_LOOK_AT_CAP = "online-window-judges-once-at-its-cap"
 
 
 class WindowHost(Protocol):
@@ -88,8 +89,7 @@ class OnlineWindow:
         if start.plan is None:
             return ABTestResult(outcome="invalid", reasons=start.reasons)
         if workflow.patched(PATCH_WINDOW_CAP):
-            propagation = self._plan.settings.routing_propagation_s
-            self._cap = workflow.now() + timedelta(seconds=propagation + start.plan.window_s)
+            self._cap = self._cap_of(start)
         look = await self._looks(start)
         if look.outcome != "ship" and not self._closed:
             await self._close(f"online A/B window ended: {look.outcome}")
@@ -100,6 +100,15 @@ class OnlineWindow:
             metrics=look.metrics,
             live_runs=look.n_baseline + look.n_candidate,
         )
+
+    def _cap_of(self, start: OnlineWindowStart) -> datetime:
+        """When routing to the candidate ends: its routing expiry when the window has one (the
+        instant clients stop by themselves), else the plan's length from now."""
+        assert start.plan is not None
+        if start.ends_at is not None:
+            return datetime.fromtimestamp(start.ends_at, UTC)
+        propagation = self._plan.settings.routing_propagation_s
+        return workflow.now() + timedelta(seconds=propagation + start.plan.window_s)
 
     async def _open(self) -> OnlineWindowStart:
         plan = self._plan
@@ -144,6 +153,11 @@ class OnlineWindow:
                 return OnlineLookResult(outcome="reject", reasons=[reason])
             await self._host.pause_point()
             result = await self._look_within_cap(start, look, fractions)
+            if self._closed and result.outcome == "continue" and look < window.looks:
+                # Closed at its cap while this interim look ran: no more traffic comes, so
+                # judge once more, as the final look over the runs up to the cap, instead of
+                # waiting out looks that would see nothing new.
+                result = await self._final_look(start, look, fractions, result)
             progress = progress.model_copy(
                 update={
                     "looks_done": look,
@@ -187,8 +201,25 @@ class OnlineWindow:
             reason = f"look {look} failed: {err.cause or err}"
             return OnlineLookResult(outcome="inconclusive", reasons=[reason])
 
+    async def _final_look(
+        self,
+        start: OnlineWindowStart,
+        look: int,
+        fractions: list[float],
+        interim: OnlineLookResult,
+    ) -> OnlineLookResult:
+        if not workflow.patched(PATCH_FINAL_LOOK_AT_CAP):
+            return interim  # histories from before this: the window kept looking
+        if interim.fraction > (fractions[-1] if fractions else 0.0):
+            fractions.append(interim.fraction)
+        try:
+            return await self._look(start, look, fractions, final=True)
+        except ActivityError as err:
+            reason = f"final look after the cap failed: {err.cause or err}"
+            return OnlineLookResult(outcome="inconclusive", reasons=[reason])
+
     async def _look(
-        self, start: OnlineWindowStart, look: int, fractions: list[float]
+        self, start: OnlineWindowStart, look: int, fractions: list[float], *, final: bool = False
     ) -> OnlineLookResult:
         assert start.plan is not None
         plan, window = self._plan, start.plan
@@ -199,10 +230,11 @@ class OnlineWindow:
             primary_metric=self._primary,
             plan=window,
             started_at=start.started_at,
+            ends_at=start.ends_at,
             candidate_share=plan.settings.ab_candidate_share,
             previous_fractions=fractions,
             alpha=plan.settings.alpha,
-            final=look == window.looks,
+            final=final or look == window.looks,
         )
         return await call(
             "online_ab_look",

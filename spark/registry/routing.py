@@ -13,7 +13,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 import structlog
@@ -47,8 +47,27 @@ class RoutingState(BaseModel):
     active_version_id: str
     candidate_version_id: str | None
     candidate_share: float
+    candidate_expires_at: datetime | None = None
     revision: int
     updated_at: datetime
+
+    def serving_share(self, now: datetime | None = None) -> float:
+        """The candidate's share of traffic at ``now`` (default: this machine's clock): 0 once
+        the candidate's expiry has passed, so a window's cap holds even when nothing is left
+        to take the candidate out of routing. Clients should keep their clocks synchronised
+        (NTP); a skew of s seconds moves the cut-off by s."""
+        if self.candidate_version_id is None or self.candidate_share <= 0.0:
+            return 0.0
+        if self.candidate_expires_at is not None:
+            current = now or datetime.now(UTC)
+            if current >= as_utc(self.candidate_expires_at):
+                return 0.0
+        return self.candidate_share
+
+
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` as an aware UTC datetime (databases without time zones hand back naive UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class RoutingEvent(BaseModel):
@@ -62,6 +81,7 @@ class RoutingEvent(BaseModel):
     active_version_id: str
     candidate_version_id: str | None
     candidate_share: float
+    candidate_expires_at: datetime | None = None
     revision: int
     actor: str
     reason: str
@@ -75,6 +95,7 @@ class _Change(BaseModel):
     active_version_id: str | None
     candidate_version_id: str | None
     candidate_share: float | None
+    candidate_expires_at: datetime | None = None
 
 
 class RoutingStore:
@@ -97,6 +118,7 @@ class RoutingStore:
         active_version_id: str | None = None,
         candidate_version_id: str | None = None,
         candidate_share: float | None = None,
+        candidate_expires_at: datetime | None = None,
         actor: str,
         reason: str,
     ) -> RoutingState:
@@ -110,6 +132,8 @@ class RoutingStore:
 
         - ``set_candidate``: route ``candidate_share`` of traffic to ``candidate_version_id``
           (either may be omitted to keep the current value, e.g. a gradual step 10% -> 25%);
+          with ``candidate_expires_at`` clients stop routing to it at that instant by
+          themselves (an A/B window's cap); without it the candidate never expires;
         - ``promote``: the candidate (or ``candidate_version_id``) becomes active, no candidate;
         - ``rollback``: drop the candidate; with ``active_version_id`` make that version active;
           with neither a candidate nor ``active_version_id``, return to the previous active one;
@@ -121,6 +145,7 @@ class RoutingStore:
             active_version_id=active_version_id,
             candidate_version_id=candidate_version_id,
             candidate_share=candidate_share,
+            candidate_expires_at=candidate_expires_at,
         )
         return retry_on_conflict(
             lambda: self._apply(graph_id, idempotency_key, change, actor=actor, reason=reason)
@@ -175,6 +200,7 @@ def _set_candidate(_session: Session, row: RoutingRow, change: _Change) -> None:
     share = row.candidate_share if change.candidate_share is None else change.candidate_share
     row.candidate_version_id = candidate
     row.candidate_share = _checked_share(row.graph_id, share)
+    row.candidate_expires_at = change.candidate_expires_at
 
 
 def _promote(_session: Session, row: RoutingRow, change: _Change) -> None:
@@ -217,6 +243,7 @@ _HANDLERS: dict[RoutingAction, Callable[[Session, RoutingRow, _Change], None]] =
 def _drop_candidate(row: RoutingRow) -> None:
     row.candidate_version_id = None
     row.candidate_share = 0.0
+    row.candidate_expires_at = None
 
 
 def _previous_active(session: Session, row: RoutingRow) -> str:
@@ -273,6 +300,7 @@ def _event_row(row: RoutingRow, key: str, action: str, actor: str, reason: str) 
         active_version_id=row.active_version_id,
         candidate_version_id=row.candidate_version_id,
         candidate_share=row.candidate_share,
+        candidate_expires_at=row.candidate_expires_at,
         revision=row.revision,
         actor=actor,
         reason=reason,

@@ -85,6 +85,8 @@ class FakeRSI:
     window_inputs: list[OnlineWindowInput] = field(default_factory=list)
     plan_error: str | None = None  # plan_cycle refuses with LoopAlreadyRunningError
     look_delay_s: float = 0.0  # real seconds the final look takes (a slow or late look)
+    first_look_delay_s: float = 0.0  # real seconds the first (interim) look takes
+    cap_after_s: float | None = None  # the window's routing expires this long after opening
     look_error: str | None = None  # every look fails for good with this message
 
     def activities(self) -> list:
@@ -186,7 +188,13 @@ class FakeRSI:
                 metrics=[inp.primary_metric],
                 runs_per_hour=5000.0,
             )
-            return OnlineWindowStart(plan=plan, started_at=100.0, reasons=["planned"])
+            ends_at = None
+            if self.cap_after_s is not None:
+                opened = activity.info().current_attempt_scheduled_time.timestamp()
+                ends_at = opened + self.cap_after_s
+            return OnlineWindowStart(
+                plan=plan, started_at=100.0, ends_at=ends_at, reasons=["planned"]
+            )
 
         @activity.defn(name="online_ab_look")
         async def online_ab_look(inp: OnlineLookInput) -> OnlineLookResult:
@@ -199,6 +207,9 @@ class FakeRSI:
             if inp.final and self.look_delay_s:
                 await asyncio.sleep(self.look_delay_s)
                 self.calls.append("late_look_returned")
+            if len(self.look_inputs) == 1 and self.first_look_delay_s:
+                await asyncio.sleep(self.first_look_delay_s)
+                self.calls.append("late_first_look_returned")
             return OnlineLookResult(
                 outcome=outcome,
                 fraction=fraction,

@@ -11,6 +11,7 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
 import activities._support
+from activities import ActivityDeps, build_activities
 from activities._support import heartbeating, off_loop
 from spark.rsi.contracts import RSISettings, RSIWorkflowInput
 from tests.workflows.fakes import FakeRSI
@@ -124,3 +125,72 @@ async def test_heartbeating_activity_beats_while_its_work_runs_off_loop(
 
     assert await env.run(slow_analysis) == "done"
     assert len(beats) >= 3
+
+
+async def test_window_closed_at_its_cap_during_an_interim_look_judges_once_and_stops(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """The cap passes while the first of three looks runs: the candidate leaves routing, the
+    window is judged once more as its final look over the runs up to the cap, and no further
+    look timers run against a window that receives no traffic."""
+    fake = online_fake(first_look_delay_s=3.0, cap_after_s=200.5)
+    fake.online_looks = ["continue", "reject", "ship"]
+    outcome = await run_cycle(time_skipping_env, fake)
+    assert fake.calls.index("end_online_window") < fake.calls.index("late_first_look_returned")
+    assert fake.calls.count("online_ab_look") == 2
+    assert [look.final for look in fake.look_inputs] == [False, True]
+    assert all(look.ends_at == fake.look_inputs[0].ends_at for look in fake.look_inputs)
+    assert fake.look_inputs[0].ends_at is not None
+    assert outcome == "rejected_test"
+    assert fake.calls.count("end_online_window") == 1
+
+
+async def test_every_activity_is_scheduled_with_a_short_heartbeat_timeout(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """Short activities too (planning, hypotheses, validation, candidate, deployment, learning):
+    a worker killed in any of them is noticed within seconds, not after a whole timeout."""
+    fake = FakeRSI(
+        settings=RSISettings(monitor_window_s=60, monitor_checks=1, ab_mode="replay_then_online"),
+        online_looks=["ship"],
+        look_runs=300,
+    )
+    queue = uuid.uuid4().hex
+    async with Worker(
+        time_skipping_env.client,
+        task_queue=queue,
+        workflows=[RSIWorkflow],
+        activities=fake.activities(),
+    ):
+        handle = await time_skipping_env.client.start_workflow(
+            RSIWorkflow.run,
+            RSIWorkflowInput(graph_id="g"),
+            id=f"rsi-hb-all-{uuid.uuid4().hex[:8]}",
+            task_queue=queue,
+        )
+        await handle.result()
+        history = await handle.fetch_history()
+    timeouts = {
+        event.activity_task_scheduled_event_attributes.activity_type.name: (
+            event.activity_task_scheduled_event_attributes.heartbeat_timeout.ToSeconds()
+        )
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+    }
+    assert {"plan_cycle", "generate_hypotheses", "deploy_version", "record_attempt"} <= set(
+        timeouts
+    )
+    assert all(0 < seconds <= 30 for seconds in timeouts.values()), timeouts
+
+
+def test_every_registered_activity_heartbeats(sqlite_database_url: str) -> None:
+    """Each activity the worker registers is wrapped to heartbeat, so the short heartbeat
+    timeout the workflow gives every activity never fails a live one."""
+    registered = build_activities(ActivityDeps.from_database_url(sqlite_database_url))
+    unwrapped = [
+        getattr(fn, "__name__", repr(fn))
+        for fn in registered
+        if not getattr(fn, "__spark_heartbeating__", False)
+    ]
+    assert len(registered) >= 15
+    assert unwrapped == []
