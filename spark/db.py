@@ -1,7 +1,8 @@
 """Database engines for the three stores (telemetry, registry, experience).
 
 One SQLAlchemy engine per URL. SQLite (the embedded default) runs in WAL mode so readers never
-block the telemetry writer; PostgreSQL goes through psycopg 3 (``postgresql+psycopg://``).
+block the telemetry writer; PostgreSQL goes through psycopg 3 (``postgresql+psycopg://``). The
+first engine for a URL brings its schema to the newest migration (``spark.migrations``).
 """
 
 from __future__ import annotations
@@ -9,18 +10,20 @@ from __future__ import annotations
 import math
 import sqlite3
 import threading
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
-from sqlmodel import SQLModel, create_engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlmodel import create_engine
+
+from spark.migrations import VERSION_TABLE, head_revision
 
 _ENGINES: dict[str, Engine] = {}
 _LOCK = threading.Lock()
-SCHEMA_LOCK_KEY = 0x5350_524B  # "SPRK": the advisory lock serialising schema creation
-SCHEMA_ATTEMPTS = 6
+SCHEMA_LOCK_KEY = 0x5350_524B  # "SPRK": the advisory lock serialising migrations
 
 
 def normalize_url(url: str) -> str:
@@ -68,28 +71,48 @@ def _create(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
-    _import_all_tables()
     _create_schema(engine, url)
     return engine
 
 
 def _create_schema(engine: Engine, url: str) -> None:
-    """Create missing tables, safely when several processes (worker, client, CLI) open a new
-    database at the same moment: PostgreSQL serialises them with an advisory lock; on SQLite a
-    process that loses the race sees "already exists" and checks again."""
+    """Bring the schema to the newest migration (``spark.migrations``).
+
+    At the head this is one read of the version table, and Alembic is never imported. Otherwise
+    the migration runs in one transaction holding the schema lock, so several processes (worker,
+    client, CLI) opening a new or older database at once migrate it once: the others wait, then
+    find it at the head.
+    """
+    if _schema_revision(engine) == head_revision():
+        return
+    from spark.migrations.runner import upgrade
+
+    with _schema_transaction(engine, url) as connection:
+        upgrade(connection)
+
+
+def _schema_revision(engine: Engine) -> str | None:
+    """The revision in Spark's version table; None when there is no such table yet."""
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+    except (OperationalError, ProgrammingError):
+        return None
+
+
+@contextmanager
+def _schema_transaction(engine: Engine, url: str) -> Iterator[Connection]:
+    """A transaction that holds the schema lock from its start and commits on success:
+    an advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` (the write lock) on SQLite."""
     if is_postgres(url):
         with engine.begin() as connection:
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
-            SQLModel.metadata.create_all(connection)
+            yield connection
         return
-    for attempt in range(1, SCHEMA_ATTEMPTS + 1):
-        try:
-            SQLModel.metadata.create_all(engine)
-            return
-        except OperationalError as exc:
-            if "already exists" not in str(exc) or attempt == SCHEMA_ATTEMPTS:
-                raise
-            time.sleep(0.05 * attempt)
+    with engine.connect() as connection:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        yield connection
+        connection.commit()
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
@@ -109,20 +132,3 @@ def _ln(value: float | None) -> float | None:
     if value is None or value <= 0:
         return None
     return math.log(value)
-
-
-def _import_all_tables() -> None:
-    """Import every table module so ``create_all`` sees the whole schema."""
-    import importlib
-
-    for module in (
-        "spark.telemetry.tables",
-        "spark.registry.tables",
-        "spark.registry.loops",
-        "spark.experience.tables",
-    ):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise

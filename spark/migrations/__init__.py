@@ -1,0 +1,65 @@
+"""The Spark schema's history as Alembic migrations, applied by ``spark.db.get_engine``.
+
+Every database Spark opens is brought to the newest revision (``head_revision()``) on first use:
+a new database gets every revision in order; one made by ``create_all`` before migrations
+existed (tables, no version table) is stamped at ``0001`` and upgraded from there; one already at
+the head costs a single read of the version table and never loads Alembic. Users need no
+``alembic.ini``: ``spark.migrations.runner`` drives Alembic from Python with the scripts that
+ship in this package (``env.py`` and ``versions/``).
+
+Adding a revision (developers)
+------------------------------
+1. Change the table models (``spark/*/tables.py``, ``spark/registry/loops.py``).
+2. Write ``versions/000N_<what>.py`` by hand, copying the shape of the newest one: the file is
+   named after its revision (the newest number is the head), ``revision = "000N"``, ``down_revision`` = the previous one, explicit ``op.*`` calls in
+   ``upgrade`` and the reverse in ``downgrade``. Alter or drop columns inside
+   ``op.batch_alter_table`` so SQLite (which cannot alter most columns) rebuilds the table.
+   Never import the models in a revision: a revision must keep meaning what it meant.
+3. ``pytest tests/db/test_migrations.py``: it compares the models with a database migrated to
+   the head (Alembic's autogenerate comparison), on SQLite and PostgreSQL, so a model change
+   without its migration, or a migration without its model change, fails CI.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import re
+from pathlib import Path
+
+from sqlalchemy import MetaData
+
+VERSIONS = Path(__file__).resolve().parent / "versions"
+_REVISION_FILE = re.compile(r"^(\d{4})_\w+\.py$")
+
+LEGACY_REVISION = "0001"
+"""The schema ``create_all`` made before migrations existed (the release at commit 6c764c0)."""
+
+VERSION_TABLE = "spark_alembic_version"
+"""Spark's own version table, so an application that shares the database keeps its own
+``alembic_version``."""
+
+TABLE_MODULES = (
+    "spark.telemetry.tables",
+    "spark.registry.tables",
+    "spark.registry.loops",
+    "spark.experience.tables",
+)
+"""Every module that defines Spark tables."""
+
+
+def target_metadata() -> MetaData:
+    """The models' metadata with every Spark table loaded (what the head revision must match)."""
+    from sqlmodel import SQLModel
+
+    for module in TABLE_MODULES:
+        importlib.import_module(module)
+    return SQLModel.metadata
+
+
+@functools.cache
+def head_revision() -> str:
+    """The newest revision, read from the file names in ``versions/`` without loading Alembic
+    (revisions are numbered in order and each file starts with its number)."""
+    numbers = [m.group(1) for path in VERSIONS.iterdir() if (m := _REVISION_FILE.match(path.name))]
+    return max(numbers)
