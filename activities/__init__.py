@@ -15,6 +15,7 @@ from activities.hypotheses import HypothesisActivities
 from activities.learning import LearningActivities
 from activities.online_ab import OnlineABActivities
 from activities.planning import PlanningActivities
+from activities.reviews import ReviewActivities
 
 __all__ = ["ActivityDeps", "build_activities"]
 
@@ -29,12 +30,15 @@ def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
     online = OnlineABActivities(deps)
     deployment = DeploymentActivities(deps)
     learning = LearningActivities(deps)
+    reviews = ReviewActivities(deps)
     return [
         planning.plan_cycle,
         planning.release_graph_loop,
         analysis.analyze_graph,
         hypotheses.generate_hypotheses,
         hypotheses.validate_hypotheses,
+        reviews.open_review,
+        reviews.close_review,
         candidate.create_candidate,
         ab_test.replay_ab_test,
         online.start_online_window,

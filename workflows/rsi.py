@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         AnalyzeInput,
         AnalyzeResult,
         CandidateResult,
+        CloseReviewInput,
         CreateCandidateInput,
         CycleOutcome,
         CyclePlan,
@@ -33,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         HealthResult,
         HypothesizeInput,
         HypothesizeResult,
+        OpenReviewInput,
         PatternsResult,
         Phase,
         PlanCycleInput,
@@ -41,7 +43,9 @@ with workflow.unsafe.imports_passed_through():
         ReleaseLoopInput,
         ReviewAck,
         ReviewDecision,
+        ReviewDossier,
         ReviewRequest,
+        ReviewVerdict,
         RollbackAck,
         RollbackInput,
         RollbackRequest,
@@ -54,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
         WindowProgress,
         describe_errors,
     )
+    from spark.rsi.review import review_details, review_memo
     from spark.temporal import (
         RSI_WORKFLOW,
         SA_ACTIVE_VERSION,
@@ -77,6 +82,7 @@ M = TypeVar("M", bound=BaseModel)
 PATCH_GATE_STOPS_ONLY_HARM = "replay-gate-stops-only-significant-harm"
 PATCH_RELEASE_LOOP = "release-graph-loop-lease-at-end"
 PATCH_MEMO_FROM_WORKFLOW = "memo-set-by-the-workflow"
+PATCH_PERSIST_REVIEWS = "persist-reviews"
 _OUTCOME_BY_AB = {
     "reject": "rejected_test",
     "inconclusive": "inconclusive",
@@ -103,6 +109,7 @@ class RSIWorkflow:
         )
         self._rollback: RollbackRequest | None = None
         self._review: tuple[bool, ReviewDecision] | None = None
+        self._reviewers: list[str] = []  # who may decide the open review; empty: anyone
         # (deployment id, version it replaced): what a rollback signal would undo
         self._live_deployment: tuple[str, str] | None = inp.live_deployment
         self._proposal = HypothesizeResult()
@@ -199,7 +206,12 @@ class RSIWorkflow:
     @workflow.update
     def review(self, request: ReviewRequest) -> ReviewAck:
         """Approve or reject the hypothesis awaiting review, with an answer: refused (before
-        anything is recorded) when no review is open or the request names another hypothesis."""
+        anything is recorded) when no review is open or the request names another hypothesis;
+        refused after it is listed in ``status`` when the reviewer is not allowed."""
+        refusal = self._reviewer_problem(request)
+        if refusal is not None:
+            self._refuse("review", f"review from {request.reviewer!r} refused: {refusal}")
+            raise ApplicationError(refusal, type="ReviewerNotAllowed", non_retryable=True)
         self._record_review("review", request.approve, request)
         assert self._status.review_hypothesis_id is not None
         return ReviewAck(
@@ -223,8 +235,17 @@ class RSIWorkflow:
             return f"stale review: {decision.hypothesis_id!r} is not the open one ({expected!r})"
         return None
 
+    def _reviewer_problem(self, decision: ReviewDecision) -> str | None:
+        """Why ``decision.reviewer`` may not decide this graph's reviews, or None when they may."""
+        if not self._reviewers or decision.reviewer in self._reviewers:
+            return None
+        return (
+            f"{decision.reviewer!r} is not an allowed reviewer of graph {self._input.graph_id!r} "
+            f"(allowed: {', '.join(self._reviewers)}); nothing was decided"
+        )
+
     def _record_review(self, name: str, approved: bool, decision: ReviewDecision) -> None:
-        problem = self._review_problem(decision)
+        problem = self._review_problem(decision) or self._reviewer_problem(decision)
         if problem is not None:
             self._refuse(name, f"review from {decision.reviewer!r} ignored: {problem}")
             return
@@ -379,11 +400,15 @@ class RSIWorkflow:
         self._status.awaiting_review = True
         self._status.review_hypothesis_id = item.hypothesis.hypothesis_id
         self._status.hypothesis_title = item.hypothesis.title
+        self._reviewers = list(plan.settings.reviewers)
         workflow.upsert_search_attributes([SA_AWAITING_REVIEW.value_set(True)])
         await self._phase("awaiting_review")
         try:
             await workflow.wait_condition(
                 lambda: self._review is not None,
+        persist = workflow.patched(PATCH_PERSIST_REVIEWS)
+        if persist:
+            await self._open_review(item)
                 timeout=timedelta(seconds=plan.settings.review_timeout_s),
                 timeout_summary=f"review of {item.hypothesis.title!r}",
             )
@@ -392,11 +417,67 @@ class RSIWorkflow:
         self._status.awaiting_review = False
         self._status.review_hypothesis_id = None
         workflow.upsert_search_attributes([SA_AWAITING_REVIEW.value_set(False)])
+        if persist:
+            await self._close_review()
         return self._review is not None and self._review[0]
 
     async def _test_and_ship(self, plan: CyclePlan, item: ValidatedHypothesis) -> CycleSummary:
         self._tested = item
         hypothesis = item.hypothesis
+    async def _open_review(self, item: ValidatedHypothesis) -> None:
+        """Store the pending review with its dossier, and show the dossier in ``status``, the
+        memo and the details. A store that cannot be reached costs the dossier, not the review."""
+        hypothesis_id = item.hypothesis.hypothesis_id
+        arg = OpenReviewInput(
+            review_id=f"{self._input.graph_id}:c{self._input.cycle}:{hypothesis_id}:"
+            f"{workflow.info().run_id[:8]}",
+            graph_id=self._input.graph_id,
+            cycle=self._input.cycle,
+            item=item,
+            allowed_reviewers=self._reviewers,
+        )
+        try:
+            dossier = await call(
+                "open_review", arg, ReviewDossier, summary=f"open review of {hypothesis_id}"
+            )
+        except ActivityError as err:
+            self._status.review = None
+            self._set_details(f"awaiting review (no dossier: {_root_cause(err)})")
+            return
+        self._show_review(dossier)
+        self._set_details(review_details(dossier))
+
+    async def _close_review(self) -> None:
+        """Store the verdict (approved, rejected, or expired on timeout) with the review."""
+        dossier = self._status.review
+        if dossier is None or dossier.state != "pending":
+            return
+        state, reviewer, comment = self._verdict()
+        self._show_review(
+            dossier.model_copy(update={"state": state, "reviewer": reviewer, "comment": comment})
+        )
+        arg = CloseReviewInput(
+            review_id=dossier.review_id, state=state, reviewer=reviewer, comment=comment
+        )
+        try:
+            await call("close_review", arg, type(None), summary=f"review {state}")
+        except ActivityError:
+            workflow.logger.warning(
+                "review verdict not stored", extra={"review_id": dossier.review_id}
+            )
+
+    def _verdict(self) -> tuple[ReviewVerdict, str | None, str]:
+        """The open review's outcome: its state, who decided and their comment."""
+        if self._review is None:
+            return "expired", None, "review window elapsed"
+        approved, decision = self._review
+        return ("approved" if approved else "rejected"), decision.reviewer, decision.comment
+
+    def _show_review(self, dossier: ReviewDossier) -> None:
+        """The review in the status query and in the Web UI's memo."""
+        self._status.review = dossier
+        workflow.upsert_memo({"review": review_memo(dossier)})
+
         self._status.hypothesis_title = hypothesis.title
         candidate = await self._build_candidate(plan, item)
         ab = await self._ab_test(plan, item, candidate.candidate_version_id)

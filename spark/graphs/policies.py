@@ -5,13 +5,19 @@ Order of application for one node execution::
     cache lookup (cache_ttl_s) ─hit─► cached output, no call
       │ miss
       ▼
-    attempt 1..retries+1, each under timeout_s, backoff_s * 2**retry between them
+    attempt 1..retries+1, each under timeout_s; before retry r a wait drawn uniformly from
+      [0, min(backoff_s * 2**r, MAX_BACKOFF_S)] (full jitter)
       │ all failed (or a non-retryable error)
       ▼
     fallback type (same inputs, same timeout), once ─► output or the original error
 
 Misuse errors (``SparkMisuseError``, ``ReplayRefusedError``) are neither retried nor sent to the
 fallback: they will fail again. Fallback outputs are not cached (they are degraded answers).
+
+Full jitter ("Exponential Backoff and Jitter", AWS Architecture Blog) spreads the retries of many
+requests that failed together (a provider's outage, a rate limit) instead of sending them back in
+synchronised waves; the ceiling still grows exponentially. The random source is injectable
+(``execute_node(..., rng=random.Random(seed))``) so tests can pin the waits.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import datetime as dt
 import enum
 import hashlib
 import json
+import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -39,6 +46,9 @@ log = structlog.get_logger(__name__)
 
 MAX_BACKOFF_S = 30.0
 DEFAULT_CACHE_ENTRIES = 1024
+
+# Retry jitter only: not a security use, and never drawn inside workflow code.
+_JITTER = random.Random()
 
 Clock = Callable[[], float]
 CacheKey = tuple[str, str, str]  # (version_id, node_id, input fingerprint)
@@ -82,8 +92,13 @@ def _jsonable(value: Any) -> Any:
 
 
 def backoff_delay(backoff_s: float, retry_index: int) -> float:
-    """Seconds to wait before retry ``retry_index`` (0 = first retry): exponential, capped."""
+    """The longest wait before retry ``retry_index`` (0 = first retry): exponential, capped."""
     return float(min(backoff_s * 2**retry_index, MAX_BACKOFF_S))
+
+
+def jittered_delay(backoff_s: float, retry_index: int, rng: random.Random) -> float:
+    """Seconds to wait before retry ``retry_index``: uniform in ``[0, backoff_delay(...)]``."""
+    return rng.uniform(0.0, backoff_delay(backoff_s, retry_index))
 
 
 def is_retryable(error: BaseException) -> bool:
@@ -155,14 +170,16 @@ async def execute_node(
     fallback: NodeImpl | None = None,
     cache: ResultCache | None = None,
     cache_key: CacheKey | None = None,
+    rng: random.Random | None = None,
 ) -> PolicyOutcome:
-    """Run one node under its config's cache, timeout, retry and fallback policies."""
+    """Run one node under its config's cache, timeout, retry and fallback policies; ``rng``
+    draws the retry jitter (a process-wide generator when ``None``)."""
     slot = _cache_slot(cache, cache_key, ctx.config.cache_ttl_s)
     hit = slot.cache.get(slot.key) if slot is not None else None
     if hit is not None:
         return PolicyOutcome(output=hit, attempts=0, cache_hit=True)
     try:
-        output = await call_with_retries(impl, inputs, ctx)
+        output = await call_with_retries(impl, inputs, ctx, rng)
     except Exception as error:
         return await _fall_back(fallback, inputs, ctx, error)
     if slot is not None:
@@ -186,9 +203,10 @@ def _cache_slot(
 
 
 async def call_with_retries(
-    impl: NodeImpl, inputs: dict[str, Any], ctx: NodeContext
+    impl: NodeImpl, inputs: dict[str, Any], ctx: NodeContext, rng: random.Random | None = None
 ) -> dict[str, Any]:
-    """Call ``impl`` up to ``retries + 1`` times; ``ctx.attempt`` is the current attempt (1-based)."""
+    """Call ``impl`` up to ``retries + 1`` times with jittered waits between them;
+    ``ctx.attempt`` is the current attempt (1-based)."""
     attempt = 1
     while True:
         ctx.attempt = attempt
@@ -197,7 +215,7 @@ async def call_with_retries(
         except Exception as error:
             if attempt > ctx.config.retries or not is_retryable(error):
                 raise
-            await _pause_before_retry(ctx, error)
+            await _pause_before_retry(ctx, error, rng or _JITTER)
         attempt += 1
 
 
@@ -228,8 +246,8 @@ def _checked_output(ctx: NodeContext, result: object) -> dict[str, Any]:
     return result
 
 
-async def _pause_before_retry(ctx: NodeContext, error: Exception) -> None:
-    delay_s = backoff_delay(ctx.config.backoff_s, ctx.attempt - 1)
+async def _pause_before_retry(ctx: NodeContext, error: Exception, rng: random.Random) -> None:
+    delay_s = jittered_delay(ctx.config.backoff_s, ctx.attempt - 1, rng)
     log.info(
         "node_retry",
         graph_id=ctx.graph_id,

@@ -1,7 +1,8 @@
 """Review requests: a human decision on a risky hypothesis, recorded once.
 
-The RSI workflow requests a review (idempotent by ``review_id``) and waits for a signal; the
-decision is stored here with who made it and why. A decided review never changes its verdict.
+The RSI workflow requests a review (idempotent by ``review_id``) with the dossier the reviewer
+decides on, and waits for a signal; the decision is stored here with who made it and why. A
+decided review never changes its verdict. ``list`` answers ``spark review list``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import structlog
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, col, select
 
 from spark.db import get_engine
@@ -34,6 +35,10 @@ class ReviewRecord(BaseModel):
     cycle: int
     hypothesis_id: str
     risk: RiskLevel
+    title: str = ""
+    dossier: dict[str, Any] = Field(
+        default_factory=dict, description="what the reviewer was shown (a ReviewDossier as JSON)"
+    )
     status: ReviewStatus
     reviewer: str | None
     comment: str
@@ -48,7 +53,15 @@ class ReviewStore:
         self._engine = get_engine(database_url)
 
     def request(
-        self, review_id: str, graph_id: str, cycle: int, hypothesis_id: str, risk: RiskLevel
+        self,
+        review_id: str,
+        graph_id: str,
+        cycle: int,
+        hypothesis_id: str,
+        risk: RiskLevel,
+        *,
+        title: str = "",
+        dossier: dict[str, Any] | None = None,
     ) -> ReviewRecord:
         """Open a pending review; an existing ``review_id`` returns the stored review unchanged."""
         fields: dict[str, Any] = {
@@ -57,6 +70,8 @@ class ReviewStore:
             "cycle": cycle,
             "hypothesis_id": hypothesis_id,
             "risk": risk,
+            "title": title,
+            "dossier": dossier or {},
         }
         return retry_on_conflict(lambda: self._request(ReviewRow(**fields)))
 
@@ -105,6 +120,23 @@ class ReviewStore:
             query = query.where(ReviewRow.graph_id == graph_id)
         with read_session(self._engine) as session:
             rows = session.exec(query.order_by(col(ReviewRow.created_at))).all()
+        return [ReviewRecord.model_validate(row) for row in rows]
+
+    def list(
+        self,
+        graph_id: str | None = None,
+        status: ReviewStatus | None = None,
+        limit: int = 100,
+    ) -> list[ReviewRecord]:
+        """Reviews of one graph or of all graphs, in one state or any, newest first."""
+        query = select(ReviewRow)
+        if graph_id is not None:
+            query = query.where(ReviewRow.graph_id == graph_id)
+        if status is not None:
+            query = query.where(ReviewRow.status == status)
+        newest_first = query.order_by(col(ReviewRow.created_at).desc()).limit(limit)
+        with read_session(self._engine) as session:
+            rows = session.exec(newest_first).all()
         return [ReviewRecord.model_validate(row) for row in rows]
 
     def _request(self, new: ReviewRow) -> ReviewRecord:

@@ -8,6 +8,7 @@ Timestamps are UTC-aware.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, Text
 from sqlmodel import Field, SQLModel
@@ -94,7 +95,7 @@ class DeploymentRow(SQLModel, table=True):
 
 
 class ReviewRow(SQLModel, table=True):
-    """A request for a human decision on a risky hypothesis."""
+    """A request for a human decision on a risky hypothesis, with the dossier it was shown with."""
 
     __tablename__ = "spark_reviews"
 
@@ -103,6 +104,8 @@ class ReviewRow(SQLModel, table=True):
     cycle: int
     hypothesis_id: str
     risk: str
+    title: str = ""
+    dossier: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     status: str = Field(default="pending", index=True)
     reviewer: str | None = None
     comment: str = ""

@@ -109,6 +109,11 @@ class RSISettings(_Model):
     interval_s: float = Field(default=3_600.0, gt=0, le=MAX_DURATION_S)
     review_timeout_s: float = Field(default=86_400.0, gt=0, le=MAX_REVIEW_TIMEOUT_S)
     max_hypotheses: int = Field(default=5, ge=1, le=20)
+    reviewers: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="who may approve or reject a review of this graph; empty: anyone",
+    )
     strategy: DeployStrategy = "direct"
     ab_mode: ABMode = Field(
         default="replay_then_online",
@@ -265,6 +270,9 @@ class RefusedMessage(_Model):
     reason: str
     at: datetime
 
+    review: ReviewDossier | None = Field(
+        default=None, description="this run's latest review: what the reviewer decides on"
+    )
 
 class RollbackRequest(_Model):
     """Payload of the ``rollback`` signal."""
@@ -325,9 +333,66 @@ class ReleaseLoopInput(_Model):
 
 
 class CyclePlan(_Model):
+ReviewState = Literal["pending", "approved", "rejected", "expired"]
+ReviewVerdict = Literal["approved", "rejected", "expired"]
+MAX_REVIEW_DIFF_CHARS = 20_000
+
+
+class ReviewDossier(_Model):
+    """What a reviewer decides on: the change, its diff, its risk and why, the rationale, the
+    expected effects and the evidence so far; then the verdict. Shown by the ``status`` query,
+    ``spark review show`` and the Web UI, and stored with the review record."""
+
+    review_id: str
+    graph_id: str
+    cycle: int
+    hypothesis_id: str
+    title: str
+    base_version_id: str
+    diagnosis: str = ""
+    rationale: str = ""
+    changes: list[str] = Field(default_factory=list, description="one line per operation")
+    operations: list[dict[str, Any]] = Field(
+        default_factory=list, description="the typed change operations, as JSON"
+    )
+    diff: str = Field(default="", description="text diff of the base version and the candidate")
+    risk: RiskLevel = "high"
+    risk_reasons: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    primary_metric: Metric = "latency"
+    expected_effects: dict[str, float] = Field(default_factory=dict)
+    evidence: list[str] = Field(
+        default_factory=list, description="replay and A/B evidence so far, and what is to come"
+    )
+    allowed_reviewers: list[str] = Field(default_factory=list, description="empty: anyone")
+    state: ReviewState = "pending"
+    reviewer: str | None = None
+    comment: str = ""
+
+
     """The graph's active version and the settings this cycle runs with."""
 
     graph_id: str
+class OpenReviewInput(_Model):
+    """Build the dossier of a hypothesis awaiting review and store the pending review
+    (idempotent by ``review_id``)."""
+
+    review_id: str
+    graph_id: str
+    cycle: int
+    item: ValidatedHypothesis
+    allowed_reviewers: list[str] = Field(default_factory=list)
+
+
+class CloseReviewInput(_Model):
+    """Store a review's verdict (idempotent: the same verdict again changes nothing)."""
+
+    review_id: str
+    state: ReviewVerdict
+    reviewer: str | None = None
+    comment: str = ""
+
+
     active_version_id: str
     settings: RSISettings
 
@@ -656,3 +721,4 @@ class PatternsResult(_Model):
 
 RSIWorkflowInput.model_rebuild()
 RSIStatus.model_rebuild()
+OpenReviewInput.model_rebuild()

@@ -173,18 +173,31 @@ def _change_risk(change: ChangeOp) -> RiskLevel:
 
 
 def _blast_radius(spec: GraphSpec, changes: Sequence[ChangeOp]) -> int:
-    """Factors: >= 3 affected nodes (rewired neighbours count), >= 8, the entry node modified,
-    a node with side effects modified."""
+    """How many blast-radius factors apply (see ``_blast_factors``)."""
+    return len(_blast_factors(spec, changes))
+
+
+def _blast_factors(spec: GraphSpec, changes: Sequence[ChangeOp]) -> list[str]:
+    """Factors, each in words: >= 3 affected nodes (rewired neighbours count), >= 8, the entry
+    node modified, a node with side effects modified."""
     affected = set().union(*(nodes_affected(spec, change) for change in changes))
     touched = set().union(*(_modified_nodes(spec, change) for change in changes))
     modified = [spec.node(node_id) for node_id in sorted(touched) if spec.has_node(node_id)]
-    factors = [
-        len(affected) >= 3,
-        len(affected) >= 8,
-        spec.entry in touched,
-        any(node.has_tag("side_effects") for node in modified),
-    ]
-    return sum(factors)
+    side_effects = [node.id for node in modified if node.has_tag("side_effects")]
+    factors = {
+        f"{len(affected)} nodes affected (3 or more)": len(affected) >= 3,
+        f"{len(affected)} nodes affected (8 or more)": len(affected) >= 8,
+        f"modifies the entry node {spec.entry!r}": spec.entry in touched,
+        f"modifies nodes with side effects: {', '.join(side_effects)}": bool(side_effects),
+    }
+    return [factor for factor, applies in factors.items() if applies]
+
+
+def risk_reasons(spec: GraphSpec, changes: Sequence[ChangeOp]) -> list[str]:
+    """Why ``assess_risk`` gives its level: each change's own risk, then each blast-radius
+    factor that raised it one level."""
+    reasons = [f"{describe_change(c)}: {_change_risk(c)} risk by its kind" for c in changes]
+    return reasons + [f"raised one level: {f}" for f in _blast_factors(spec, changes)]
 
 
 def _modified_nodes(spec: GraphSpec, change: ChangeOp) -> set[str]:

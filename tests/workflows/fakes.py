@@ -14,6 +14,7 @@ from spark.rsi.contracts import (
     AnalyzeInput,
     AnalyzeResult,
     CandidateResult,
+    CloseReviewInput,
     CreateCandidateInput,
     CyclePlan,
     DeployInput,
@@ -29,11 +30,13 @@ from spark.rsi.contracts import (
     OnlineLookResult,
     OnlineWindowInput,
     OnlineWindowStart,
+    OpenReviewInput,
     PatternsResult,
     PlanCycleInput,
     RankedHypothesis,
     RecordAttemptInput,
     ReleaseLoopInput,
+    ReviewDossier,
     RollbackInput,
     RollbackResult,
     RSISettings,
@@ -88,6 +91,7 @@ class FakeRSI:
     first_look_delay_s: float = 0.0  # real seconds the first (interim) look takes
     cap_after_s: float | None = None  # the window's routing expires this long after opening
     look_error: str | None = None  # every look fails for good with this message
+    reviews_closed: list[CloseReviewInput] = field(default_factory=list)
 
     def activities(self) -> list:
         """The fake activities bound to this script."""
@@ -147,6 +151,26 @@ class FakeRSI:
                     for h in inp.hypotheses
                 ]
             )
+
+        @activity.defn(name="open_review")
+        async def open_review(inp: OpenReviewInput) -> ReviewDossier:
+            self.calls.append("open_review")
+            h = inp.item.hypothesis
+            return ReviewDossier(
+                review_id=inp.review_id,
+                graph_id=inp.graph_id,
+                cycle=inp.cycle,
+                hypothesis_id=h.hypothesis_id,
+                title=h.title,
+                base_version_id=h.base_version_id,
+                risk=inp.item.risk,
+                allowed_reviewers=inp.allowed_reviewers,
+            )
+
+        @activity.defn(name="close_review")
+        async def close_review(inp: CloseReviewInput) -> None:
+            self.calls.append("close_review")
+            self.reviews_closed.append(inp)
 
         @activity.defn(name="create_candidate")
         async def create_candidate(inp: CreateCandidateInput) -> CandidateResult:
@@ -261,6 +285,8 @@ class FakeRSI:
             analyze_graph,
             generate_hypotheses,
             validate_hypotheses,
+            open_review,
+            close_review,
             create_candidate,
             replay_ab_test,
             start_online_window,
