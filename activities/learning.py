@@ -5,6 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities._support import heartbeating, misuse_is_final, off_loop
+from activities.attempt_records import build_record
 from activities.deps import ActivityDeps
 from spark.experience import Attempt, ProposalDecision
 from spark.experience.policy import change_signature, diagnosis_fingerprint
@@ -25,7 +26,8 @@ class LearningActivities:
     @heartbeating
     async def record_attempt(self, inp: RecordAttemptInput) -> None:
         """Store the attempt (a retry or a later outcome updates the same row), with the change
-        signature and the diagnosis fingerprint it was tried under."""
+        signature and the diagnosis fingerprint it was tried under, and its full record: the
+        workflow's evidence, the candidate's diff, the deployment steps, the nodes' traits."""
         await off_loop(self._record, inp)
 
     def _record(self, inp: RecordAttemptInput) -> None:
@@ -33,15 +35,19 @@ class LearningActivities:
         proposal = experience.proposal(
             inp.graph_id, inp.base_version_id, _hypothesis(inp).hypothesis_id
         )
-        experience.record_attempt(_attempt(inp, proposal))
+        attempt = _attempt(inp, proposal)
+        experience.record_attempt(attempt, build_record(self._deps, inp, attempt))
 
     @activity.defn(name="extract_patterns")
     @misuse_is_final
     @heartbeating
     async def extract_patterns(self, inp: ExtractPatternsInput) -> PatternsResult:
-        """Recompute success patterns per diagnosis kind and change kind."""
-        patterns = await off_loop(self._deps.experience.extract_patterns)
-        return PatternsResult(pattern_count=len(patterns))
+        """Recompute the pooled patterns per diagnosis kind and change kind, and the learned
+        success patterns and anti-patterns per graph and across graphs; the count is of the
+        learned ones."""
+        await off_loop(self._deps.experience.extract_patterns)
+        learned = await off_loop(self._deps.experience.extract_learned_patterns)
+        return PatternsResult(pattern_count=len(learned))
 
 
 def _hypothesis(inp: RecordAttemptInput) -> Hypothesis:

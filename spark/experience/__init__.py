@@ -1,7 +1,9 @@
 """The experience store: every RSI attempt with its outcome, and the patterns learned from them."""
 
+from spark.experience.records import AttemptRecord
 from spark.experience.store import (
     Attempt,
+    AttemptHistory,
     DiagnosisKind,
     ExperienceStore,
     Outcome,
@@ -12,6 +14,8 @@ from spark.experience.store import (
 
 __all__ = [
     "Attempt",
+    "AttemptHistory",
+    "AttemptRecord",
     "DiagnosisKind",
     "ExperienceStore",
     "Outcome",

@@ -23,9 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, col, delete, select
 
 from spark.db import get_engine
-from spark.experience.tables import AttemptRow, PatternRow, ProposalRow
+from spark.experience import _records_sql as records_sql
+from spark.experience.patterns import extract as extract_learned
+from spark.experience.records import AttemptRecord
+from spark.experience.tables import AttemptRecordRow, AttemptRow, PatternRow, ProposalRow
 from spark.registry._sql import read_session, retry_on_conflict, utcnow, write_session
 from spark.rsi.hypotheses import Hypothesis, Metric, RiskLevel
+from spark.rsi.patterns import LearnedPattern
 
 Outcome = Literal[
     "shipped",
@@ -158,6 +162,13 @@ class ProposalDecision(BaseModel):
         return f"{self.graph_id}:{self.base_version_id}:{self.hypothesis_id}"
 
 
+class AttemptHistory(BaseModel):
+    """One attempt and its full record (None for attempts recorded before records existed)."""
+
+    attempt: Attempt
+    record: AttemptRecord | None = None
+
+
 def pattern_id_for(diagnosis_kind: str, change_kind: str) -> str:
     """The pattern key: ``"<diagnosis_kind>|<change_kind>"``."""
     return f"{diagnosis_kind}|{change_kind}"
@@ -169,13 +180,59 @@ class ExperienceStore:
     def __init__(self, database_url: str) -> None:
         self._engine = get_engine(database_url)
 
-    def record_attempt(self, attempt: Attempt) -> Attempt:
-        """Store ``attempt``, or update the stored one with the same ``attempt_id``.
+    def record_attempt(self, attempt: Attempt, record: AttemptRecord | None = None) -> Attempt:
+        """Store ``attempt`` (and its full ``record``, when given), or update the stored one
+        with the same ``attempt_id``.
 
-        An update replaces the outcome, effect, details and candidate version and keeps the
-        original ``created_at``; recording the same attempt twice stores it once.
+        An update replaces the outcome, effect, details and candidate version (and the record)
+        and keeps the original ``created_at``; recording the same attempt twice stores it once.
         """
-        return retry_on_conflict(lambda: self._upsert(attempt))
+        if record is not None and record.attempt_id != attempt.attempt_id:
+            raise ValueError(f"record {record.attempt_id!r} is not attempt {attempt.attempt_id!r}")
+        return retry_on_conflict(lambda: self._upsert(attempt, record))
+
+    def record_of(self, attempt_id: str) -> AttemptRecord | None:
+        """The full record of one attempt, if one was stored."""
+        with read_session(self._engine) as session:
+            return records_sql.load_record(session.get(AttemptRecordRow, attempt_id))
+
+    def history(
+        self,
+        graph_id: str | None = None,
+        *,
+        hypothesis_type: str | None = None,
+        change_kind: str | None = None,
+        node_type: str | None = None,
+        diagnosis: str | None = None,
+        limit: int = 100,
+    ) -> list[AttemptHistory]:
+        """Attempts with their full records, newest first, of one graph (or all), narrowed by
+        hypothesis type, change kind, touched node type and diagnosis (kind or category)."""
+        filters = {
+            "hypothesis_type": hypothesis_type,
+            "change_kind": change_kind,
+            "node_type": node_type,
+            "diagnosis": diagnosis,
+        }
+        query = records_sql.history_query(graph_id, filters).limit(limit)
+        with read_session(self._engine) as session:
+            rows = session.exec(query).all()
+        return [
+            AttemptHistory(attempt=Attempt.model_validate(a), record=records_sql.load_record(r))
+            for a, r in rows
+        ]
+
+    def extract_learned_patterns(self) -> list[LearnedPattern]:
+        """Recompute the success patterns and anti-patterns of every graph and across graphs
+        (``spark.experience.patterns``), store them and return them."""
+        return retry_on_conflict(self._extract_learned)
+
+    def learned_patterns(self, graph_id: str | None = None) -> list[LearnedPattern]:
+        """The stored learned patterns of ``graph_id`` and across graphs (every scope without
+        it), ordered by pattern id."""
+        with read_session(self._engine) as session:
+            rows = session.exec(records_sql.patterns_query(graph_id)).all()
+        return [LearnedPattern.model_validate(row.pattern) for row in rows]
 
     def attempts(self, graph_id: str | None = None, limit: int = 100) -> list[Attempt]:
         """The most recent attempts (newest first), of one graph or of all graphs."""
@@ -257,7 +314,7 @@ class ExperienceStore:
             rows = session.exec(select(PatternRow).order_by(col(PatternRow.pattern_id))).all()
         return [Pattern.model_validate(row) for row in rows]
 
-    def _upsert(self, attempt: Attempt) -> Attempt:
+    def _upsert(self, attempt: Attempt, record: AttemptRecord | None) -> Attempt:
         with write_session(self._engine) as session:
             row = session.get(AttemptRow, attempt.attempt_id, with_for_update=True)
             if row is None:
@@ -265,8 +322,18 @@ class ExperienceStore:
             else:
                 _update_outcome(row, attempt)
             session.add(row)
+            if record is not None:
+                records_sql.save_record(session, record, utcnow())
             log.info("attempt_recorded", attempt_id=row.attempt_id, outcome=row.outcome)
             return Attempt.model_validate(row)
+
+    def _extract_learned(self) -> list[LearnedPattern]:
+        with write_session(self._engine) as session:
+            patterns = extract_learned(records_sql.observations(session))
+            records_sql.replace_patterns(session, patterns, utcnow())
+            anti = sum(p.verdict == "anti" for p in patterns)
+            log.info("learned_patterns_extracted", patterns=len(patterns), anti_patterns=anti)
+            return patterns
 
     def _attempts(self, query: Any) -> list[Attempt]:
         query = query.order_by(col(AttemptRow.created_at), col(AttemptRow.attempt_id))

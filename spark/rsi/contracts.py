@@ -694,6 +694,20 @@ class RollbackResult(_Model):
     routing_revision: int
 
 
+class AttemptEvidence(_Model):
+    """What the workflow saw of an attempt, for its full record: validation, the test's
+    statistics, the decision's reasons, the health checks after the rollout, the review. The
+    recording activity adds what the stores hold (diff, deployment steps, node traits)."""
+
+    validation: ValidatedHypothesis | None = None
+    test: ABTestResult | None = None
+    reasons: list[str] = Field(default_factory=list)
+    health_checks: list[HealthResult] = Field(default_factory=list)
+    review_required: bool = False
+    review_approved: bool | None = None
+    review: ReviewDecision | None = None
+
+
 class RecordAttemptInput(_Model):
     """Store one attempt in the experience store (upsert by graph, cycle, hypothesis)."""
 
@@ -705,6 +719,9 @@ class RecordAttemptInput(_Model):
     outcome: CycleOutcome
     effect: float | None = None
     details: dict[str, Any] = Field(default_factory=dict)
+    evidence: AttemptEvidence | None = Field(
+        default=None, description="the full record's parts the workflow holds (None before)"
+    )
 
 
 class ExtractPatternsInput(_Model):
