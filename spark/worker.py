@@ -1,5 +1,8 @@
 """The Spark RSI worker: runs RSIWorkflow and every RSI activity on the ``spark-rsi`` queue.
 
+Started as ``spark-worker`` (the console script), ``python -m spark.worker`` or, in a checkout,
+``python worker.py``.
+
 Configuration from the environment (local defaults): ``TEMPORAL_ADDRESS`` (localhost:7233),
 ``TEMPORAL_NAMESPACE`` (default), ``SPARK_TASK_QUEUE`` (spark-rsi), ``SPARK_DATABASE_URL``
 (sqlite:///.spark/spark.db), ``SPARK_GENERATOR`` (rules; or openai / anthropic with their API key).
@@ -59,7 +62,7 @@ async def run_worker(settings: SparkSettings) -> None:
 
 
 def main() -> None:
-    """Entry point: ``python worker.py``."""
+    """Entry point of ``spark-worker``, ``python -m spark.worker`` and ``python worker.py``."""
     configure_logging()
     asyncio.run(run_worker(SparkSettings.from_env()))
 
