@@ -397,33 +397,30 @@ class RSIWorkflow:
 
     async def _reviewed(self, plan: CyclePlan, item: ValidatedHypothesis) -> bool:
         self._review = None
+        self._reviewers = list(plan.settings.reviewers)
         self._status.awaiting_review = True
         self._status.review_hypothesis_id = item.hypothesis.hypothesis_id
         self._status.hypothesis_title = item.hypothesis.title
-        self._reviewers = list(plan.settings.reviewers)
         workflow.upsert_search_attributes([SA_AWAITING_REVIEW.value_set(True)])
         await self._phase("awaiting_review")
-        try:
-            await workflow.wait_condition(
-                lambda: self._review is not None,
         persist = workflow.patched(PATCH_PERSIST_REVIEWS)
         if persist:
             await self._open_review(item)
+        try:
+            await workflow.wait_condition(
+                lambda: self._review is not None,
                 timeout=timedelta(seconds=plan.settings.review_timeout_s),
                 timeout_summary=f"review of {item.hypothesis.title!r}",
             )
         except TimeoutError:
             self._status.details = "review timed out: rejected by default"
+        if persist:
+            await self._close_review()
         self._status.awaiting_review = False
         self._status.review_hypothesis_id = None
         workflow.upsert_search_attributes([SA_AWAITING_REVIEW.value_set(False)])
-        if persist:
-            await self._close_review()
         return self._review is not None and self._review[0]
 
-    async def _test_and_ship(self, plan: CyclePlan, item: ValidatedHypothesis) -> CycleSummary:
-        self._tested = item
-        hypothesis = item.hypothesis
     async def _open_review(self, item: ValidatedHypothesis) -> None:
         """Store the pending review with its dossier, and show the dossier in ``status``, the
         memo and the details. A store that cannot be reached costs the dossier, not the review."""
@@ -478,6 +475,9 @@ class RSIWorkflow:
         self._status.review = dossier
         workflow.upsert_memo({"review": review_memo(dossier)})
 
+    async def _test_and_ship(self, plan: CyclePlan, item: ValidatedHypothesis) -> CycleSummary:
+        self._tested = item
+        hypothesis = item.hypothesis
         self._status.hypothesis_title = hypothesis.title
         candidate = await self._build_candidate(plan, item)
         ab = await self._ab_test(plan, item, candidate.candidate_version_id)
