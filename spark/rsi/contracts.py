@@ -108,12 +108,12 @@ class RSISettings(_Model):
     min_health_traces: int = Field(default=20, ge=1, le=MAX_TRACES)
     interval_s: float = Field(default=3_600.0, gt=0, le=MAX_DURATION_S)
     review_timeout_s: float = Field(default=86_400.0, gt=0, le=MAX_REVIEW_TIMEOUT_S)
-    max_hypotheses: int = Field(default=5, ge=1, le=20)
     reviewers: list[str] = Field(
         default_factory=list,
         max_length=100,
         description="who may approve or reject a review of this graph; empty: anyone",
     )
+    max_hypotheses: int = Field(default=5, ge=1, le=20)
     strategy: DeployStrategy = "direct"
     ab_mode: ABMode = Field(
         default="replay_then_online",
@@ -253,6 +253,9 @@ class RSIStatus(_Model):
     rollback_requested: bool = False
     details: str = ""
     ab_window: WindowProgress | None = None
+    review: ReviewDossier | None = Field(
+        default=None, description="this run's latest review: what the reviewer decides on"
+    )
     ranking: list[RankedHypothesis] = Field(
         default_factory=list, description="this cycle's hypotheses in ranked order, with why"
     )
@@ -270,9 +273,6 @@ class RefusedMessage(_Model):
     reason: str
     at: datetime
 
-    review: ReviewDossier | None = Field(
-        default=None, description="this run's latest review: what the reviewer decides on"
-    )
 
 class RollbackRequest(_Model):
     """Payload of the ``rollback`` signal."""
@@ -316,23 +316,6 @@ class ReviewAck(_Model):
     reviewer: str
 
 
-# ----- activity arguments and results -----
-
-
-class PlanCycleInput(_Model):
-    """Resolve the graph and its effective settings."""
-
-    graph_id: str
-    overrides: dict[str, Any] = Field(default_factory=dict)
-
-
-class ReleaseLoopInput(_Model):
-    """Give up the graph's loop lease (held by the calling workflow)."""
-
-    graph_id: str
-
-
-class CyclePlan(_Model):
 ReviewState = Literal["pending", "approved", "rejected", "expired"]
 ReviewVerdict = Literal["approved", "rejected", "expired"]
 MAX_REVIEW_DIFF_CHARS = 20_000
@@ -370,9 +353,9 @@ class ReviewDossier(_Model):
     comment: str = ""
 
 
-    """The graph's active version and the settings this cycle runs with."""
+# ----- activity arguments and results -----
 
-    graph_id: str
+
 class OpenReviewInput(_Model):
     """Build the dossier of a hypothesis awaiting review and store the pending review
     (idempotent by ``review_id``)."""
@@ -393,6 +376,23 @@ class CloseReviewInput(_Model):
     comment: str = ""
 
 
+class PlanCycleInput(_Model):
+    """Resolve the graph and its effective settings."""
+
+    graph_id: str
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class ReleaseLoopInput(_Model):
+    """Give up the graph's loop lease (held by the calling workflow)."""
+
+    graph_id: str
+
+
+class CyclePlan(_Model):
+    """The graph's active version and the settings this cycle runs with."""
+
+    graph_id: str
     active_version_id: str
     settings: RSISettings
 
