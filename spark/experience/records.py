@@ -26,13 +26,15 @@ HypothesisType = Literal[
     "node_replacement",
     "edge_modification",
     "parallelization",
+    "caching",
 ]
-"""The original system's hypothesis types, each a family of change kinds."""
+"""The original description's hypothesis types that change operations implement (the same
+mapping as ``spark.rsi.hypothesis_types``)."""
 
 HYPOTHESIS_TYPE_OF_CHANGE: dict[str, HypothesisType] = {
     "set_prompt": "prompt_optimization",
     "set_config": "parameter_tuning",
-    "add_cache": "parameter_tuning",
+    "add_cache": "caching",
     "add_fallback": "parameter_tuning",
     "replace_node": "node_replacement",
     "add_edge": "edge_modification",
