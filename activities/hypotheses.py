@@ -27,9 +27,9 @@ from spark.rsi.contracts import (
     ValidateInput,
     ValidateResult,
 )
-from spark.rsi.generator import PatternHint
 from spark.rsi.hypotheses import Hypothesis
 from spark.rsi.objectives import Objective, objective_of
+from spark.rsi.patterns import LearnedPattern, generator_hints
 from spark.rsi.ranking import in_ranked_order, rank_hypotheses
 from spark.rsi.validation import validate_hypothesis
 
@@ -58,7 +58,8 @@ class HypothesisActivities:
     def _generate(self, inp: HypothesizeInput) -> HypothesizeResult:
         spec = self._deps.registry.get_version(inp.version_id).spec
         report = DiagnosticReport.model_validate(inp.report)
-        hints = self._pattern_hints()
+        learned = self._learned(inp.graph_id)
+        hints = generator_hints(learned, inp.graph_id)
         proposed = self._deps.generator.generate(
             report,
             spec,
@@ -69,7 +70,13 @@ class HypothesisActivities:
         verdicts = self._judge(inp, proposed, report)
         kept = [h for h in proposed if verdicts[h.hypothesis_id].decision != "skip"]
         objective = _objective(spec, inp.objective)
-        ranking = rank_hypotheses(kept, objective=objective, report=report, patterns=hints)
+        ranking = rank_hypotheses(
+            kept,
+            objective=objective,
+            report=report,
+            learned=learned,
+            node_types={node.id: node.type for node in spec.nodes},
+        )
         ranking = [
             _noting_retry(r, verdicts[r.hypothesis_id]) for r in ranking[: inp.max_hypotheses]
         ]
@@ -101,17 +108,9 @@ class HypothesisActivities:
         experience.record_proposals(decisions)
         return verdicts
 
-    def _pattern_hints(self) -> list[PatternHint]:
-        return [
-            PatternHint(
-                diagnosis_kind=p.diagnosis_kind,
-                change_kind=p.change_kind,
-                success_rate=p.success_rate,
-                attempts=p.attempts,
-                mean_effect=p.mean_effect,
-            )
-            for p in self._deps.experience.patterns()
-        ]
+    def _learned(self, graph_id: str) -> list[LearnedPattern]:
+        """The graph's learned patterns and those across graphs (success and anti-patterns)."""
+        return self._deps.experience.learned_patterns(graph_id)
 
     @activity.defn(name="validate_hypotheses")
     @misuse_is_final

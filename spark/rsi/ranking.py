@@ -11,7 +11,13 @@ vector over error rate, latency, cost and quality. The ranking is, in order:
    front, and so on. A dominated hypothesis never ranks before the one dominating it.
 3. **Objective x evidence.** Within a front, by ``score = -expected objective change x evidence``:
    the expected change of the owner's loss per request (``expected_objective_change``) times the
-   learned pattern weight of its change kinds for its diagnosis kind (``pattern_evidence``).
+   learned pattern weight of its change kinds for its diagnosis kind (``pattern_evidence``, or,
+   given ``learned`` patterns, the governing one's weight: ``spark.rsi.patterns``).
+
+With ``learned`` patterns, a hypothesis an anti-pattern governs is **suppressed**: it ranks after
+every unsuppressed one (before the hard-constraint breakers), never dropped; a success pattern
+**raises** it through its weight. Either says so in the ranking's ``why`` (and so in the cycle
+summary's ``why_chosen``).
 
 The ranking is pure and deterministic; ties keep the generator's order.
 """
@@ -19,13 +25,14 @@ The ranking is pure and deterministic; ties keep the generator's order.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from spark.rsi.analysis import DiagnosticReport
 from spark.rsi.contracts import RankedHypothesis
 from spark.rsi.generator import PatternHint, diagnosis_kind_of, pattern_evidence
 from spark.rsi.hypotheses import Hypothesis, Metric
 from spark.rsi.objectives import Constraint, ConstraintMetric, Objective, expected_objective_change
+from spark.rsi.patterns import LearnedPattern, PatternJudgement, judge_by_patterns
 
 PARETO_METRICS: tuple[Metric, ...] = ("error_rate", "latency", "cost", "quality")
 """The four axes of the frontier; quality improves upward, the others downward."""
@@ -41,6 +48,12 @@ class _Scored:
     weight: float
     attempts: int
     broken: str | None
+    judgement: PatternJudgement | None = None
+
+    @property
+    def suppressed(self) -> bool:
+        """Whether an anti-pattern governs the hypothesis."""
+        return self.judgement is not None and self.judgement.suppressed
 
     @property
     def score(self) -> float:
@@ -54,13 +67,25 @@ def rank_hypotheses(
     objective: Objective,
     report: DiagnosticReport,
     patterns: Sequence[PatternHint] = (),
+    learned: Sequence[LearnedPattern] = (),
+    node_types: Mapping[str, str] | None = None,
 ) -> list[RankedHypothesis]:
-    """The hypotheses' ranking, best first (see the module docstring); one entry each."""
+    """The hypotheses' ranking, best first (see the module docstring); one entry each.
+    ``learned`` patterns, when given, replace ``patterns`` as the evidence; ``node_types`` maps
+    the base graph's node ids to their types (for node-type patterns)."""
     scored = [_score(h, objective, report, patterns) for h in _unique(hypotheses)]
+    if learned:
+        scored = [_judged(s, learned, node_types or {}) for s in scored]
     fronts = pareto_fronts([s.loss for s in scored])
     order = sorted(
         range(len(scored)),
-        key=lambda i: (scored[i].broken is not None, fronts[i], -scored[i].score, i),
+        key=lambda i: (
+            scored[i].broken is not None,
+            scored[i].suppressed,
+            fronts[i],
+            -scored[i].score,
+            i,
+        ),
     )
     return [_ranked(scored[i], fronts[i], _dominator(scored, i)) for i in order]
 
@@ -133,6 +158,18 @@ def _score(
     )
 
 
+def _judged(
+    scored: _Scored, learned: Sequence[LearnedPattern], node_types: Mapping[str, str]
+) -> _Scored:
+    """``scored`` with the learned patterns' judgement (unchanged when none matches)."""
+    judgement = judge_by_patterns(scored.hypothesis, learned, node_types)
+    if judgement is None:
+        return replace(scored, weight=1.0, attempts=0)
+    return replace(
+        scored, weight=judgement.weight, attempts=judgement.attempts, judgement=judgement
+    )
+
+
 def _dominator(scored: Sequence[_Scored], index: int) -> Hypothesis | None:
     """The first hypothesis (in input order) dominating ``scored[index]``, if any."""
     loss = scored[index].loss
@@ -163,10 +200,11 @@ def _why(scored: _Scored, front: int, dominator: Hypothesis | None) -> str:
     if scored.broken is not None:
         place = f"ranked last: expected to break {scored.broken}; {place}"
     plural = "" if scored.attempts == 1 else "s"
-    return (
+    why = (
         f"{place}; objective {scored.objective_change:+.3g} per request, "
         f"evidence x{scored.weight:.2g} ({scored.attempts} attempt{plural})"
     )
+    return why if scored.judgement is None else f"{why}; {scored.judgement.note}"
 
 
 # ----- hard constraints -----
