@@ -10,6 +10,9 @@ spark status GRAPH                 the status query (JSON)
 spark rollback GRAPH --reason R    ask for a rollback and print what it undoes (--signal: just
                                    signal it, recorded even while no worker runs)
 spark pause|resume GRAPH
+spark review show GRAPH            what the open review decides on: changes, diff, risk and why
+spark review list [--graph G] [--state S]
+                                   stored reviews of every graph, newest first
 spark review GRAPH approve|reject --reviewer NAME [--comment C] [--hypothesis ID]
 spark diff GRAPH V1 V2 [--format text|unified|json|mermaid|html] [--output FILE]
                                    what changed between two versions (ids, #N, spec files)
@@ -37,6 +40,7 @@ from typing import Any
 from spark.cli_diff import add_diff_command, run_diff
 from spark.cli_errors import HANDLED, explain
 from spark.cli_register import load_target
+from spark.cli_review import add_review_command, review_argv, run_review
 from spark.client import SparkClient
 from spark.devserver import port_open, start_dev_server, stop
 from spark.errors import InvalidInputError
@@ -181,30 +185,13 @@ async def _rollback(client: SparkClient, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _review(client: SparkClient, args: argparse.Namespace) -> int:
-    ack = await client.review(
-        args.graph,
-        approve=args.verdict == "approve",
-        reviewer=args.reviewer,
-        comment=args.comment,
-        hypothesis_id=args.hypothesis,
-    )
-    verdict = "approved" if ack.approved else "rejected"
-    _emit(
-        args,
-        f"{verdict} {ack.hypothesis_id} (by {ack.reviewer})",
-        {"workflow_id": f"rsi-{args.graph}", **ack.model_dump(mode="json")},
-    )
-    return 0
-
-
 _COMMANDS: dict[str, Callable[[SparkClient, argparse.Namespace], Awaitable[int]]] = {
     "start": _start,
     "status": _status,
     "pause": _pause,
     "resume": _resume,
     "rollback": _rollback,
-    "review": _review,
+    "review": run_review,
 }
 
 
@@ -284,14 +271,7 @@ def _parser() -> argparse.ArgumentParser:
     rollback.add_argument(
         "--signal", action="store_true", help="signal without waiting for an answer"
     )
-    review = command("review", "approve or reject the hypothesis awaiting review")
-    review.add_argument("graph")
-    review.add_argument("verdict", choices=["approve", "reject"])
-    review.add_argument("--reviewer", required=True, help="who decides")
-    review.add_argument("--comment", default="", help="recorded with the decision")
-    review.add_argument(
-        "--hypothesis", default=None, help="only if this hypothesis is the open one"
-    )
+    add_review_command(commands, json_flag)
     _add_bench(commands, json_flag)
     add_diff_command(commands, json_flag)
     return parser
@@ -358,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(argv: list[str] | None) -> int:
     """Parse, run the command, and turn every expected failure into one line on stderr."""
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(review_argv(sys.argv[1:] if argv is None else argv))
     configure_logging("WARNING")  # logs go to stderr; stdout carries only results
     try:
         if args.command == "dev":
