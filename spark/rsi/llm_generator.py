@@ -53,6 +53,7 @@ from spark.rsi.generator import (
 )
 from spark.rsi.hypotheses import ChangeOp, Hypothesis, Metric, touched_nodes
 from spark.rsi.objectives import objective_of
+from spark.rsi.patterns import LearnedPattern
 from spark.rsi.validation import assess_risk, protection_refusals
 from spark.settings import SparkSettings
 
@@ -129,7 +130,7 @@ class RejectedProposalError(ValueError):
 SYSTEM_PROMPT = """\
 You improve production LLM workflow graphs. You get a graph spec, a diagnostic report computed \
 from its telemetry, and learned patterns (how often each change kind succeeded for each \
-diagnosis kind). Propose at most {max_hypotheses} hypotheses, best first. Each answers one \
+diagnosis kind, on this graph and across graphs, with an interval on the success rate). Propose at most {max_hypotheses} hypotheses, best first. Each answers one \
 diagnosed problem with a small list of typed changes.
 
 Rules:
@@ -144,21 +145,36 @@ constraints) is the graph's "objective": propose what improves it, not one metri
 - Start each diagnosis with one of {diagnosis_kinds} followed by ": " and the evidence.
 - expected_effects: expected relative change per metric (-0.3 means 30% lower); primary_metric \
 is the metric the A/B test decides on.
-- Prefer change kinds that succeeded for that diagnosis in the learned patterns.
+- Prefer change kinds that succeeded for that diagnosis in the learned patterns \
+("success_patterns").
+- Avoid the "anti_patterns": change kinds that failed or did harm for that diagnosis on similar \
+nodes; propose one only if the report shows why this case differs, and say so in the rationale.
 - Propose nothing rather than a change the report does not support.
 
 {reply_instruction}"""
 
 
 def build_prompt(report: DiagnosticReport, spec: GraphSpec, patterns: Sequence[PatternHint]) -> str:
-    """The user message: the spec, the report, the patterns and the answer schema, as JSON."""
+    """The user message: the spec, the report, the patterns (all of them, then the success
+    patterns and anti-patterns described in a line each) and the answer schema, as JSON."""
     context = {
         "graph": graph_view(spec),
         "diagnostic_report": report.model_dump(mode="json"),
         "learned_patterns": [pattern.model_dump(mode="json") for pattern in patterns],
+        "success_patterns": _described(patterns, "success", spec.id),
+        "anti_patterns": _described(patterns, "anti", spec.id),
         "answer_schema": answer_schema(),
     }
     return json.dumps(context, ensure_ascii=False)
+
+
+def _described(patterns: Sequence[PatternHint], verdict: str, graph_id: str) -> list[str]:
+    """One line per learned pattern with ``verdict``, its interval and graph weight included."""
+    return [
+        p.describe(graph_id)
+        for p in patterns
+        if isinstance(p, LearnedPattern) and p.verdict == verdict
+    ]
 
 
 def system_prompt(max_hypotheses: int, reply_instruction: str) -> str:
@@ -283,17 +299,6 @@ class ModelCall(Protocol):
         ...
 
 
-def import_provider_sdk(provider: Provider) -> Any:
-    """The provider's SDK module; ``MissingDependencyError`` naming the extra when absent."""
-    try:
-        return importlib.import_module(provider)
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"SPARK_GENERATOR={provider!r} needs the {provider!r} package, which is not "
-            f"installed: pip install 'spark-rsi[{provider}]' (or 'spark-rsi[llm]' for both)"
-        ) from exc
-
-
 class OpenAIChat:
     """Chat Completions in JSON mode (``response_format={"type": "json_object"}``)."""
 
@@ -304,7 +309,8 @@ class OpenAIChat:
     def __init__(
         self, model: str, api_key: str, base_url: str | None, timeout_s: float, max_retries: int
     ) -> None:
-        sdk = import_provider_sdk("openai")
+        sdk = _import_sdk("openai")
+
         self.model = model
         self.errors: tuple[type[Exception], ...] = (sdk.OpenAIError, json.JSONDecodeError)
         self._client: openai.OpenAI = sdk.OpenAI(
@@ -338,7 +344,8 @@ class AnthropicMessages:
     def __init__(
         self, model: str, api_key: str, base_url: str | None, timeout_s: float, max_retries: int
     ) -> None:
-        sdk = import_provider_sdk("anthropic")
+        sdk = _import_sdk("anthropic")
+
         self.model = model
         self.errors: tuple[type[Exception], ...] = (sdk.AnthropicError, json.JSONDecodeError)
         self._client: anthropic.Anthropic = sdk.Anthropic(
@@ -369,6 +376,17 @@ class AnthropicMessages:
     def close(self) -> None:
         """Close the client's connection pool."""
         self._client.close()
+
+
+def _import_sdk(package: Provider) -> Any:
+    """The provider's SDK, or ``MissingDependencyError`` naming the extra that installs it."""
+    try:
+        return importlib.import_module(package)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"the {package} hypothesis generator needs the {package!r} package: "
+            f"pip install 'spark-rsi[{package}]'"
+        ) from exc
 
 
 def _openai_answer(completion: openai.types.chat.ChatCompletion) -> Any:
