@@ -130,7 +130,8 @@ class RejectedProposalError(ValueError):
 SYSTEM_PROMPT = """\
 You improve production LLM workflow graphs. You get a graph spec, a diagnostic report computed \
 from its telemetry, and learned patterns (how often each change kind succeeded for each \
-diagnosis kind, on this graph and across graphs, with an interval on the success rate). Propose at most {max_hypotheses} hypotheses, best first. Each answers one \
+diagnosis kind, on this graph and across graphs, with an interval on the success rate). \
+Propose at most {max_hypotheses} hypotheses, best first. Each answers one \
 diagnosed problem with a small list of typed changes.
 
 Rules:
@@ -299,6 +300,17 @@ class ModelCall(Protocol):
         ...
 
 
+def import_provider_sdk(provider: Provider) -> Any:
+    """The provider's SDK module; ``MissingDependencyError`` naming the extra when absent."""
+    try:
+        return importlib.import_module(provider)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"SPARK_GENERATOR={provider!r} needs the {provider!r} package, which is not "
+            f"installed: pip install 'spark-rsi[{provider}]' (or 'spark-rsi[llm]' for both)"
+        ) from exc
+
+
 class OpenAIChat:
     """Chat Completions in JSON mode (``response_format={"type": "json_object"}``)."""
 
@@ -309,8 +321,7 @@ class OpenAIChat:
     def __init__(
         self, model: str, api_key: str, base_url: str | None, timeout_s: float, max_retries: int
     ) -> None:
-        sdk = _import_sdk("openai")
-
+        sdk = import_provider_sdk("openai")
         self.model = model
         self.errors: tuple[type[Exception], ...] = (sdk.OpenAIError, json.JSONDecodeError)
         self._client: openai.OpenAI = sdk.OpenAI(
@@ -344,8 +355,7 @@ class AnthropicMessages:
     def __init__(
         self, model: str, api_key: str, base_url: str | None, timeout_s: float, max_retries: int
     ) -> None:
-        sdk = _import_sdk("anthropic")
-
+        sdk = import_provider_sdk("anthropic")
         self.model = model
         self.errors: tuple[type[Exception], ...] = (sdk.AnthropicError, json.JSONDecodeError)
         self._client: anthropic.Anthropic = sdk.Anthropic(
@@ -376,17 +386,6 @@ class AnthropicMessages:
     def close(self) -> None:
         """Close the client's connection pool."""
         self._client.close()
-
-
-def _import_sdk(package: Provider) -> Any:
-    """The provider's SDK, or ``MissingDependencyError`` naming the extra that installs it."""
-    try:
-        return importlib.import_module(package)
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"the {package} hypothesis generator needs the {package!r} package: "
-            f"pip install 'spark-rsi[{package}]'"
-        ) from exc
 
 
 def _openai_answer(completion: openai.types.chat.ChatCompletion) -> Any:
