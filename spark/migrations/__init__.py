@@ -9,15 +9,19 @@ ship in this package (``env.py`` and ``versions/``).
 
 Adding a revision (developers)
 ------------------------------
-1. Change the table models (``spark/*/tables.py``, ``spark/registry/loops.py``).
-2. Write ``versions/000N_<what>.py`` by hand, copying the shape of the newest one: the file is
-   named after its revision (the newest number is the head), ``revision = "000N"``, ``down_revision`` = the previous one, explicit ``op.*`` calls in
-   ``upgrade`` and the reverse in ``downgrade``. Alter or drop columns inside
-   ``op.batch_alter_table`` so SQLite (which cannot alter most columns) rebuilds the table.
-   Never import the models in a revision: a revision must keep meaning what it meant.
+1. Change the table models (``spark/*/tables.py``, ``spark/registry/loops.py``; a new module of
+   tables goes into ``TABLE_MODULES`` below).
+2. Write ``versions/000N_<what>.py`` by hand, copying the shape of the newest one. The file
+   starts with its revision number and the highest number is the head (read without Alembic);
+   ``revision = "000N"``, ``down_revision`` = the previous number, explicit ``op.*`` calls in
+   ``upgrade`` and their reverse in ``downgrade``. Alter or drop columns inside
+   ``op.batch_alter_table`` so that SQLite, which cannot alter most columns, rebuilds the
+   table; a new NOT NULL column needs a ``server_default`` for the rows already there. Never
+   import the models in a revision: a revision must keep meaning what it meant.
 3. ``pytest tests/db/test_migrations.py``: it compares the models with a database migrated to
-   the head (Alembic's autogenerate comparison), on SQLite and PostgreSQL, so a model change
-   without its migration, or a migration without its model change, fails CI.
+   the head (Alembic's autogenerate comparison) on SQLite and PostgreSQL, so a model change
+   without its migration, or a migration without its model change, fails CI; it also fails
+   when two revisions share a number or the chain has a gap.
 """
 
 from __future__ import annotations
