@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         ABTestResult,
         AnalyzeInput,
         AnalyzeResult,
+        AttemptEvidence,
         CandidateResult,
         CloseReviewInput,
         CreateCandidateInput,
@@ -113,6 +114,9 @@ class RSIWorkflow:
         # (deployment id, version it replaced): what a rollback signal would undo
         self._live_deployment: tuple[str, str] | None = inp.live_deployment
         self._proposal = HypothesizeResult()
+        # for the attempt's record: the hypothesis last put to a reviewer, this test's checks
+        self._review_of: str | None = None
+        self._health_checks: list[HealthResult] = []
         self._tested: ValidatedHypothesis | None = None
 
     # ----- messages -----
@@ -397,6 +401,7 @@ class RSIWorkflow:
 
     async def _reviewed(self, plan: CyclePlan, item: ValidatedHypothesis) -> bool:
         self._review = None
+        self._review_of = item.hypothesis.hypothesis_id
         self._reviewers = list(plan.settings.reviewers)
         self._status.awaiting_review = True
         self._status.review_hypothesis_id = item.hypothesis.hypothesis_id
@@ -477,6 +482,7 @@ class RSIWorkflow:
 
     async def _test_and_ship(self, plan: CyclePlan, item: ValidatedHypothesis) -> CycleSummary:
         self._tested = item
+        self._health_checks = []
         hypothesis = item.hypothesis
         self._status.hypothesis_title = hypothesis.title
         candidate = await self._build_candidate(plan, item)
@@ -484,7 +490,10 @@ class RSIWorkflow:
         effect = _primary_effect(ab, hypothesis.primary_metric)
         if ab.outcome != "ship":
             outcome: CycleOutcome = _OUTCOME_BY_AB[ab.outcome]  # type: ignore[assignment]
-            await self._record(plan, item, outcome, candidate.candidate_version_id, effect)
+            evidence = self._evidence(item, ab, ab.reasons)
+            await self._record(
+                plan, item, outcome, candidate.candidate_version_id, effect, evidence
+            )
             return self._summary(outcome, ab.reasons, candidate.candidate_version_id)
         exposed = plan.settings.ab_candidate_share if ab.live_runs > 0 else 0.0
         deployment = await self._deploy(plan, item, candidate.candidate_version_id, exposed)
@@ -492,7 +501,8 @@ class RSIWorkflow:
             outcome, reasons = await self._monitor(plan, candidate.candidate_version_id, deployment)
         else:
             outcome, reasons = deployment
-        await self._record(plan, item, outcome, candidate.candidate_version_id, effect)
+        evidence = self._evidence(item, ab, ab.reasons + reasons)
+        await self._record(plan, item, outcome, candidate.candidate_version_id, effect, evidence)
         return self._summary(outcome, ab.reasons + reasons, candidate.candidate_version_id)
 
     async def _build_candidate(self, plan: CyclePlan, item: ValidatedHypothesis) -> CandidateResult:
@@ -671,9 +681,11 @@ class RSIWorkflow:
             concurrent=concurrent,
             objective=plan.settings.objective,
         )
-        return await call(
+        health = await call(
             "check_health", arg, HealthResult, summary="health check", heartbeat=HEARTBEAT
         )
+        self._health_checks.append(health)
+        return health
 
     async def _roll_back(self, reason: str) -> tuple[CycleOutcome, list[str]]:
         assert self._live_deployment is not None
@@ -706,6 +718,7 @@ class RSIWorkflow:
         outcome: CycleOutcome,
         candidate_id: str | None,
         effect: float | None,
+        evidence: AttemptEvidence | None = None,
     ) -> None:
         await self._phase("learning")
         arg = RecordAttemptInput(
@@ -724,6 +737,7 @@ class RSIWorkflow:
                     item.hypothesis.hypothesis_id, 0
                 ),
             },
+            evidence=evidence or self._evidence(item, None, []),
         )
         await call("record_attempt", arg, type(None), summary=f"record attempt: {outcome}")
         await call(
@@ -731,6 +745,22 @@ class RSIWorkflow:
             ExtractPatternsInput(graph_id=plan.graph_id),
             PatternsResult,
             summary="extract patterns",
+        )
+
+    def _evidence(
+        self, item: ValidatedHypothesis, ab: ABTestResult | None, reasons: list[str]
+    ) -> AttemptEvidence:
+        """What this run saw of the attempt on ``item``, for its full record."""
+        reviewed = self._review_of == item.hypothesis.hypothesis_id
+        review = self._review if reviewed else None
+        return AttemptEvidence(
+            validation=item,
+            test=ab,
+            reasons=list(reasons),
+            health_checks=list(self._health_checks) if ab is not None else [],
+            review_required=reviewed,
+            review_approved=review[0] if review else None,
+            review=review[1] if review else None,
         )
 
     # ----- between cycles -----
