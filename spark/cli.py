@@ -16,6 +16,8 @@ spark review list [--graph G] [--state S]
 spark review GRAPH approve|reject --reviewer NAME [--comment C] [--hypothesis ID]
 spark diff GRAPH V1 V2 [--format text|unified|json|mermaid|html] [--output FILE]
                                    what changed between two versions (ids, #N, spec files)
+spark history GRAPH [--type T] [--change-kind K] [--node-type N] [--diagnosis D]
+                                   every attempt with its full record, and learned patterns
 spark bench run FILE [--json] [--cycles N] [--reviewer approve-all|reject-all]
                                    run a scenario file on the real workflow (private dev server)
 
@@ -39,6 +41,7 @@ from typing import Any
 
 from spark.cli_diff import add_diff_command, run_diff
 from spark.cli_errors import HANDLED, explain
+from spark.cli_history import add_history_command, run_history
 from spark.cli_register import load_target
 from spark.cli_review import add_review_command, review_argv, run_review
 from spark.client import SparkClient
@@ -274,6 +277,7 @@ def _parser() -> argparse.ArgumentParser:
     add_review_command(commands, json_flag)
     _add_bench(commands, json_flag)
     add_diff_command(commands, json_flag)
+    add_history_command(commands, json_flag)
     return parser
 
 
@@ -349,6 +353,8 @@ def _run(argv: list[str] | None) -> int:
             return _register(args)
         if args.command == "diff":
             return run_diff(args)
+        if args.command == "history":
+            return run_history(args)
         return asyncio.run(_workflow_command(args))
     except HANDLED as exc:
         message, code = explain(exc, args.command, getattr(args, "graph", None))
