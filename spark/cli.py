@@ -18,6 +18,8 @@ spark diff GRAPH V1 V2 [--format text|unified|json|mermaid|html] [--output FILE]
                                    what changed between two versions (ids, #N, spec files)
 spark history GRAPH [--type T] [--change-kind K] [--node-type N] [--diagnosis D]
                                    every attempt with its full record, and learned patterns
+spark otlp serve [--host H] [--port 4318]
+                                   receive OpenTelemetry traces (OTLP/HTTP) of an app
 spark bench run FILE [--json] [--cycles N] [--reviewer approve-all|reject-all]
                                    run a scenario file on the real workflow (private dev server)
 
@@ -42,6 +44,7 @@ from typing import Any
 from spark.cli_diff import add_diff_command, run_diff
 from spark.cli_errors import HANDLED, explain
 from spark.cli_history import add_history_command, run_history
+from spark.cli_otlp import add_otlp_command, run_otlp
 from spark.cli_register import load_target
 from spark.cli_review import add_review_command, review_argv, run_review
 from spark.client import SparkClient
@@ -278,6 +281,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_bench(commands, json_flag)
     add_diff_command(commands, json_flag)
     add_history_command(commands, json_flag)
+    add_otlp_command(commands, json_flag)
     return parser
 
 
@@ -355,6 +359,8 @@ def _run(argv: list[str] | None) -> int:
             return run_diff(args)
         if args.command == "history":
             return run_history(args)
+        if args.command == "otlp":
+            return run_otlp(args)
         return asyncio.run(_workflow_command(args))
     except HANDLED as exc:
         message, code = explain(exc, args.command, getattr(args, "graph", None))

@@ -31,6 +31,7 @@ from spark.registry import RegistryStore, RoutingStore
 from spark.registry.loops import LoopLeaseStore
 from spark.registry.routing import StalePolicy
 from spark.registry.versions import GraphVersion
+from spark.routed_config import RoutedNodeConfig, routed_node_config
 from spark.rsi.contracts import (
     ReviewAck,
     ReviewRequest,
@@ -127,6 +128,16 @@ class SparkClient:
             routing_arm=routed.arm,
             routing_key=routing_key,
         )
+
+    def node_config(
+        self, graph_id: str, node_id: str, *, routing_key: str | None = None
+    ) -> RoutedNodeConfig:
+        """For an application that runs its own code (instrumented with OpenTelemetry, see
+        ``spark.otlp``): the version routed to this request (sticky per ``routing_key``), its
+        arm, and ``node_id``'s configuration in it (model, retries, timeout, prompt...). Read
+        through the same routing cache as ``run``; tag the request's spans with
+        ``result.span_attributes()`` so its telemetry is attributed to that version."""
+        return routed_node_config(self._router, graph_id, node_id, routing_key)
 
     def routing_age_s(self, graph_id: str) -> float | None:
         """Seconds since this client last read ``graph_id``'s routing from the store (None:
