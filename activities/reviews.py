@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities._support import misuse_is_final, off_loop
+from activities._support import heartbeating, misuse_is_final, off_loop
 from activities.deps import ActivityDeps
 from spark.experience import Attempt
 from spark.registry import ReviewStore
@@ -25,6 +25,7 @@ class ReviewActivities:
 
     @activity.defn(name="open_review")
     @misuse_is_final
+    @heartbeating
     async def open_review(self, inp: OpenReviewInput) -> ReviewDossier:
         """Build the dossier of the hypothesis awaiting review and store the pending review."""
         return await off_loop(self._open, inp)
@@ -63,6 +64,7 @@ class ReviewActivities:
 
     @activity.defn(name="close_review")
     @misuse_is_final
+    @heartbeating
     async def close_review(self, inp: CloseReviewInput) -> None:
         """Store the verdict: approved, rejected (with reviewer and comment) or expired."""
         await off_loop(self._close, inp)
