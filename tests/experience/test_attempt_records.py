@@ -4,6 +4,7 @@ attempts recorded before records existed, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from spark.experience import Attempt, AttemptRecord, ExperienceStore
 from spark.experience.records import (
@@ -178,7 +179,7 @@ def test_history_queries_by_each_dimension(database_url: str) -> None:
     for attempt, record in (cache, prompt, other):
         store.record_attempt(attempt, record)
 
-    def cycles(**filters: str) -> list[tuple[str, int]]:
+    def cycles(**filters: Any) -> list[tuple[str, int]]:
         return sorted((h.attempt.graph_id, h.attempt.cycle) for h in store.history(**filters))
 
     assert cycles(graph_id="g1") == [("g1", 1), ("g1", 2)]
