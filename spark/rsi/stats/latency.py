@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
+from scipy import stats
 from scipy.stats import rankdata
 
 from spark.errors import InvalidInputError
@@ -158,14 +158,20 @@ class RankComparison:
         return min(1.0, 2.0 * min(self.p_one_sided("less"), self.p_one_sided("greater")))
 
     def p_one_sided(self, side: Side) -> float:
-        """One-sided asymptotic p-value with continuity correction (as scipy's ``method``
-        ``"asymptotic"``)."""
-        u_candidate, mean, variance = _u_statistic(self.log_baseline, self.log_candidate)
-        excess = u_candidate - mean if side == "greater" else mean - u_candidate
-        return max(self.floor, float(special.ndtr(-standardise(excess - 0.5, variance))))
+        """One-sided asymptotic Mann-Whitney p-value with continuity and tie corrections
+        (``scipy.stats.mannwhitneyu``), never below the exact test's floor."""
+        result = stats.mannwhitneyu(
+            self.log_candidate,
+            self.log_baseline,
+            alternative=side,
+            method="asymptotic",
+            use_continuity=True,
+        )
+        return max(self.floor, float(result.pvalue))
 
     def statistic(self, ratio0: float) -> float:
-        """Normal score of U for H0 candidate = ratio0 x baseline (no continuity correction)."""
+        """Normal score of U for H0 candidate = ratio0 x baseline (no continuity correction;
+        scipy returns U and p but not this score, which margins and intervals need)."""
         shifted = self.log_candidate - math.log(ratio0)
         u_candidate, mean, variance = _u_statistic(self.log_baseline, shifted)
         return capped(standardise(u_candidate - mean, variance), self.floor, self.df)

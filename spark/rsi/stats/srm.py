@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from scipy import special
+from scipy import special, stats
 
 from spark.errors import InvalidInputError
 from spark.rsi.stats.models import SequentialDesign
@@ -20,10 +20,8 @@ SRM_THRESHOLD = 0.001
 
 
 def srm_p_value(n_baseline: int, n_candidate: int, expected_share: float) -> float:
-    """Chi-square goodness-of-fit p-value (1 df) of the counts against the candidate share.
-
-    Same as ``scipy.stats.chisquare([n_b, n_c], f_exp=[total (1 - share), total share])``.
-    """
+    """Chi-square goodness-of-fit p-value (1 df) of the counts against the candidate share
+    (``scipy.stats.chisquare``)."""
     if n_baseline < 0 or n_candidate < 0:
         raise InvalidInputError(f"assignment counts must be >= 0, got {(n_baseline, n_candidate)}")
     if not 0 < expected_share < 1:
@@ -31,12 +29,8 @@ def srm_p_value(n_baseline: int, n_candidate: int, expected_share: float) -> flo
     total = n_baseline + n_candidate
     if total == 0:
         return 1.0
-    expected_c = total * expected_share
-    expected_b = total - expected_c
-    statistic = (n_candidate - expected_c) ** 2 / expected_c + (
-        n_baseline - expected_b
-    ) ** 2 / expected_b
-    return float(special.chdtrc(1, statistic))
+    expected = [total * (1.0 - expected_share), total * expected_share]
+    return float(stats.chisquare([n_baseline, n_candidate], f_exp=expected).pvalue)
 
 
 def has_sample_ratio_mismatch(
