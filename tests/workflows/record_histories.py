@@ -23,6 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from spark.rsi.contracts import (
+    ReviewDecision,
     ReviewRequest,
     RollbackRequest,
     RSISettings,
@@ -57,6 +58,13 @@ async def _approve(handle: Handle) -> None:
         RSIWorkflow.review,
         ReviewRequest(approve=True, reviewer="alice", hypothesis_id=hypothesis().hypothesis_id),
     )
+
+
+async def _refuse_then_approve(handle: Handle) -> None:
+    """An unlisted reviewer's signal (refused), then an allowed reviewer's update."""
+    await _wait_for(handle, lambda s: s.review is not None)
+    await handle.signal(RSIWorkflow.approve_review, ReviewDecision(reviewer="mallory"))
+    await _approve(handle)
 
 
 async def _rollback_while_monitoring(handle: Handle) -> None:
@@ -103,6 +111,13 @@ def scenarios() -> dict[str, Scenario]:
             FakeRSI(requires_review=True, settings=_settings(ab_mode="replay")),
             start,
             _approve,
+        ),
+        "review_persisted_refused_then_approved": (
+            FakeRSI(
+                requires_review=True, settings=_settings(ab_mode="replay", reviewers=["alice"])
+            ),
+            start,
+            _refuse_then_approve,
         ),
         "rollback_signal_while_monitoring": (
             FakeRSI(settings=_settings(ab_mode="replay")),
