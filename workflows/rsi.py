@@ -71,6 +71,7 @@ with workflow.unsafe.imports_passed_through():
         SA_PHASE,
     )
 
+    from workflows import metrics
     from workflows.activity_calls import HEARTBEAT, call
     from workflows.online_window import OnlineWindow
     from workflows.rollout import Rollout
@@ -368,6 +369,7 @@ class RSIWorkflow:
         )
         proposed = await call("generate_hypotheses", arg, HypothesizeResult, summary="hypothesize")
         self._proposal = proposed
+        metrics.hypotheses_proposed(self._input.graph_id, proposed.hypotheses)
         self._status.ranking = list(proposed.ranking)
         if not proposed.hypotheses:
             return []
@@ -408,6 +410,7 @@ class RSIWorkflow:
         self._status.hypothesis_title = item.hypothesis.title
         workflow.upsert_search_attributes([SA_AWAITING_REVIEW.value_set(True)])
         await self._phase("awaiting_review")
+        asked_at = workflow.now()
         persist = workflow.patched(PATCH_PERSIST_REVIEWS)
         if persist:
             await self._open_review(item)
@@ -424,6 +427,8 @@ class RSIWorkflow:
         self._status.awaiting_review = False
         self._status.review_hypothesis_id = None
         workflow.upsert_search_attributes([SA_AWAITING_REVIEW.value_set(False)])
+        waited = workflow.now() - asked_at
+        metrics.review_decided(self._input.graph_id, self._verdict()[0], waited)
         return self._review is not None and self._review[0]
 
     async def _open_review(self, item: ValidatedHypothesis) -> None:
@@ -498,6 +503,7 @@ class RSIWorkflow:
         exposed = plan.settings.ab_candidate_share if ab.live_runs > 0 else 0.0
         deployment = await self._deploy(plan, item, candidate.candidate_version_id, exposed)
         if isinstance(deployment, DeployResult):
+            metrics.version_deployed(plan.graph_id, plan.settings.strategy)
             outcome, reasons = await self._monitor(plan, candidate.candidate_version_id, deployment)
         else:
             outcome, reasons = deployment
@@ -690,6 +696,7 @@ class RSIWorkflow:
     async def _roll_back(self, reason: str) -> tuple[CycleOutcome, list[str]]:
         assert self._live_deployment is not None
         deployment_id, previous = self._live_deployment
+        trigger = "signal" if self._rollback is not None else "health"
         self._set_phase("rolling_back")
         arg = RollbackInput(
             graph_id=self._input.graph_id,
@@ -705,6 +712,7 @@ class RSIWorkflow:
         self._status.rollback_requested = False
         self._status.active_version_id = result.active_version_id
         workflow.upsert_search_attributes([SA_ACTIVE_VERSION.value_set(result.active_version_id)])
+        metrics.rolled_back(self._input.graph_id, trigger)
         return "rolled_back", [f"rolled back: {reason}"]
 
     def _rollback_reason(self) -> str:
@@ -856,6 +864,7 @@ class RSIWorkflow:
         self._status.history.append(summary)
         self._status.history = self._status.history[-HISTORY_KEPT:]
         workflow.upsert_search_attributes([SA_DECISION.value_set(summary.outcome)])
+        metrics.cycle_finished(self._input.graph_id, summary.outcome)
         workflow.logger.info(
             "rsi cycle finished",
             extra={"graph_id": self._input.graph_id, "outcome": summary.outcome},
