@@ -4,15 +4,25 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo dev worker test lint typecheck unit bench bench-improvement fuzz faults clean
+.PHONY: install lock demo dev worker test lint typecheck unit bench bench-improvement fuzz faults clean
 
-$(STAMP): pyproject.toml
+# The pinned versions (requirements-dev.lock, hashes checked) first, then the project itself;
+# a dependency added to pyproject.toml but not yet locked still installs (make lock pins it).
+$(STAMP): pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install the project with its dev tools
+install: $(STAMP) ## create .venv and install the project with its dev tools, as locked
+
+UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --python-version 3.11 --universal \
+	--generate-hashes --no-header --quiet
+
+lock: $(STAMP) ## re-pin requirements.lock (the worker image) and requirements-dev.lock (make install)
+	$(UV_COMPILE) --extra llm -o requirements.lock
+	$(UV_COMPILE) --extra dev -o requirements-dev.lock
 
 demo: $(STAMP) ## the support-triage demo on its own private server, worker and database, then stop them
 	$(BIN)/python -m examples.run_demo
@@ -21,7 +31,7 @@ dev: $(STAMP) ## register the example graphs, keep a dev server (UI :8233) and a
 	$(BIN)/python -m spark.cli dev
 
 worker: $(STAMP) ## only the worker (TEMPORAL_ADDRESS, SPARK_DATABASE_URL from the environment)
-	$(BIN)/python worker.py
+	$(BIN)/spark-worker
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
