@@ -5,7 +5,9 @@ Started as ``spark-worker`` (the console script), ``python -m spark.worker`` or,
 
 Configuration from the environment (local defaults): ``TEMPORAL_ADDRESS`` (localhost:7233),
 ``TEMPORAL_NAMESPACE`` (default), ``SPARK_TASK_QUEUE`` (spark-rsi), ``SPARK_DATABASE_URL``
-(sqlite:///.spark/spark.db), ``SPARK_GENERATOR`` (rules; or openai / anthropic with their API key).
+(sqlite:///.spark/spark.db), ``SPARK_GENERATOR`` (rules; or openai / anthropic with their API key),
+``SPARK_METRICS_ADDRESS`` (unset: off; ``0.0.0.0:9464`` serves Prometheus ``/metrics``, see
+``spark.observability``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from temporalio.worker import Worker
 
 from activities import ActivityDeps, build_activities
 from spark.logging import configure_logging
+from spark.observability import runtime as metrics_runtime
+from spark.observability.settings import MetricsSettings
 from spark.settings import SparkSettings
 from spark.temporal import connect
 from workflows.rsi import RSIWorkflow
@@ -64,6 +68,7 @@ async def run_worker(settings: SparkSettings) -> None:
 def main() -> None:
     """Entry point of ``spark-worker``, ``python -m spark.worker`` and ``python worker.py``."""
     configure_logging()
+    metrics_runtime.install(MetricsSettings.from_env().address)  # before any client connects
     asyncio.run(run_worker(SparkSettings.from_env()))
 
 
