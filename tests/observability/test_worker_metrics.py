@@ -45,7 +45,7 @@ def _scrape(address: str) -> tuple[set[str], Samples]:
     return names, samples
 
 
-async def _phase(handle, phase: str) -> None:  # type: ignore[no-untyped-def]
+async def _phase(handle, phase: str) -> None:
     for _ in range(200):
         if (await handle.query(RSIWorkflow.status)).phase == phase:
             return
