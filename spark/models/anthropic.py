@@ -9,7 +9,8 @@
 
 The key comes from ``api_key=`` or ``ANTHROPIC_API_KEY``; ``base_url=`` (or
 ``ANTHROPIC_BASE_URL``) points it elsewhere. The Messages API requires a completion budget:
-``params["max_tokens"]`` in the node's config, 1024 when unset. The ``anthropic`` package is
+``params["max_tokens"]`` in the node's config, 1024 when unset. It takes no sampling
+parameters: a ``temperature`` or ``top_p`` in the config is not sent (a warning says so). The ``anthropic`` package is
 imported only when a model is built (``pip install 'spark-rsi[anthropic]'``).
 """
 
@@ -19,12 +20,14 @@ from typing import Any, ClassVar
 
 import structlog
 
-from spark.models.base import ChatModel, Completion, Message, Provider
+from spark.models.base import ChatModel, Completion, LLMSettings, Message, Provider
 from spark.models.pricing import TokenUsage
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_MAX_TOKENS = 1024
+_SAMPLING = ("temperature", "top_p")
+_WARNED: set[tuple[str, tuple[str, ...]]] = set()
 
 
 class AnthropicModel(ChatModel):
@@ -32,6 +35,7 @@ class AnthropicModel(ChatModel):
 
     provider: ClassVar[Provider] = "anthropic"
     api_key_var: ClassVar[str] = "ANTHROPIC_API_KEY"
+    base_url_var: ClassVar[str] = "ANTHROPIC_BASE_URL"
     sdk_error: ClassVar[str] = "AnthropicError"
 
     async def _call(self, messages: list[Message], system: str | None) -> Completion:
@@ -56,14 +60,21 @@ class AnthropicModel(ChatModel):
             "messages": [message.model_dump() for message in messages],
             "timeout": settings.timeout_s,
         }
-        optional = {
-            "system": system or None,
-            "temperature": settings.temperature,
-            "top_p": settings.top_p,
-            "stop_sequences": settings.stop,
-        }
+        optional = {"system": system or None, "stop_sequences": settings.stop}
         request.update({key: value for key, value in optional.items() if value is not None})
+        _warn_unsent_sampling(settings)
         return request
+
+
+def _warn_unsent_sampling(settings: LLMSettings) -> None:
+    """The Messages API takes no ``temperature`` / ``top_p`` (the SDK has dropped them): say so,
+    once per model and setting, rather than fail every call or pretend they apply."""
+    unsent = tuple(name for name in _SAMPLING if getattr(settings, name) is not None)
+    if unsent and (settings.model, unsent) not in _WARNED:
+        _WARNED.add((settings.model, unsent))
+        log.warning(
+            "llm.settings_not_sent", provider="anthropic", model=settings.model, settings=unsent
+        )
 
 
 def _usage(usage: Any, model: str) -> TokenUsage:

@@ -6,11 +6,11 @@ Settings come from the node's ``NodeConfig``, so a change the RSI loop ships (``
 
 ============================  ======================================================
 ``config.model``              the model called (required)
-``config.temperature``        sampling temperature (provider default when unset)
+``config.temperature``        sampling temperature (OpenAI only; provider default when unset)
 ``config.prompt``             the system instructions
 ``config.timeout_s``          the HTTP timeout of one call (default 60 s)
 ``config.params["max_tokens"]``  the completion budget (OpenAI: none; Anthropic: 1024)
-``config.params["top_p"]``    nucleus sampling
+``config.params["top_p"]``    nucleus sampling (OpenAI only)
 ``config.params["stop"]``     stop sequences (a list of strings)
 ============================  ======================================================
 """
@@ -107,6 +107,7 @@ class ChatModel(abc.ABC):
 
     provider: ClassVar[Provider]
     api_key_var: ClassVar[str]
+    base_url_var: ClassVar[str]
     sdk_error: ClassVar[str]
 
     def __init__(
@@ -121,7 +122,7 @@ class ChatModel(abc.ABC):
         self.settings = LLMSettings(model=settings) if isinstance(settings, str) else settings
         self.sdk = _sdk.import_sdk(self.provider)
         self.api_key = _api_key(api_key, self.api_key_var, self.provider)
-        self.base_url = base_url
+        self.base_url = base_url or os.environ.get(self.base_url_var) or None
         self.prices = prices if prices is not None else default_prices()
         self.context = context
 

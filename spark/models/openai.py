@@ -29,6 +29,7 @@ class OpenAIModel(ChatModel):
 
     provider: ClassVar[Provider] = "openai"
     api_key_var: ClassVar[str] = "OPENAI_API_KEY"
+    base_url_var: ClassVar[str] = "OPENAI_BASE_URL"
     sdk_error: ClassVar[str] = "OpenAIError"
 
     async def _call(self, messages: list[Message], system: str | None) -> Completion:
