@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal, Self
 
 import structlog
@@ -176,17 +176,20 @@ class ChatModel(abc.ABC):
     async def _call(self, messages: list[Message], system: str | None) -> Completion:
         """One request through the provider's SDK."""
 
-    def _client(self, build: Any) -> Any:
+    def _client(self, build: Callable[[], Any]) -> Any:
         return _sdk.shared_client((self.provider, self.api_key, self.base_url), build)
 
     def _completion(self, text: str, usage: TokenUsage, **fields: Any) -> Completion:
-        cost = self.prices.cost(self.model, usage)
-        response_model = fields.get("response_model")
-        if cost is None and response_model and self.prices.price_of(response_model):
-            cost = self.prices.cost(response_model, usage)
+        cost = self.prices.cost(self._priced_as(fields.get("response_model")), usage)
         return Completion(
             text=text, provider=self.provider, model=self.model, usage=usage, cost=cost, **fields
         )
+
+    def _priced_as(self, response_model: str | None) -> str:
+        """The requested model, or the one the provider named when only that one has a price."""
+        if self.prices.price_of(self.model) is not None or not response_model:
+            return self.model
+        return response_model if self.prices.price_of(response_model) is not None else self.model
 
     def _report(self, completion: Completion) -> None:
         context = self.context or _running_context()

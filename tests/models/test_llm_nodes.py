@@ -333,3 +333,21 @@ async def test_a_retry_that_succeeds_counts_only_the_answered_call(
     result, stats = await run_once(graph)
     assert result.ok and len(llm_server.requests) == 2
     assert (stats.mean_attempts, stats.total_tokens) == (2, PROMPT_TOKENS + COMPLETION_TOKENS)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_an_unpriced_alias_is_priced_as_the_model_the_provider_names(
+    provider: Provider, llm_server: LoopbackLLMServer
+) -> None:
+    """A requested name the table lacks (a router alias) answered by a priced model: the cost
+    is that model's list price, and no warning is logged."""
+    answered = {"openai": "gpt-4o-2024-08-06", "anthropic": "claude-3-5-haiku-20241022"}[provider]
+    reply = model_text_reply("ok")
+    llm_server.responder = lambda p, body: reply(p, {**body, "model": answered})
+    url = sdk_base_url(provider, llm_server.url)
+    model = MODELS[provider](f"router-alias-{provider}", api_key="k", base_url=url)
+    with capture_logs() as logs:
+        completion = await model.complete("hi")
+    assert completion.response_model == answered
+    assert completion.cost == pytest.approx(PriceTable().cost(answered, USAGE))
+    assert not [entry for entry in logs if entry["event"] == "llm.price_unknown"]
