@@ -120,10 +120,11 @@ def version_stats_sql(window: Window, postgres: bool) -> str:
     """Whole-run statistics; quality is the mean feedback score, else the trace's own quality."""
     return f"""
         WITH scored AS (
-            SELECT t.status, t.duration_ms, t.cost, t.started_at, {_JOINED_QUALITY} AS quality
+            SELECT t.status, t.duration_ms, t.cost, t.started_at, t.sampling_rate,
+                   {_JOINED_QUALITY} AS quality
             FROM spark_traces t {_feedback_join(window)} WHERE {window.where("t.")}
         )
-        SELECT count(*) AS n, {_ERRORS.format(p="")} AS errors, avg(duration_ms) AS mean_ms,
+        SELECT count(*) AS n, sum(1.0 / sampling_rate) AS estimated_n, {_ERRORS.format(p="")} AS errors, avg(duration_ms) AS mean_ms,
                {percentiles_sql("duration_ms", postgres)} AS pct, avg(cost) AS mean_cost,
                avg(quality) AS mean_quality, count(quality) AS quality_count,
                min(started_at) AS first_started_at, max(started_at) AS last_started_at

@@ -33,11 +33,18 @@ class NodeStats(BaseModel):
 
 
 class VersionStats(BaseModel):
-    """Whole-run statistics of one graph version over a window of traces."""
+    """Whole-run statistics of one graph version over a window of traces.
+
+    ``count`` is the traces recorded; ``estimated_count`` the runs they stand for, each trace
+    counting ``1 / sampling_rate`` (equal to ``count`` without sampling, None when unknown).
+    Means, rates and percentiles are over the recorded traces: unbiased for all runs, because
+    sampling is decided per trace independently of the run.
+    """
 
     graph_id: str
     version_id: str | None = None
     count: int
+    estimated_count: float | None = None
     error_count: int
     error_rate: float
     mean_ms: float

@@ -8,12 +8,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import structlog
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import URL
 
 from spark.db import normalize_url, sqlite_url
 from spark.telemetry.recorder import TelemetryRecorder
 from spark.telemetry.store import TelemetryStore
+
+log = structlog.get_logger(__name__)
 
 
 class TelemetryConfig(BaseModel):
@@ -28,6 +31,18 @@ class TelemetryConfig(BaseModel):
     doubling up to ``retry_max_s``, for as long as the outage lasts (runs keep queueing up to
     ``max_queue``); a batch the database rejects is given up after ``write_attempts``. ``close``
     waits at most ``close_timeout_s`` for the database, then abandons (and counts) what is left.
+
+    ``sampling_rate`` is the share of runs kept, decided per trace from the trace id alone
+    (``spark.telemetry.sampling``: a trace and all its spans are kept or dropped together, the
+    same way in every process). Each kept trace stores the rate, so traffic counts scale back
+    (``VersionStats.estimated_count``); means, error rates, percentiles and A/B statistics of the
+    kept traces are unbiased for the whole traffic, with the power of the kept sample. Feedback
+    on a trace that was not kept is stored and matches nothing.
+
+    ``enable_metrics`` and ``enable_events`` are accepted for the original API. Here they control
+    nothing: there are no separate metric or event streams, every metric (latency, errors, cost,
+    tokens, quality) is aggregated in SQL from traces and spans, which are always kept together
+    because the RSI analysis needs both. Turning either off logs ``telemetry.flag_ignored``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -42,6 +57,9 @@ class TelemetryConfig(BaseModel):
     retry_initial_s: float = Field(default=0.1, gt=0, le=60)
     retry_max_s: float = Field(default=5.0, gt=0, le=300)
     close_timeout_s: float = Field(default=10.0, ge=0, le=3600)
+    sampling_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    enable_metrics: bool = True
+    enable_events: bool = True
 
     @model_validator(mode="after")
     def _backoff_grows(self) -> TelemetryConfig:
@@ -102,6 +120,7 @@ class TelemetryConfig(BaseModel):
 
     def open_recorder(self) -> TelemetryRecorder:
         """A started recorder writing to ``database_url``; a disabled one ignores every run."""
+        self._note_ignored_flags()
         return TelemetryRecorder(
             self.open_store() if self.enabled else None,
             batch_size=self.batch_size,
@@ -112,4 +131,14 @@ class TelemetryConfig(BaseModel):
             retry_initial_s=self.retry_initial_s,
             retry_max_s=self.retry_max_s,
             close_timeout_s=self.close_timeout_s,
+            sampling_rate=self.sampling_rate,
         )
+
+    def _note_ignored_flags(self) -> None:
+        for flag in ("enable_metrics", "enable_events"):
+            if not getattr(self, flag):
+                log.info(
+                    "telemetry.flag_ignored",
+                    flag=flag,
+                    reason="metrics and events are aggregated from traces and spans, always kept",
+                )

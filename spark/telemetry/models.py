@@ -53,6 +53,7 @@ class TraceRecord:
     error_type: str | None = None
     cost: float = 0.0
     quality: float | None = None
+    sampling_rate: float = 1.0  # the share of traces kept when this one was (see sampling.py)
 
 
 @dataclass(slots=True, frozen=True)

@@ -32,6 +32,7 @@ import structlog
 
 from spark.telemetry._bulk import is_connection_failure
 from spark.telemetry.models import RunTelemetry
+from spark.telemetry.sampling import trace_sampled
 
 log = structlog.get_logger(__name__)
 
@@ -66,13 +67,15 @@ class RecorderStats:
     pending: int
     spans_written: int
     write_errors: int
+    unsampled: int = 0  # runs not kept by trace sampling (never submitted, never dropped)
 
 
 class TelemetryRecorder:
     """Queues finished runs and writes them in batches from a background thread.
 
     ``store`` is usually a ``TelemetryStore``; ``None`` makes a disabled recorder that ignores
-    every run. Close it (or use it as a context manager) to write what is still queued; an
+    every run. With ``sampling_rate`` below 1 only the runs whose trace ``trace_sampled`` keeps
+    are queued, stamped with the rate (``stats.unsampled`` counts the others). Close it (or use it as a context manager) to write what is still queued; an
     unclosed recorder is closed at interpreter exit.
     """
 
@@ -89,8 +92,11 @@ class TelemetryRecorder:
         retry_initial_s: float = 0.1,
         retry_max_s: float = 5.0,
         close_timeout_s: float = 10.0,
+        sampling_rate: float = 1.0,
     ) -> None:
         self._store = store
+        self._sampling_rate = sampling_rate
+        self._unsampled = 0
         self._batch_size = batch_size
         self._max_queue = max_queue
         self._flush_interval_s = flush_interval_s
@@ -120,16 +126,30 @@ class TelemetryRecorder:
         """Queue a finished run for writing; O(1), never blocks on I/O, refuses (counted) if full."""
         if self._store is None:
             return
+        kept = self._sampled(run)
+        if kept is None:
+            return
         with self._lock:
             if self._pending < self._max_queue and not self._closed:
                 self._pending += 1
                 self._submitted += 1
-                self._queue.append(run)
+                self._queue.append(kept)
                 if len(self._queue) == self._batch_size:
                     self._wake.set()
                 return
             self._refused += 1
         self._warn_dropped()
+
+    def _sampled(self, run: RunTelemetry) -> RunTelemetry | None:
+        """The run stamped with the sampling rate, or None (counted) when its trace is not kept."""
+        rate = self._sampling_rate
+        if rate >= 1.0:
+            return run
+        if not trace_sampled(run.trace.trace_id, rate):
+            with self._lock:
+                self._unsampled += 1
+            return None
+        return RunTelemetry(replace(run.trace, sampling_rate=rate), run.spans)
 
     # -- control ----------------------------------------------------------------------------
 
@@ -148,6 +168,7 @@ class TelemetryRecorder:
                 pending=self._pending,
                 spans_written=self._spans_written,
                 write_errors=self._write_errors,
+                unsampled=self._unsampled,
             )
 
     def flush(self, timeout: float | None = None) -> bool:

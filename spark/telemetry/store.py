@@ -301,6 +301,7 @@ def _version_stats(window: Window, row: Row[Any]) -> VersionStats:
         graph_id=window.graph_id,
         version_id=window.version_id,
         count=count,
+        estimated_count=float(row.estimated_n or 0.0),
         error_count=errors,
         error_rate=errors / count if count else 0.0,
         mean_ms=float(row.mean_ms or 0.0),

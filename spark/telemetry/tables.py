@@ -36,6 +36,7 @@ class TraceRow(SQLModel, table=True):
     error_type: str | None = None
     cost: float = 0.0
     quality: float | None = None
+    sampling_rate: float = Field(default=1.0, sa_column_kwargs={"server_default": text("1.0")})
 
 
 class SpanRow(SQLModel, table=True):

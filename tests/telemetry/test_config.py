@@ -42,7 +42,7 @@ def test_invalid_settings_are_rejected() -> None:
     with pytest.raises(ValidationError):
         TelemetryConfig(database_url="sqlite://", max_queue=0)
     with pytest.raises(ValidationError):
-        TelemetryConfig(database_url="sqlite://", sampling_rate=0.5)  # type: ignore[call-arg]
+        TelemetryConfig(database_url="sqlite://", no_such_setting=0.5)  # type: ignore[call-arg]
 
 
 def test_create_memory_runs_the_full_write_and_query_path() -> None:
