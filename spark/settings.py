@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal, get_args
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from spark.db import sqlite_url
 from spark.errors import ConfigurationError
@@ -16,43 +16,76 @@ DEFAULT_STATE_DIR = Path(".spark")
 GeneratorKind = Literal["rules", "openai", "anthropic"]
 GENERATOR_KINDS: tuple[GeneratorKind, ...] = get_args(GeneratorKind)
 
-_ENV_FIELDS = {
-    "temporal_address": "TEMPORAL_ADDRESS",
-    "temporal_namespace": "TEMPORAL_NAMESPACE",
-    "task_queue": "SPARK_TASK_QUEUE",
-    "database_url": "SPARK_DATABASE_URL",
-    "llm_model": "SPARK_LLM_MODEL",
-    "openai_api_key": "OPENAI_API_KEY",
-    "openai_base_url": "OPENAI_BASE_URL",
-    "anthropic_api_key": "ANTHROPIC_API_KEY",
-    "anthropic_base_url": "ANTHROPIC_BASE_URL",
-}
+
+def _env(name: str, variable: str) -> AliasChoices:
+    """Accept the field's own name (keyword arguments) and its environment variable."""
+    return AliasChoices(name, variable)
 
 
-class SparkSettings(BaseModel):
+class SparkSettings(BaseSettings):
     """Where the worker, CLI and client find Temporal and the database, and which hypothesis
-    generator the worker uses (``rules`` needs no key; ``openai``/``anthropic`` need theirs)."""
+    generator the worker uses (``rules`` needs no key; ``openai``/``anthropic`` need theirs).
 
-    temporal_address: str = "localhost:7233"
-    temporal_namespace: str = "default"
-    task_queue: str = "spark-rsi"
-    database_url: str = Field(default_factory=lambda: sqlite_url(DEFAULT_STATE_DIR / "spark.db"))
-    generator: GeneratorKind = "rules"
-    llm_model: str | None = Field(default=None, description="None: the provider's default model")
-    openai_api_key: SecretStr | None = None
-    openai_base_url: str | None = None
-    anthropic_api_key: SecretStr | None = None
-    anthropic_base_url: str | None = None
+    Read from the environment by pydantic-settings: ``TEMPORAL_ADDRESS``,
+    ``TEMPORAL_NAMESPACE``, ``SPARK_TASK_QUEUE``, ``SPARK_DATABASE_URL``, ``SPARK_GENERATOR``,
+    ``SPARK_LLM_MODEL``, ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``ANTHROPIC_API_KEY`` and
+    ``ANTHROPIC_BASE_URL``; keyword arguments win over the environment, unset or empty
+    variables keep the defaults."""
+
+    model_config = SettingsConfigDict(
+        env_ignore_empty=True, extra="forbid", populate_by_name=True, case_sensitive=False
+    )
+
+    temporal_address: str = Field(
+        default="localhost:7233", validation_alias=_env("temporal_address", "TEMPORAL_ADDRESS")
+    )
+    temporal_namespace: str = Field(
+        default="default", validation_alias=_env("temporal_namespace", "TEMPORAL_NAMESPACE")
+    )
+    task_queue: str = Field(
+        default="spark-rsi", validation_alias=_env("task_queue", "SPARK_TASK_QUEUE")
+    )
+    database_url: str = Field(
+        default_factory=lambda: sqlite_url(DEFAULT_STATE_DIR / "spark.db"),
+        validation_alias=_env("database_url", "SPARK_DATABASE_URL"),
+    )
+    generator: GeneratorKind = Field(
+        default="rules", validation_alias=_env("generator", "SPARK_GENERATOR")
+    )
+    llm_model: str | None = Field(
+        default=None,
+        description="None: the provider's default model",
+        validation_alias=_env("llm_model", "SPARK_LLM_MODEL"),
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("openai_api_key", "OPENAI_API_KEY")
+    )
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=_env("openai_base_url", "OPENAI_BASE_URL")
+    )
+    anthropic_api_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("anthropic_api_key", "ANTHROPIC_API_KEY")
+    )
+    anthropic_base_url: str | None = Field(
+        default=None, validation_alias=_env("anthropic_base_url", "ANTHROPIC_BASE_URL")
+    )
+
+    @field_validator("generator", mode="before")
+    @classmethod
+    def _generator_kind(cls, raw: object) -> object:
+        return parse_generator_kind(raw) if raw is None or isinstance(raw, str) else raw
 
     @classmethod
     def from_env(cls) -> SparkSettings:
-        """Read ``TEMPORAL_ADDRESS``, ``TEMPORAL_NAMESPACE``, ``SPARK_TASK_QUEUE``,
-        ``SPARK_DATABASE_URL``, ``SPARK_GENERATOR``, ``SPARK_LLM_MODEL``, ``OPENAI_API_KEY``,
-        ``OPENAI_BASE_URL``, ``ANTHROPIC_API_KEY`` and ``ANTHROPIC_BASE_URL``; unset or empty
-        ones keep their defaults. Raises ``ConfigurationError`` for an unknown generator."""
-        env: dict[str, str | None] = {key: os.environ.get(var) for key, var in _ENV_FIELDS.items()}
-        env["generator"] = parse_generator_kind(os.environ.get("SPARK_GENERATOR"))
-        return cls.model_validate({key: value for key, value in env.items() if value})
+        """The settings the environment gives (see the class docstring). Raises
+        ``ConfigurationError`` naming the variable for a value that does not fit."""
+        try:
+            return cls()
+        except ValidationError as exc:
+            cause = exc.errors()[0].get("ctx", {}).get("error")
+            if isinstance(cause, ConfigurationError):
+                raise cause from None
+            raise ConfigurationError(f"invalid Spark settings in the environment: {exc}") from None
 
 
 def parse_generator_kind(raw: str | None) -> GeneratorKind:
