@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic import ValidationError
 from temporalio import activity
 
@@ -58,15 +60,16 @@ class HypothesisActivities:
     def _generate(self, inp: HypothesizeInput) -> HypothesizeResult:
         spec = self._deps.registry.get_version(inp.version_id).spec
         report = DiagnosticReport.model_validate(inp.report)
-        learned = self._learned(inp.graph_id)
+        learned = self._learned(inp.graph_id) if inp.use_patterns else []
         hints = generator_hints(learned, inp.graph_id)
         proposed = self._deps.generator.generate(
             report,
             spec,
             patterns=hints,
             base_version_id=inp.version_id,
-            max_hypotheses=min(MAX_CANDIDATE_POOL, CANDIDATE_POOL_FACTOR * inp.max_hypotheses),
+            max_hypotheses=_pool_size(inp),
         )
+        proposed = [h for h in proposed if _allowed(h, inp.change_kinds)]
         verdicts = self._judge(inp, proposed, report)
         kept = [h for h in proposed if verdicts[h.hypothesis_id].decision != "skip"]
         objective = _objective(spec, inp.objective)
@@ -135,6 +138,19 @@ class HypothesisActivities:
                 )
             )
         return ValidateResult(items=items)
+
+
+def _pool_size(inp: HypothesizeInput) -> int:
+    """How many proposals to ask the generator for: with a change-kind filter, the whole pool,
+    so that proposals of other kinds ranked first do not crowd the allowed ones out."""
+    if inp.change_kinds is not None:
+        return MAX_CANDIDATE_POOL
+    return min(MAX_CANDIDATE_POOL, CANDIDATE_POOL_FACTOR * inp.max_hypotheses)
+
+
+def _allowed(hypothesis: Hypothesis, change_kinds: Sequence[str] | None) -> bool:
+    """Whether every operation of ``hypothesis`` is of an allowed kind (None: any kind)."""
+    return change_kinds is None or set(hypothesis.change_kinds) <= set(change_kinds)
 
 
 def _objective(spec: GraphSpec, override: Objective | None) -> Objective:

@@ -366,6 +366,8 @@ class RSIWorkflow:
             report=analysis.report,
             max_hypotheses=plan.settings.max_hypotheses,
             objective=plan.settings.objective,
+            change_kinds=plan.settings.change_kinds,
+            use_patterns=plan.settings.use_patterns,
         )
         proposed = await call("generate_hypotheses", arg, HypothesizeResult, summary="hypothesize")
         self._proposal = proposed
@@ -389,13 +391,14 @@ class RSIWorkflow:
     async def _choose(
         self, plan: CyclePlan, validated: list[ValidatedHypothesis]
     ) -> ValidatedHypothesis | CycleOutcome:
-        """The first approved hypothesis (reviewed when its risk asks for it), else why none."""
+        """The first approved hypothesis (reviewed when its risk or ``auto_deploy`` off asks for
+        it), else why none."""
         outcome: CycleOutcome = "rejected_validation"
         for item in validated:
             if not item.approved:
                 await self._record(plan, item, "rejected_validation", None, None)
                 continue
-            if not item.requires_review or await self._reviewed(plan, item):
+            if not _needs_review(plan, item) or await self._reviewed(plan, item):
                 return item
             outcome = "rejected_review"
             await self._record(plan, item, outcome, None, None)
@@ -905,6 +908,13 @@ def _no_hypothesis_reason(analysis: AnalyzeResult) -> str:
         f"no untried hypothesis for the diagnosis ({found}): no rule proposes a change for it, "
         "or every change proposed was already decided on this version"
     )
+
+
+def _needs_review(plan: CyclePlan, item: ValidatedHypothesis) -> bool:
+    """Whether a validated change waits for a reviewer before it reaches traffic: when its risk
+    asks for it, and always when the graph's settings turn ``auto_deploy`` off. (The default,
+    ``auto_deploy`` on, keeps the command sequence of runs started before the setting existed.)"""
+    return item.requires_review or not plan.settings.auto_deploy
 
 
 def _violations(validated: list[ValidatedHypothesis]) -> list[str]:

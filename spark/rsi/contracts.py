@@ -8,7 +8,7 @@ Every field but the identifiers has a default, so CLI inputs stay short
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -22,6 +22,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from spark.errors import InvalidWorkflowInputError
+from spark.rsi.generator import ChangeKind
 from spark.rsi.hypotheses import Hypothesis, Metric, RiskLevel
 from spark.rsi.objectives import Objective
 from spark.rsi.online import OnlinePlan
@@ -114,6 +115,22 @@ class RSISettings(_Model):
         description="who may approve or reject a review of this graph; empty: anyone",
     )
     max_hypotheses: int = Field(default=5, ge=1, le=20)
+    change_kinds: list[ChangeKind] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=len(get_args(ChangeKind)),
+        description="only hypotheses made of these change operations are proposed; None: any",
+    )
+    use_patterns: bool = Field(
+        default=True,
+        description="learned patterns weigh generation and ranking; False: proposals are judged "
+        "on the diagnosis alone (attempts are still recorded and patterns still learned)",
+    )
+    auto_deploy: bool = Field(
+        default=True,
+        description="False: every validated change waits for a reviewer's approval before it "
+        "reaches traffic; True: only those whose risk asks for review",
+    )
     strategy: DeployStrategy = "direct"
     ab_mode: ABMode = Field(
         default="replay_then_online",
@@ -437,6 +454,10 @@ class HypothesizeInput(_Model):
         default=None,
         description="the settings' objective override; None: the graph's metadata, else defaults",
     )
+    change_kinds: list[ChangeKind] | None = Field(
+        default=None, description="only hypotheses made of these operations; None: any"
+    )
+    use_patterns: bool = Field(default=True, description="let learned patterns weigh proposals")
 
 
 class RankedHypothesis(_Model):
