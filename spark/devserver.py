@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
+
+import tenacity
 
 from spark.errors import MissingDependencyError
 from spark.temporal import dev_server_path, search_attribute_cli_flags
@@ -75,13 +76,26 @@ def start_dev_server(
     db_file.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_file or db_file.with_suffix(".log"), "ab")  # noqa: SIM115 - owned by the child
     process = subprocess.Popen(dev_server_command(db_file, port, ui_port), stdout=log, stderr=log)
-    deadline = time.monotonic() + 60
-    while not port_open("127.0.0.1", port):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"temporal dev server did not start; see {log.name}")
-        time.sleep(0.2)
+    waiting = tenacity.Retrying(
+        retry=tenacity.retry_if_result(lambda is_open: not is_open),
+        stop=tenacity.stop_after_delay(60) | _stop_when_exited(process),
+        wait=tenacity.wait_fixed(0.2),
+        retry_error_callback=lambda _state: False,
+    )
+    if not waiting(port_open, "127.0.0.1", port):
+        process.kill()
+        raise RuntimeError(f"temporal dev server did not start; see {log.name}")
     return process
+
+
+class _stop_when_exited(tenacity.stop.stop_base):
+    """Stop waiting for a port once the process that should open it has exited."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self._process = process
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        return self._process.poll() is not None
 
 
 def stop(process: subprocess.Popen[bytes], timeout_s: float = 15) -> None:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 import structlog
+import tenacity
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -55,11 +56,14 @@ def retry_on_conflict(operation: Callable[[], T]) -> T:
     The operations passed here are idempotent by business key, so the rerun finds the row the
     other writer stored and returns it.
     """
-    for attempt in range(1, _CONFLICT_RETRIES + 1):
-        try:
-            return operation()
-        except IntegrityError:
-            if attempt == _CONFLICT_RETRIES:
-                raise
-            log.info("store_write_conflict_retry", attempt=attempt)
-    raise AssertionError("unreachable")
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(IntegrityError),
+        stop=tenacity.stop_after_attempt(_CONFLICT_RETRIES),
+        before_sleep=_log_conflict,
+        reraise=True,
+    )
+    return retrying(operation)
+
+
+def _log_conflict(state: tenacity.RetryCallState) -> None:
+    log.info("store_write_conflict_retry", attempt=state.attempt_number)
