@@ -129,7 +129,7 @@ def _start_worker(services: Services, log_file: Path) -> subprocess.Popen[bytes]
     }
     log = open(log_file, "ab")  # noqa: SIM115 - owned by the worker process
     return subprocess.Popen(
-        [sys.executable, "worker.py"], cwd=ROOT, env=env, stdout=log, stderr=log
+        [sys.executable, "-m", "spark.worker"], cwd=ROOT, env=env, stdout=log, stderr=log
     )
 
 

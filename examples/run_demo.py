@@ -61,7 +61,9 @@ def main() -> int:
             f"127.0.0.1:{port}", f"http://localhost:{ui_port}", _fresh(STATE / "demo.db")
         )
         log = open(STATE / "demo-worker.log", "ab")  # noqa: SIM115 - owned by the worker process
-        children.append(subprocess.Popen([sys.executable, "worker.py"], env=env, stderr=log))
+        children.append(
+            subprocess.Popen([sys.executable, "-m", "spark.worker"], env=env, stderr=log)
+        )
         children.append(subprocess.Popen([sys.executable, "-m", "examples.demo"], env=env))
         return children[-1].wait()
     except KeyboardInterrupt:

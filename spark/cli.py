@@ -60,7 +60,7 @@ def _dev(args: argparse.Namespace) -> int:
     Ctrl-C; the example graphs are registered first so ``spark start support-triage`` works."""
     registered = _register_examples()
     server = None if port_open("127.0.0.1", 7233) else start_dev_server(STATE / "temporal.db")
-    worker = subprocess.Popen([sys.executable, "worker.py"], env=dict(os.environ))
+    worker = subprocess.Popen([sys.executable, "-m", "spark.worker"], env=dict(os.environ))
     _emit(
         args,
         "Temporal dev server on 127.0.0.1:7233, Web UI http://localhost:8233; worker on "

@@ -8,6 +8,7 @@ Point an instrumented application's exporter at it, e.g.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any
 
@@ -18,7 +19,7 @@ from spark.settings import SparkSettings
 def add_otlp_command(commands: Any, json_flag: argparse.ArgumentParser) -> None:
     """Register ``spark otlp serve`` on the ``spark`` subparsers."""
     text = "receive OpenTelemetry (OTLP/HTTP) traces of an instrumented application"
-    otlp = commands.add_parser("otlp", help=text, description=__doc__)
+    otlp = commands.add_parser("otlp", help=text, description=__doc__, parents=[json_flag])
     actions = otlp.add_subparsers(dest="otlp_command", required=True, metavar="ACTION")
     text = "serve POST /v1/traces (protobuf or JSON) until Ctrl-C"
     serve = actions.add_parser("serve", help=text, description=text, parents=[json_flag])
@@ -29,7 +30,8 @@ def add_otlp_command(commands: Any, json_flag: argparse.ArgumentParser) -> None:
 def run_otlp(args: argparse.Namespace) -> int:
     """``spark otlp serve``: announce the endpoint on stdout, then serve until interrupted."""
     receiver = OTLPReceiver(SparkSettings.from_env().database_url, args.host, args.port)
-    print(receiver.endpoint, flush=True)
+    announced = {"endpoint": receiver.endpoint} if args.json else receiver.endpoint
+    print(json.dumps(announced) if args.json else announced, flush=True)
     try:
         receiver.serve_forever()
     except KeyboardInterrupt:

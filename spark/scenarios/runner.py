@@ -161,7 +161,7 @@ def running_services(workdir: Path, scenario_file: Path, state_file: Path) -> It
     }
     log = open(workdir / "worker.log", "ab")  # noqa: SIM115 - owned by the worker process
     worker = subprocess.Popen(
-        [sys.executable, "worker.py"], cwd=ROOT, env=env, stdout=log, stderr=log
+        [sys.executable, "-m", "spark.worker"], cwd=ROOT, env=env, stdout=log, stderr=log
     )
     try:
         yield services

@@ -43,7 +43,7 @@ class WorkerProcess:
         """Start a fresh worker."""
         log = open(self.log_file, "ab")  # noqa: SIM115 - owned by the child
         self.process = subprocess.Popen(
-            [sys.executable, "worker.py"], cwd=ROOT, env=self.env, stdout=log, stderr=log
+            [sys.executable, "-m", "spark.worker"], cwd=ROOT, env=self.env, stdout=log, stderr=log
         )
 
     def kill(self) -> None:
