@@ -290,6 +290,8 @@ class Graph:
     """A graph of ``Node`` instances discovered from ``start``, runnable and convertible to a spec.
 
     The structure is captured when the graph is built; edges added afterwards are not seen.
+    ``start`` may be a list of nodes: a graph that fans out at the start, each of them an entry
+    node running on the request's inputs (the first one gives the default graph id).
 
     Routing: when the graph's id is registered (``SparkClient.register_graph`` or ``spark
     register``) in ``database_url`` (default: the telemetry config's database, where registry,
@@ -302,7 +304,7 @@ class Graph:
 
     def __init__(
         self,
-        start: Node,
+        start: Node | Sequence[Node],
         *,
         telemetry_config: TelemetryConfigLike | None = None,
         graph_id: str | None = None,
@@ -462,10 +464,11 @@ async def _maybe_await(result: object) -> None:
         await result
 
 
-def discover_nodes(start: Node) -> list[Node]:
-    """Nodes reachable from ``start`` along edges, breadth-first, each once."""
-    found: dict[int, Node] = {id(start): start}
-    queue = [start]
+def discover_nodes(start: Node | Sequence[Node]) -> list[Node]:
+    """Nodes reachable from ``start`` (one node or several) along edges, breadth-first, each
+    once."""
+    queue = _starts(start)
+    found: dict[int, Node] = {id(node): node for node in queue}
     while queue:
         node = queue.pop(0)
         for target, _ in node.edges:
@@ -475,8 +478,15 @@ def discover_nodes(start: Node) -> list[Node]:
     return list(found.values())
 
 
+def _starts(start: Node | Sequence[Node]) -> list[Node]:
+    starts = [start] if isinstance(start, Node) else list(start)
+    if not starts:
+        raise SparkMisuseError("a graph needs at least one start node")
+    return starts
+
+
 def build_spec(
-    start: Node,
+    start: Node | Sequence[Node],
     nodes: Sequence[Node],
     *,
     graph_id: str | None = None,
@@ -486,10 +496,12 @@ def build_spec(
     """The validated spec of a node graph; graph inputs default to the fields nothing upstream
     writes."""
     edges = [_edge_data(node, target, when) for node in nodes for target, when in node.edges]
+    starts = _starts(start)
     return parse_graph_spec(
         {
-            "id": graph_id or start.id,
-            "entry": start.id,
+            "id": graph_id or starts[0].id,
+            "entry": starts[0].id,
+            "entry_nodes": [node.id for node in starts] if len(starts) > 1 else [],
             "nodes": [node.spec_data() for node in nodes],
             "edges": edges,
             "inputs": list(inputs) if inputs is not None else infer_graph_inputs(nodes),

@@ -29,7 +29,7 @@ from spark.graphs.spec import EdgeCondition, EdgeSpec, GraphSpec, NodeSpec
 
 DiffFormat = Literal["text", "unified", "json", "mermaid", "html"]
 DIFF_FORMATS: tuple[str, ...] = get_args(DiffFormat)
-_GRAPH_FIELDS = ("id", "entry", "inputs", "metadata")
+_GRAPH_FIELDS = ("id", "entry", "entry_nodes", "inputs", "metadata")
 
 
 class FieldChange(BaseModel):

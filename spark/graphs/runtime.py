@@ -6,7 +6,8 @@ Semantics of one run:
   declared ``inputs`` (the whole state when it declares none) and its output dict is merged in;
 - a node starts once every predecessor has settled (ran, failed or was skipped), so independent
   branches run concurrently, one asyncio task per node;
-- it runs if it is the entry or one incoming edge is active: the source ran and the edge's
+- it runs if it is an entry (every entry of a multi-entry graph starts at once, on the request's
+  inputs) or one incoming edge is active: the source ran and the edge's
   condition held on the state right after the source's output was merged; otherwise it is skipped;
 - a node that fails after its policies (``spark.graphs.policies``) fails the run: nodes still
   running are cancelled, the rest skipped; the result says so, nothing is raised;
@@ -245,7 +246,7 @@ class _Execution:
             self.settled[node.id].set()
 
     def _activated(self, node: NodeSpec) -> bool:
-        if node.id == self.spec.entry:
+        if self.spec.is_entry(node.id):
             return True
         return any(
             (source, node.id) in self.active_edges for source in self.spec.predecessors(node.id)

@@ -114,21 +114,48 @@ class EdgeSpec(BaseModel):
 
 
 class GraphSpec(BaseModel):
-    """A whole graph: nodes, edges, entry node, declared inputs and free metadata."""
+    """A whole graph: nodes, edges, entry node(s), declared inputs and free metadata.
+
+    ``entry`` is the node a run starts at. A graph that starts with a fan-out lists all its
+    entry nodes in ``entry_nodes`` (``entry`` then defaults to the first and must be one of
+    them); every entry runs on the request's inputs, concurrently. ``entries`` gives them either
+    way. A single-entry spec leaves ``entry_nodes`` empty and hashes as before it existed.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=_ID_PATTERN)
     entry: str
+    entry_nodes: list[str] = Field(
+        default_factory=list, description="every entry node, when the graph has several"
+    )
     nodes: list[NodeSpec] = Field(min_length=1)
     edges: list[EdgeSpec] = Field(default_factory=list)
     inputs: list[str] = Field(default_factory=list, description="fields a request must provide")
     metadata: dict[str, Any] = Field(default_factory=dict)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_entry(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "entry" not in data and data.get("entry_nodes"):
+            return {**data, "entry": data["entry_nodes"][0]}
+        return data
+
     @model_validator(mode="after")
     def _check_structure(self) -> GraphSpec:
+        if self.entry_nodes == [self.entry]:
+            self.entry_nodes = []  # one entry: the single-entry form (same hash)
         check_structure(self)
         return self
+
+    @property
+    def entries(self) -> list[str]:
+        """The entry nodes: ``entry_nodes`` when the graph has several, else ``[entry]``."""
+        return list(self.entry_nodes) if self.entry_nodes else [self.entry]
+
+    def is_entry(self, node_id: str) -> bool:
+        """Whether ``node_id`` is an entry node (runs on the request's inputs)."""
+        return node_id == self.entry or node_id in self.entry_nodes
 
     def node(self, node_id: str) -> NodeSpec:
         """The node with ``node_id``; raises ``InvalidGraphSpecError`` when absent."""
@@ -155,7 +182,8 @@ class GraphSpec(BaseModel):
 
     def canonical_json(self) -> str:
         """Deterministic JSON used for hashing and storage."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        data = self.model_dump(mode="json", exclude=None if self.entry_nodes else {"entry_nodes"})
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     def content_hash(self) -> str:
         """SHA-256 of the canonical JSON: equal specs hash equally."""
@@ -200,8 +228,7 @@ def check_structure(spec: GraphSpec) -> None:
     duplicates = sorted(i for i, count in Counter(ids).items() if count > 1)
     if duplicates:
         raise ValueError(f"nodes: duplicate node id(s) {duplicates}")
-    if spec.entry not in ids:
-        raise ValueError(f"entry: node {spec.entry!r} does not exist")
+    _check_entries(spec, set(ids))
     _check_edges(spec, set(ids))
     successors = _successors(spec)
     order = _check_acyclic(spec, successors)
@@ -222,8 +249,20 @@ def _check_edges(spec: GraphSpec, ids: set[str]) -> None:
         if edge.source == edge.target:
             raise ValueError(f"edges: self-loop on node {edge.source!r}")
         seen.add(edge.key)
-    if any(edge.target == spec.entry for edge in spec.edges):
-        raise ValueError(f"entry: entry node {spec.entry!r} must have no incoming edge")
+    for edge in spec.edges:
+        if spec.is_entry(edge.target):
+            raise ValueError(f"entry: entry node {edge.target!r} must have no incoming edge")
+
+
+def _check_entries(spec: GraphSpec, ids: set[str]) -> None:
+    duplicates = sorted(i for i, count in Counter(spec.entry_nodes).items() if count > 1)
+    if duplicates:
+        raise ValueError(f"entry_nodes: duplicate entry node(s) {duplicates}")
+    if spec.entry_nodes and spec.entry not in spec.entry_nodes:
+        raise ValueError(f"entry: node {spec.entry!r} is not one of entry_nodes")
+    for entry in spec.entries:
+        if entry not in ids:
+            raise ValueError(f"entry: node {entry!r} does not exist")
 
 
 def _digraph(spec: GraphSpec) -> nx.DiGraph:
@@ -263,7 +302,7 @@ def _check_acyclic(spec: GraphSpec, successors: dict[str, list[str]]) -> list[st
 
 
 def _check_reachable(spec: GraphSpec, successors: dict[str, list[str]]) -> None:
-    reached, frontier = {spec.entry}, [spec.entry]
+    reached, frontier = set(spec.entries), list(spec.entries)
     while frontier:
         for target in successors[frontier.pop()]:
             if target not in reached:
@@ -271,7 +310,9 @@ def _check_reachable(spec: GraphSpec, successors: dict[str, list[str]]) -> None:
                 frontier.append(target)
     unreachable = sorted(set(successors) - reached)
     if unreachable:
-        raise ValueError(f"nodes: node(s) {unreachable} unreachable from entry {spec.entry!r}")
+        raise ValueError(
+            f"nodes: node(s) {unreachable} unreachable from entry node(s) {spec.entries}"
+        )
 
 
 def _check_data_flow(spec: GraphSpec, successors: dict[str, list[str]], order: list[str]) -> None:

@@ -612,7 +612,7 @@ def _critical_path(
     for node in nx.lexicographical_topological_sort(graph):
         weight = weights.get(node, 0.0)
         incoming = [best[p] for p in sorted(graph.predecessors(node)) if p in best]
-        if node == spec.entry or incoming:
+        if spec.is_entry(node) or incoming:
             total, length, path = max(incoming, key=lambda b: b[:2], default=(0.0, 0, []))
             best[node] = (total + weight, length + 1, [*path, node])
     total, _, path = max(best.values(), key=lambda b: b[:2])
@@ -665,7 +665,7 @@ def _independent_runs(spec: GraphSpec, segment: list[str]) -> list[list[str]]:
         current = [*current, node_id]
     if len(current) >= 2:
         runs.append(current)
-    return [run for run in runs if run[0] != spec.entry or _entry_group_counts(run, runs)]
+    return [run for run in runs if not spec.is_entry(run[0]) or _entry_group_counts(run, runs)]
 
 
 def _entry_group_counts(run: list[str], runs: list[list[str]]) -> bool:

@@ -111,17 +111,17 @@ def nodes_affected(spec: GraphSpec, change: ChangeOp) -> set[str]:
 
 @dataclass
 class _Draft:
-    """A mutable working copy of a spec's nodes and edges (the entry never changes)."""
+    """A mutable working copy of a spec's nodes and edges (the entry nodes never change)."""
 
     nodes: dict[str, NodeSpec]
     edges: list[EdgeSpec]
-    entry: str
+    entries: list[str]
 
     @classmethod
     def of(cls, spec: GraphSpec) -> _Draft:
         """A deep copy of ``spec``'s nodes and edges."""
         nodes = {node.id: node.model_copy(deep=True) for node in spec.nodes}
-        return cls(nodes, [edge.model_copy(deep=True) for edge in spec.edges], spec.entry)
+        return cls(nodes, [edge.model_copy(deep=True) for edge in spec.edges], spec.entries)
 
     def node(self, node_id: str) -> NodeSpec:
         """The node, or a refusal naming the missing id."""
@@ -232,7 +232,7 @@ def _reroute_edge(draft: _Draft, change: RerouteEdge) -> None:
 
 def _parallelize(draft: _Draft, chain: list[str]) -> None:
     _check_chain(draft, chain)
-    if chain[0] == draft.entry:
+    if chain[0] in draft.entries:
         chain = chain[1:]  # the entry stays the fan-out source of the rest
     members = set(chain)
     incoming = [edge for edge in draft.edges if edge.target == chain[0]]
@@ -255,7 +255,7 @@ def _check_chain(draft: _Draft, chain: list[str]) -> None:
         draft.node(node_id)
     for source, target in pairwise(chain):
         _check_link(draft, source, target)
-    if chain[0] == draft.entry and len(chain) < 3:
+    if chain[0] in draft.entries and len(chain) < 3:
         raise _Refused(
             f"chain {chain!r} is headed by the entry, which stays first: at least two nodes "
             "must follow it to run in parallel"
@@ -303,6 +303,8 @@ def _diff_graph(old: GraphSpec, new: GraphSpec) -> list[str]:
         lines.append(f"graph id {old.id!r} -> {new.id!r}")
     if old.entry != new.entry:
         lines.append(f"entry {old.entry!r} -> {new.entry!r}")
+    if old.entry_nodes != new.entry_nodes:
+        lines.append(f"entry nodes {old.entries!r} -> {new.entries!r}")
     if old.inputs != new.inputs:
         lines.append(f"graph inputs {old.inputs!r} -> {new.inputs!r}")
     changed = sorted(k for k in old.metadata.keys() | new.metadata.keys() if _differs(old, new, k))

@@ -181,7 +181,7 @@ def _bypassable(spec: GraphSpec, node: NodeSpec, below: _Below) -> bool:
     own_edges = [e for e in spec.edges if node.id in e.key]
     read = below.fields | {e.condition.field for e in own_edges if e.condition}
     return (
-        node.id != spec.entry
+        not spec.is_entry(node.id)
         and bool(node.outputs)
         and any(e.source == node.id for e in own_edges)
         and not node.has_tag("side_effects")
@@ -227,7 +227,7 @@ def _never_ran(spec: GraphSpec, run_share: Mapping[str, float]) -> list[str]:
     """Nodes with no executed span in the window (empty without telemetry or runs)."""
     if not run_share or not any(share > 0 for share in run_share.values()):
         return []
-    return [n.id for n in spec.nodes if n.id != spec.entry and run_share.get(n.id, 0.0) == 0.0]
+    return [n.id for n in spec.nodes if not spec.is_entry(n.id) and run_share.get(n.id, 0.0) == 0.0]
 
 
 def never_taken_edges(spec: GraphSpec, run_share: Mapping[str, float]) -> Iterator[EdgeFinding]:

@@ -484,7 +484,7 @@ class _Rules:
         for group in structure.parallel_groups:
             if group.nodes == chain:
                 return group.gain
-        parallel = chain[1:] if chain[0] == self.spec.entry else chain
+        parallel = chain[1:] if self.spec.is_entry(chain[0]) else chain
         weights = [structure.node_latency_ms.get(n, 0.0) for n in parallel]
         return (sum(weights) - max(weights)) / structure.critical_path_ms
 

@@ -187,7 +187,9 @@ def _blast_factors(spec: GraphSpec, changes: Sequence[ChangeOp]) -> list[str]:
     factors = {
         f"{len(affected)} nodes affected (3 or more)": len(affected) >= 3,
         f"{len(affected)} nodes affected (8 or more)": len(affected) >= 8,
-        f"modifies the entry node {spec.entry!r}": spec.entry in touched,
+        f"modifies the entry node(s) {sorted(touched & set(spec.entries))}": bool(
+            touched & set(spec.entries)
+        ),
         f"modifies nodes with side effects: {', '.join(side_effects)}": bool(side_effects),
     }
     return [factor for factor, applies in factors.items() if applies]
@@ -204,8 +206,8 @@ def _modified_nodes(spec: GraphSpec, change: ChangeOp) -> set[str]:
     """The nodes a change modifies; a group headed by the entry only rewires the entry's edges
     (it stays first), as any fan-out source's, so the entry does not count as modified."""
     touched = touched_nodes(change)
-    if isinstance(change, Parallelize) and change.node_ids[0] == spec.entry:
-        touched.discard(spec.entry)
+    if isinstance(change, Parallelize) and spec.is_entry(change.node_ids[0]):
+        touched.discard(change.node_ids[0])
     return touched
 
 
@@ -480,7 +482,7 @@ class _Lineage:
         ``MAX_ACTIVATION_TERMS`` terms (then only an identical ancestral subgraph is trusted)."""
         found: dict[str, Activation | None] = {}
         for node_id in nx.topological_sort(graph):
-            if node_id == self.spec.entry:
+            if self.spec.is_entry(node_id):
                 found[node_id] = frozenset({frozenset()})
                 continue
             incoming = [e for e in self.spec.edges if e.target == node_id]

@@ -101,15 +101,18 @@ FIELDS = st.sampled_from(["ticket", "text", "category", "reply", "nowhere"])
         max_size=6,
     ),
     st.lists(st.tuples(NODE_IDS, NODE_IDS), max_size=8),
+    st.lists(NODE_IDS, max_size=3),
 )
 def test_spec_structures_parse_or_raise_invalid_graph_spec_error(
-    nodes: list[dict[str, Any]], edges: list[tuple[str, str]]
+    nodes: list[dict[str, Any]], edges: list[tuple[str, str]], entry_nodes: list[str]
 ) -> None:
-    """Random node and edge sets (duplicates, cycles, unknown ends, missing fields) are
-    refused with InvalidGraphSpecError, or form a valid spec."""
+    """Random node and edge sets (duplicates, cycles, unknown ends, missing fields) and entry
+    node lists (unknown, repeated, with incoming edges) are refused with InvalidGraphSpecError,
+    or form a valid spec."""
     data = {
         "id": "fuzz",
         "entry": nodes[0]["id"],
+        "entry_nodes": entry_nodes,
         "inputs": ["ticket"],
         "nodes": nodes,
         "edges": [{"source": s, "target": t} for s, t in edges],

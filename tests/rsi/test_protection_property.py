@@ -106,15 +106,17 @@ def random_condition(rng: random.Random, fields: list[str]) -> dict[str, Any]:
 
 
 def random_spec(rng: random.Random) -> tuple[GraphSpec, str]:
-    """A DAG over ``n0..nk`` (``n0`` the entry; chains are frequent), each node writing
+    """A DAG over ``n0..nk`` (``n0`` the entry, in a quarter of them ``n1`` too; chains are
+    frequent), each node writing
     ``v_<id>`` and reading fields of its ancestors (or only the request: a lookup); conditions read fields written by the edge's source or its ancestors (so
     the base has no race); one protected node; flaky nodes carry a rescuing fallback."""
     size = rng.randint(4, 8)
     ids = [f"n{i}" for i in range(size)]
-    preds: dict[str, set[str]] = {"n0": set()}
-    ancestors: dict[str, set[str]] = {"n0": set()}
+    entries = ["n0", "n1"] if rng.random() < 0.25 else ["n0"]  # a fan-out at the start
+    preds: dict[str, set[str]] = {entry: set() for entry in entries}
+    ancestors: dict[str, set[str]] = {entry: set() for entry in entries}
     edges: list[dict[str, Any]] = []
-    for index in range(1, size):
+    for index in range(len(entries), size):
         node_id = ids[index]
         fan_in = 2 if index > 1 and rng.random() < 0.3 else 1
         sources = [ids[index - 1]] if fan_in == 1 and rng.random() < 0.6 else []
@@ -128,7 +130,13 @@ def random_spec(rng: random.Random) -> tuple[GraphSpec, str]:
     protected = rng.choice(ids[1:])
     nodes = [_random_node(rng, n, sorted(ancestors[n]), n == protected) for n in ids]
     spec = parse_graph_spec(
-        {"id": "prop", "entry": "n0", "inputs": ["r"], "nodes": nodes, "edges": edges}
+        {
+            "id": "prop",
+            "entry_nodes": entries,
+            "inputs": ["r"],
+            "nodes": nodes,
+            "edges": edges,
+        }
     )
     return spec, protected
 
