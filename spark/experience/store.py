@@ -8,6 +8,12 @@ from all attempts, grouped by diagnosis kind x change kind.
 about it (proposed, retried after an undecided test, or skipped) and why, so an operator can ask
 why a change is (not) being tried. An attempt's ``details`` carry the base-independent change
 signature and the diagnosis fingerprint it was tried under (see ``spark.experience.policy``).
+
+An attempt may carry its full ``AttemptRecord`` (``spark.experience.records``), stored as JSON in
+``spark_attempt_records`` with the facets ``history`` queries by (hypothesis type, change kind,
+node type, diagnosis). ``extract_learned_patterns`` derives success patterns and anti-patterns
+per graph and across graphs from attempts and records (``spark.experience.patterns``); the pooled
+``extract_patterns`` / ``patterns`` stay for callers of the older API.
 """
 
 from __future__ import annotations
