@@ -50,7 +50,28 @@ def is_connection_failure(exc: BaseException) -> bool:
     """
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         return True
+    if _is_sqlite_rejection(exc):
+        return False
     return isinstance(exc, _CONNECTION_FAILURES)
+
+
+# SQLite raises OperationalError for SQL the schema refuses too (a missing table or column: a
+# database the migrations never reached). Retrying those would wedge the writer for ever.
+_SQLITE_REJECTIONS = (
+    "no such table",
+    "no such column",
+    "has no column named",
+    "syntax error",
+    "no such function",
+)
+
+
+def _is_sqlite_rejection(exc: BaseException) -> bool:
+    cause = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+    if not isinstance(cause, sqlite3.OperationalError):
+        return False
+    message = str(cause).lower()
+    return any(marker in message for marker in _SQLITE_REJECTIONS)
 
 
 def trace_rows(runs: Sequence[RunTelemetry]) -> list[Row]:

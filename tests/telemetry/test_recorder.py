@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from spark.db import get_engine
 from spark.telemetry import RunTelemetry, TelemetryConfig, TelemetryRecorder, TelemetryStore
 from tests.telemetry import factories
 
@@ -271,3 +272,19 @@ async def test_aflush_and_aclose_from_async_code(database_url: str) -> None:
         assert await recorder.aflush()
         assert config.open_store().count_traces("g") == 50
     assert recorder.stats.written == 50
+
+
+def test_a_database_missing_the_schema_rejects_instead_of_wedging_the_writer(
+    sqlite_database_url: str,
+) -> None:
+    """SQLite reports a missing table as OperationalError, like a locked file: that is a
+    rejection (it would fail the same way for ever), so the runs are counted as failed and
+    flush returns, instead of being retried as an outage while flush never returns."""
+    store = TelemetryStore(sqlite_database_url)
+    with get_engine(sqlite_database_url).begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE spark_spans RENAME TO spark_spans_elsewhere")
+    with fast_recorder(store, write_attempts=2) as recorder:  # type: ignore[arg-type]
+        recorder.submit(factories.run(n_spans=2))
+        assert recorder.flush(timeout=10)
+        stats = recorder.stats
+    assert (stats.failed, stats.dropped, stats.written, stats.pending) == (1, 1, 0, 0)
