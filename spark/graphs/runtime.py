@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +40,7 @@ from spark.graphs.policies import (
 )
 from spark.graphs.registry import NodeContext, NodeImpl, NodeRegistry, default_registry
 from spark.graphs.spec import EdgeSpec, GraphSpec, NodeSpec
+from spark.telemetry.ids import new_span_id, new_trace_id
 from spark.telemetry.models import (
     RoutingArm,
     RunStatus,
@@ -120,7 +120,7 @@ class GraphRuntime:
         """
         check_inputs(spec, inputs)
         request = _RunRequest(
-            spec, dict(inputs), version_id, trace_id or uuid.uuid4().hex, replay_outputs
+            spec, dict(inputs), version_id, trace_id or new_trace_id(), replay_outputs
         )
         execution = _Execution(self, request, resolve_impls(self.registry, spec, replay_outputs))
         await execution.run()
@@ -374,7 +374,7 @@ class _Execution:
 
     def _span(self, node: NodeSpec, started: float, **fields: Any) -> SpanRecord:
         return SpanRecord(
-            span_id=uuid.uuid4().hex,
+            span_id=new_span_id(),
             trace_id=self.request.trace_id,
             graph_id=self.spec.id,
             version_id=self.request.version_id,
