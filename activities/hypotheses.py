@@ -69,6 +69,7 @@ class HypothesisActivities:
             base_version_id=inp.version_id,
             max_hypotheses=_pool_size(inp),
         )
+        generated = len(proposed)
         proposed = [h for h in proposed if _allowed(h, inp.change_kinds)]
         verdicts = self._judge(inp, proposed, report)
         kept = [h for h in proposed if verdicts[h.hypothesis_id].decision != "skip"]
@@ -89,6 +90,9 @@ class HypothesisActivities:
             prior_attempts={
                 r.hypothesis_id: verdicts[r.hypothesis_id].prior_attempts for r in ranking
             },
+            generated=generated,
+            excluded_by_kind=generated - len(proposed),
+            already_decided=len(proposed) - len(kept),
         )
 
     def _judge(

@@ -339,7 +339,8 @@ class RSIWorkflow:
             return self._summary("insufficient_data", [f"{analysis.trace_count} traces in window"])
         validated = await self._propose(plan, analysis)
         if not validated:
-            return self._summary("no_hypothesis", [_no_hypothesis_reason(analysis)])
+            reason = _no_hypothesis_reason(analysis, self._proposal)
+            return self._summary("no_hypothesis", [reason])
         chosen = await self._choose(plan, validated)
         if isinstance(chosen, str):
             return self._summary(chosen, _violations(validated))
@@ -896,17 +897,33 @@ def _gate_reason(replay: ABTestResult) -> str:
     return f"{head}, no significant harm on {runs} and nothing decided: the window decides"
 
 
-def _no_hypothesis_reason(analysis: AnalyzeResult) -> str:
-    """Why a cycle had nothing to test: no bottleneck diagnosed, or none left to try for it."""
+def _no_hypothesis_reason(analysis: AnalyzeResult, proposed: HypothesizeResult) -> str:
+    """Why a cycle had nothing to test, in its own words: no bottleneck diagnosed, no rule for
+    it, every proposal of a kind the settings exclude, or every proposal already decided."""
     if not analysis.bottlenecks:
         return (
             f"the diagnosis found no bottleneck to act on ({analysis.trace_count} traces "
             "analysed): nothing to propose"
         )
     found = ", ".join(f"{b.kind} at {b.node_id}" for b in analysis.bottlenecks)
+    if proposed.generated is None:  # an activity result from before the counts existed
+        return (
+            f"no untried hypothesis for the diagnosis ({found}): no rule proposes a change for "
+            "it, or every change proposed was already decided on this version"
+        )
+    if proposed.generated == 0:
+        return f"no rule proposes a change for the diagnosis ({found})"
+    if proposed.excluded_by_kind == proposed.generated:
+        return (
+            f"all {proposed.generated} proposals for the diagnosis ({found}) are of change kinds "
+            "the settings exclude (change_kinds)"
+        )
+    parts = [f"all {proposed.already_decided} proposals left were already tried"]
+    if proposed.excluded_by_kind:
+        parts.append(f"{proposed.excluded_by_kind} more are of excluded change kinds")
     return (
-        f"no untried hypothesis for the diagnosis ({found}): no rule proposes a change for it, "
-        "or every change proposed was already decided on this version"
+        f"nothing new to test for the diagnosis ({found}): {'; '.join(parts)} (decided on this "
+        "version, or rejected on evidence for the same diagnosis)"
     )
 
 

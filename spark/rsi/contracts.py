@@ -486,6 +486,13 @@ class HypothesizeResult(_Model):
     hypotheses: list[Hypothesis] = Field(default_factory=list)
     ranking: list[RankedHypothesis] = Field(default_factory=list)
     prior_attempts: dict[str, int] = Field(default_factory=dict)
+    generated: int | None = Field(
+        default=None, description="proposals the generator made (None: not reported)"
+    )
+    excluded_by_kind: int = Field(default=0, description="dropped by the settings' change_kinds")
+    already_decided: int = Field(
+        default=0, description="skipped: decided on this version, or rejected on evidence"
+    )
 
 
 class ValidateInput(_Model):

@@ -189,3 +189,22 @@ async def test_learning_stamps_the_attempt_with_what_it_answered(sqlite_database
     (attempt,) = loop.deps.experience.attempts_on("support", loop.base)
     assert attempt.diagnosis_fingerprint == "transient_errors|fetch_account|high"
     assert attempt.change_signature is not None and attempt.change_signature.startswith("c-")
+
+
+async def test_generation_reports_what_it_made_and_why_proposals_fell_away(
+    sqlite_database_url: str,
+) -> None:
+    """The result counts the generator's proposals, those the settings' change kinds exclude
+    and those already decided, so the cycle's reason can say which it was."""
+    loop = Loop(sqlite_database_url, costly_spec())
+    first = await loop.generate(errors=30)
+    assert first.generated is not None and first.generated >= 2
+    assert (first.excluded_by_kind, first.already_decided) == (0, 0)
+    excluded = await loop.generate(errors=30, change_kinds=["add_edge"])
+    assert excluded.hypotheses == []
+    assert excluded.excluded_by_kind == excluded.generated == first.generated
+    for hypothesis in first.hypotheses:
+        await loop.record(hypothesis, "rejected_test")
+    tried = await loop.generate(errors=30)
+    assert tried.hypotheses == []
+    assert tried.already_decided == tried.generated == first.generated

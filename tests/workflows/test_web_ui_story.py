@@ -15,6 +15,7 @@ from spark.rsi.contracts import (
     ABTestResult,
     AnalyzeResult,
     BottleneckSummary,
+    HypothesizeResult,
     RollbackRequest,
     RSISettings,
     RSIStatus,
@@ -97,11 +98,41 @@ def test_no_hypothesis_reasons_tell_no_bottleneck_from_nothing_left() -> None:
             ]
         }
     )
-    assert _no_hypothesis_reason(clean) == (
+    unreported = HypothesizeResult()  # a result recorded before the counts existed
+    assert _no_hypothesis_reason(clean, unreported) == (
         "the diagnosis found no bottleneck to act on (500 traces analysed): nothing to propose"
     )
-    assert _no_hypothesis_reason(slow).startswith(
+    assert _no_hypothesis_reason(slow, unreported).startswith(
         "no untried hypothesis for the diagnosis (latency at kb)"
+    )
+
+
+def test_no_hypothesis_reasons_tell_no_rule_from_excluded_from_all_tried() -> None:
+    """No rule for the diagnosis, every proposal of an excluded change kind, and every
+    proposal already tried each read in their own words."""
+    slow = AnalyzeResult(
+        graph_id="g",
+        version_id="v",
+        trace_count=500,
+        sufficient_data=True,
+        bottlenecks=[
+            BottleneckSummary(node_id="kb", kind="latency", severity="high", metric_value=1)
+        ],
+    )
+    none = HypothesizeResult(generated=0)
+    excluded = HypothesizeResult(generated=3, excluded_by_kind=3)
+    tried = HypothesizeResult(generated=3, excluded_by_kind=1, already_decided=2)
+    assert _no_hypothesis_reason(slow, none) == (
+        "no rule proposes a change for the diagnosis (latency at kb)"
+    )
+    assert _no_hypothesis_reason(slow, excluded) == (
+        "all 3 proposals for the diagnosis (latency at kb) are of change kinds the settings "
+        "exclude (change_kinds)"
+    )
+    assert _no_hypothesis_reason(slow, tried) == (
+        "nothing new to test for the diagnosis (latency at kb): all 2 proposals left were "
+        "already tried; 1 more are of excluded change kinds (decided on this version, or "
+        "rejected on evidence for the same diagnosis)"
     )
 
 
