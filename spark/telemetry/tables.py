@@ -8,7 +8,7 @@ one ORM object per row.
 
 from __future__ import annotations
 
-from sqlalchemy import Index, Text, text
+from sqlalchemy import BigInteger, Index, LargeBinary, Text, text
 from sqlmodel import Field, SQLModel
 
 _HAS_OUTPUT = text("output_json IS NOT NULL")
@@ -99,3 +99,45 @@ class FeedbackRow(SQLModel, table=True):
     created_at: float
     label: str | None = None
     source: str = "user"
+
+
+class RollupRow(SQLModel, table=True):
+    """Per-bucket aggregates of one graph version's telemetry, kept as rows are written.
+
+    ``node_id`` is a node for span rollups and ``''`` for whole runs (traces); ``bucket_start``
+    is the start of a ``spark.telemetry.rollups.BUCKET_SECONDS`` bucket of ``started_at``. Sums
+    and sums of squares merge by addition, the sketches by ``spark.telemetry.sketch``.
+    """
+
+    __tablename__ = "spark_rollups"
+
+    graph_id: str = Field(primary_key=True)
+    version_id: str = Field(primary_key=True)
+    node_id: str = Field(primary_key=True)
+    routing_arm: str = Field(primary_key=True)
+    bucket_start: float = Field(primary_key=True)
+    n: int = 0
+    errors: int = 0
+    weight: float = 0.0  # sum of 1 / sampling_rate (traces only)
+    lat_sum: float = 0.0
+    lat_sq: float = 0.0
+    log_n: int = 0
+    log_sum: float = 0.0
+    log_sq: float = 0.0
+    cost_sum: float = 0.0
+    cost_sq: float = 0.0
+    err_lat: float = 0.0
+    err_cost: float = 0.0
+    lat_cost: float = 0.0
+    tokens: int = Field(default=0, sa_type=BigInteger)
+    attempts: int = 0
+    cache_hits: int = 0
+    fingerprinted: int = 0
+    quality_n: int = 0
+    quality_sum: float = 0.0
+    quality_sq: float = 0.0
+    first_at: float | None = None
+    last_at: float | None = None
+    error_types: str = Field(default="{}", sa_type=Text)
+    latency_sketch: bytes = Field(default=b"", sa_type=LargeBinary)
+    inputs_sketch: bytes = Field(default=b"", sa_type=LargeBinary)
