@@ -96,6 +96,11 @@ def backoff_delay(backoff_s: float, retry_index: int) -> float:
     return float(min(backoff_s * 2**retry_index, MAX_BACKOFF_S))
 
 
+def expected_delay(backoff_s: float, retry_index: int) -> float:
+    """The mean wait before retry ``retry_index`` under full jitter: half the longest."""
+    return backoff_delay(backoff_s, retry_index) / 2.0
+
+
 def jittered_delay(backoff_s: float, retry_index: int, rng: random.Random) -> float:
     """Seconds to wait before retry ``retry_index``: uniform in ``[0, backoff_delay(...)]``."""
     return rng.uniform(0.0, backoff_delay(backoff_s, retry_index))

@@ -57,6 +57,7 @@ from typing import Any, Literal, Protocol, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 from spark.errors import InvalidInputError
+from spark.graphs.policies import expected_delay
 from spark.graphs.spec import GraphSpec, NodeSpec
 from spark.rsi.analysis import Bottleneck, BottleneckKind, DiagnosticReport, is_retry_safe
 from spark.rsi.edges import EdgeFinding, find_edge_optimizations
@@ -327,13 +328,15 @@ class _Rules:
         return self.report.structure.latency_share(node_id)
 
     def _retry_latency_cost(self, node_id: str, retried: float, backoff_s: float) -> float:
-        """Relative latency added by retries: each retried call repeats the node and waits the
-        backoff first, on the share ``retried`` of runs (0 when the node is off the critical
-        path or the report has no latency)."""
+        """Relative latency added by retries: each retried call repeats the node and first waits
+        the backoff, on average half of it under the runtime's full jitter, on the share
+        ``retried`` of runs (0 when the node is off the critical path or the report has no
+        latency)."""
         structure = self.report.structure
         if self._latency_share(node_id) <= 0:
             return 0.0
-        extra_ms = structure.node_latency_ms.get(node_id, 0.0) + 1000.0 * backoff_s
+        wait_ms = 1000.0 * expected_delay(backoff_s, 0)
+        extra_ms = structure.node_latency_ms.get(node_id, 0.0) + wait_ms
         return retried * extra_ms / structure.critical_path_ms
 
     def _cost_share(self, node_id: str) -> float:

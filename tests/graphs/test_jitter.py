@@ -8,7 +8,13 @@ from typing import Any
 from structlog.testing import capture_logs
 
 from spark.graphs import NodeConfig, NodeContext
-from spark.graphs.policies import MAX_BACKOFF_S, backoff_delay, execute_node, jittered_delay
+from spark.graphs.policies import (
+    MAX_BACKOFF_S,
+    backoff_delay,
+    execute_node,
+    expected_delay,
+    jittered_delay,
+)
 
 
 class _FailsThenAnswers:
@@ -80,3 +86,15 @@ async def test_nodes_failing_together_do_not_retry_in_lockstep() -> None:
 
     assert len(first) == len(second) == 4
     assert first != second
+
+
+def test_expected_delay_is_the_mean_of_the_jittered_waits() -> None:
+    """What the generator states as a retry's latency cost (expected_delay) is the mean wait
+    the runtime really draws, within sampling error."""
+    rng = random.Random(7)
+    for retry_index in (0, 2):
+        draws = [jittered_delay(0.4, retry_index, rng) for _ in range(20_000)]
+        mean = sum(draws) / len(draws)
+        # the mean of U(0, b) has standard error b / sqrt(12 n): 0.2% of b here
+        bound = backoff_delay(0.4, retry_index)
+        assert abs(mean - expected_delay(0.4, retry_index)) < 0.01 * bound
