@@ -227,8 +227,11 @@ async def call_with_retries(
 async def call_with_timeout(
     impl: NodeImpl, inputs: dict[str, Any], ctx: NodeContext
 ) -> dict[str, Any]:
-    """Call ``impl`` once under ``timeout_s``; expiry raises ``NodeTimeoutError``."""
+    """Call ``impl`` once under ``timeout_s``; expiry raises ``NodeTimeoutError``. Without a
+    timeout the call is awaited directly (no timeout scope to enter and leave)."""
     timeout_s = ctx.config.timeout_s
+    if timeout_s is None:
+        return _checked_output(ctx, await impl(dict(inputs), ctx))
     scope = asyncio.timeout(timeout_s)
     try:
         async with scope:

@@ -5,7 +5,8 @@ Semantics of one run:
 - the shared state starts as the request inputs; each node reads the state restricted to its
   declared ``inputs`` (the whole state when it declares none) and its output dict is merged in;
 - a node starts once every predecessor has settled (ran, failed or was skipped), so independent
-  branches run concurrently, one asyncio task per node;
+  branches run concurrently: a node that is the only one its predecessor made ready runs on in
+  that predecessor's task, each of several made ready at once gets its own task;
 - it runs if it is an entry (every entry of a multi-entry graph starts at once, on the request's
   inputs) or one incoming edge is active: the source ran and the edge's
   condition held on the state right after the source's output was merged; otherwise it is skipped;
@@ -14,7 +15,10 @@ Semantics of one run:
 - misuse raises before anything runs (unknown node type, missing inputs), and a replay that would
   repeat a side effect raises ``ReplayRefusedError``;
 - every node gets exactly one span (``skipped`` included) and the run one trace, handed to the sink
-  in a single ``submit`` call.
+  in a single ``submit`` call;
+- a node's input fingerprint is computed on the request path only for its result cache
+  (``cache_ttl_s``); for telemetry a sink that ``defers_fingerprints`` gets the inputs captured
+  (``spark.telemetry.fingerprints``), and without a sink nothing is hashed or serialised.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,8 +44,10 @@ from spark.graphs.policies import (
 )
 from spark.graphs.registry import NodeContext, NodeImpl, NodeRegistry, default_registry
 from spark.graphs.spec import EdgeSpec, GraphSpec, NodeSpec
+from spark.telemetry.fingerprints import fingerprint_of_json
 from spark.telemetry.ids import new_span_id, new_trace_id
 from spark.telemetry.models import (
+    CapturedInputs,
     RoutingArm,
     RunStatus,
     RunTelemetry,
@@ -84,6 +90,10 @@ class _RunRequest:
     version_id: str
     trace_id: str
     replay_outputs: dict[str, dict[str, Any]] | None
+    telemetry: _TelemetryMode
+
+
+_TelemetryMode = str  # "off" (no sink), "eager" (fingerprints now), "deferred" (sink hashes)
 
 
 class GraphRuntime:
@@ -120,12 +130,23 @@ class GraphRuntime:
         """
         check_inputs(spec, inputs)
         request = _RunRequest(
-            spec, dict(inputs), version_id, trace_id or new_trace_id(), replay_outputs
+            spec,
+            dict(inputs),
+            version_id,
+            trace_id or new_trace_id(),
+            replay_outputs,
+            self._telemetry_mode(),
         )
         execution = _Execution(self, request, resolve_impls(self.registry, spec, replay_outputs))
         await execution.run()
-        self._submit(execution.telemetry(routing_arm, routing_key))
+        if self.sink is not None:
+            self._submit(execution.telemetry(routing_arm, routing_key))
         return execution.result()
+
+    def _telemetry_mode(self) -> _TelemetryMode:
+        if self.sink is None:
+            return "off"
+        return "deferred" if getattr(self.sink, "defers_fingerprints", False) else "eager"
 
     def _submit(self, run: RunTelemetry) -> None:
         if self.sink is None:
@@ -209,53 +230,106 @@ class _Execution:
         self.resolved = resolved
         self.state: dict[str, Any] = dict(request.inputs)
         self.written: dict[str, None] = {}
-        self.settled = {node.id: asyncio.Event() for node in self.spec.nodes}
+        self.nodes = {node.id: node for node in self.spec.nodes}
+        self.predecessors = {node.id: self.spec.predecessors(node.id) for node in self.spec.nodes}
+        self.unsettled = {node_id: len(sources) for node_id, sources in self.predecessors.items()}
+        self.successors: dict[str, list[str]] = {node.id: [] for node in self.spec.nodes}
+        for node_id, sources in self.predecessors.items():
+            for source in sources:
+                self.successors[source].append(node_id)
         self.active_edges: set[tuple[str, str]] = set()
         self.spans: dict[str, SpanRecord] = {}
         self.running: dict[str, tuple[float, NodeContext]] = {}
+        self.captured: dict[str, dict[str, Any]] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.finished: asyncio.Future[None] | None = None
         self.failure: _Failure | None = None
         self.aborted = False
         self.started_at = runtime.clock()
         self.finished_at = self.started_at
 
     async def run(self) -> None:
-        """Start one task per node, stop at the first failure, account for every node."""
-        tasks = [
-            asyncio.create_task(self._node_task(node), name=f"spark-node-{node.id}")
-            for node in self.spec.nodes
-        ]
+        """Run every node once it is ready, stop at the first failure, account for every node."""
+        self.finished = asyncio.get_running_loop().create_future()
         try:
-            await _raise_first_error(tasks)
+            self._start(
+                self._ready(node.id for node in self.spec.nodes if not self.unsettled[node.id])
+            )
+            if self.tasks:
+                await self.finished
         finally:
-            await _cancel_all(tasks)
+            await _cancel_all(list(self.tasks))
             self._record_unsettled()
             self.finished_at = self.runtime.clock()
 
-    async def _node_task(self, node: NodeSpec) -> None:
-        try:
-            for source in self.spec.predecessors(node.id):
-                await self.settled[source].wait()
+    def _start(self, ready: list[NodeSpec]) -> None:
+        for node in ready:
+            task = asyncio.create_task(self._chain(node), name=f"spark-node-{node.id}")
+            self.tasks.add(task)
+            task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        """Resolve ``finished`` when the last task ends, or at the first error."""
+        self.tasks.discard(task)
+        error = None if task.cancelled() else task.exception()
+        finished = self.finished
+        if finished is None or finished.done():
+            return
+        if error is not None and not isinstance(error, _NodeFailedError):
+            finished.set_exception(error)
+        elif error is not None or not self.tasks:
+            finished.set_result(None)
+
+    async def _chain(self, node: NodeSpec) -> None:
+        """Execute ``node``, then go on in this task while it makes exactly one node ready."""
+        current: NodeSpec | None = node
+        if self.aborted:  # another node failed after this one was made ready
+            self._record(self._skipped_span(node))
+            return
+        while current is not None:
+            try:
+                await self._execute(current)
+            except asyncio.CancelledError:
+                self._record_cancelled(current)
+                raise
+            ready = self._settle(current.id)
+            current = ready.pop() if len(ready) == 1 else None
+            self._start(ready)
+
+    def _settle(self, node_id: str) -> list[NodeSpec]:
+        """Mark ``node_id`` settled; the successors now ready to execute, in spec order (those
+        that will not run are recorded as skipped and settle in turn)."""
+        return self._ready(self._newly_ready(node_id))
+
+    def _newly_ready(self, node_id: str) -> list[str]:
+        ready = []
+        for target in self.successors[node_id]:
+            self.unsettled[target] -= 1
+            if not self.unsettled[target]:
+                ready.append(target)
+        return ready
+
+    def _ready(self, node_ids: Iterable[str]) -> list[NodeSpec]:
+        ready: list[NodeSpec] = []
+        pending = list(node_ids)
+        while pending:
+            node = self.nodes[pending.pop(0)]
             if self._activated(node) and not self.aborted:
-                await self._execute(node)
+                ready.append(node)
             else:
                 self._record(self._skipped_span(node))
-        except asyncio.CancelledError:
-            self._record_cancelled(node)
-            raise
-        finally:
-            self.settled[node.id].set()
+                pending.extend(self._newly_ready(node.id))
+        return ready
 
     def _activated(self, node: NodeSpec) -> bool:
         if self.spec.is_entry(node.id):
             return True
-        return any(
-            (source, node.id) in self.active_edges for source in self.spec.predecessors(node.id)
-        )
+        return any((source, node.id) in self.active_edges for source in self.predecessors[node.id])
 
     async def _execute(self, node: NodeSpec) -> None:
         ctx = self._context(node)
         inputs = node_inputs(node, self.state)
-        fingerprint = input_fingerprint(inputs)
+        fingerprint = self._fingerprint(node, inputs)
         started = self.runtime.clock()
         self.running[node.id] = (started, ctx)
         outcome = await self._outcome(node, inputs, ctx, fingerprint)
@@ -263,6 +337,19 @@ class _Execution:
         if outcome.error is not None:
             self._fail(node, outcome.error, outcome.attempts)
         self._apply(node, outcome.output or {})
+
+    def _fingerprint(self, node: NodeSpec, inputs: dict[str, Any]) -> str | None:
+        """The inputs' fingerprint now if the cache or an eager sink needs it; a deferring sink
+        gets the inputs themselves (``node_inputs`` made a fresh dict for this node)."""
+        mode = self.request.telemetry
+        if mode == "eager" or (node.config.cache_ttl_s is not None and not self._replayed(node)):
+            return input_fingerprint(inputs)
+        if mode == "deferred":
+            self.captured[node.id] = inputs
+        return None
+
+    def _replayed(self, node: NodeSpec) -> bool:
+        return _replayed(node, self.request.replay_outputs)
 
     def _context(self, node: NodeSpec) -> NodeContext:
         return NodeContext(
@@ -277,7 +364,7 @@ class _Execution:
     async def _outcome(
         self, node: NodeSpec, inputs: dict[str, Any], ctx: NodeContext, fingerprint: str | None
     ) -> PolicyOutcome:
-        if _replayed(node, self.request.replay_outputs):
+        if self._replayed(node):
             return self._recorded_outcome(node)
         key = (self.request.version_id, node.id, fingerprint) if fingerprint else None
         return await execute_node(
@@ -388,6 +475,8 @@ class _Execution:
     def telemetry(self, routing_arm: RoutingArm, routing_key: str | None) -> RunTelemetry:
         """The trace and the spans (in spec node order) of the finished run."""
         spans = [self.spans[node.id] for node in self.spec.nodes]
+        inputs_json = try_canonical_json(self.request.inputs)
+        deferred = self.request.telemetry == "deferred"
         trace = TraceRecord(
             trace_id=self.request.trace_id,
             graph_id=self.spec.id,
@@ -397,12 +486,13 @@ class _Execution:
             status=self._status(),
             routing_arm=routing_arm,
             routing_key=routing_key,
-            input_fingerprint=input_fingerprint(self.request.inputs),
-            inputs_json=try_canonical_json(self.request.inputs),
+            input_fingerprint=None if deferred else fingerprint_of_json(inputs_json),
+            inputs_json=inputs_json,
             error_type=self._error_type(),
             cost=sum(span.cost for span in spans),
         )
-        return RunTelemetry(trace=trace, spans=spans)
+        captured = CapturedInputs(self.captured) if deferred else None
+        return RunTelemetry(trace=trace, spans=spans, captured=captured)
 
     def result(self) -> RunResult:
         """The caller-facing result of the finished run."""
@@ -444,16 +534,9 @@ def _failure_message(failure: _Failure) -> str:
     return str(NodeExecutionError(failure.node_id, type(error).__name__, str(error)))
 
 
-async def _raise_first_error(tasks: list[asyncio.Task[None]]) -> None:
-    """Wait for all tasks or the first error; re-raise anything but a recorded node failure."""
-    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-    errors = [task.exception() for task in done if not task.cancelled()]
-    for error in errors:
-        if error is not None and not isinstance(error, _NodeFailedError):
-            raise error
-
-
 async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    if not tasks:
+        return
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

@@ -7,7 +7,7 @@ appear at the boundaries that need validation (API, Temporal payloads), not here
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 RunStatus = Literal["ok", "error"]
 SpanStatus = Literal["ok", "error", "skipped"]
@@ -67,16 +67,34 @@ class FeedbackRecord:
     source: str = "user"
 
 
+@dataclass(slots=True, frozen=True)
+class CapturedInputs:
+    """What a run's input fingerprints are computed from, later and off the request path: the
+    inputs each executed node ran on, by node id (see ``spark.telemetry.fingerprints``)."""
+
+    node_inputs: dict[str, dict[str, Any]]
+
+
 @dataclass(slots=True)
 class RunTelemetry:
-    """A finished run: the trace and its spans, handed to a sink in one call."""
+    """A finished run: the trace and its spans, handed to a sink in one call.
+
+    ``captured`` is set only for sinks that ask for it (``defers_fingerprints``): the trace's and
+    spans' ``input_fingerprint`` are then left empty for the sink to fill in
+    (``spark.telemetry.fingerprints.complete_run``) off the request path.
+    """
 
     trace: TraceRecord
     spans: list[SpanRecord] = field(default_factory=list)
+    captured: CapturedInputs | None = None
 
 
 class TelemetrySink(Protocol):
-    """Where the runtime hands finished runs. Must not block the request path."""
+    """Where the runtime hands finished runs. Must not block the request path.
+
+    A sink with a true ``defers_fingerprints`` attribute receives runs whose input fingerprints
+    are still to be computed from ``RunTelemetry.captured``; others receive them filled in.
+    """
 
     def submit(self, run: RunTelemetry) -> None:
         """Accept a finished run for (asynchronous) persistence."""

@@ -1,0 +1,194 @@
+"""Request-path cost: what ``SparkClient.run`` adds per node, against the runtime alone and bare
+asyncio, and feedback throughput.
+
+    python -m bench.client --json
+
+One process, one event loop, a graph of ``--nodes`` trivial nodes in a chain. Three modes are
+measured in interleaved rounds (so machine load hits them alike):
+
+- ``bare``: ``asyncio.gather`` of ``--nodes`` tasks that each return a dict (the floor of
+  running that many coroutines as tasks);
+- ``runtime``: ``GraphRuntime.run`` with telemetry off (no sink, no routing);
+- ``client``: ``SparkClient.run`` with routing (cached) and telemetry on, written by the recorder
+  to a fresh SQLite file while the requests run.
+
+Per-node figures are each request's duration divided by the node count; the client's overhead
+is its percentile minus the runtime's. Feedback: scores/s of ``client.feedback`` (then a flush)
+and of ``client.feedback_many``, each counted until every score is in the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from spark.client import SparkClient
+from spark.db import dispose_engine, sqlite_url
+from spark.graphs import GraphSpec, parse_graph_spec
+from spark.graphs.registry import NodeContext, node
+from spark.graphs.runtime import GraphRuntime
+from spark.settings import SparkSettings
+from spark.telemetry import TelemetryConfig
+
+GRAPH = "bench-client"
+NODE_TYPE = "bench_client_step"
+
+
+@node(NODE_TYPE)
+async def step(inputs: dict[str, Any], ctx: NodeContext) -> dict[str, Any]:
+    """A node that does nothing but write one field."""
+    return {ctx.node_id: 1}
+
+
+async def _bare_node() -> dict[str, Any]:
+    return {"x": 1}
+
+
+def chain_spec(nodes: int) -> GraphSpec:
+    """``nodes`` trivial nodes, each feeding the next."""
+    ids = [f"n{i}" for i in range(nodes)]
+    return parse_graph_spec(
+        {
+            "id": GRAPH,
+            "entry": ids[0],
+            "nodes": [{"id": i, "type": NODE_TYPE, "inputs": ["q"]} for i in ids],
+            "edges": [{"source": a, "target": b} for a, b in itertools.pairwise(ids)],
+            "inputs": ["q"],
+        }
+    )
+
+
+Timed = Callable[[], Awaitable[object]]
+
+
+async def _time(call: Timed, count: int, into: list[float]) -> None:
+    for _ in range(count):
+        started = time.perf_counter()
+        await call()
+        into.append(time.perf_counter() - started)
+
+
+def _per_node_us(samples: list[float], nodes: int) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "p50_us": round(ordered[len(ordered) // 2] * 1e6 / nodes, 3),
+        "p99_us": round(ordered[int(len(ordered) * 0.99)] * 1e6 / nodes, 3),
+        "mean_us": round(statistics.fmean(ordered) * 1e6 / nodes, 3),
+    }
+
+
+async def measure_request_path(client: SparkClient, args: argparse.Namespace) -> dict[str, Any]:
+    """Interleaved rounds of bare gather, runtime without telemetry, and the full client."""
+    spec, nodes, inputs = chain_spec(args.nodes), args.nodes, {"q": "hello"}
+    version_id = client.routing.get(GRAPH).active_version_id
+    runtime = GraphRuntime(client._nodes)  # telemetry off: no sink
+    samples: dict[str, list[float]] = {"bare": [], "runtime": [], "client": []}
+    calls: dict[str, Timed] = {
+        "bare": lambda: asyncio.gather(*(asyncio.create_task(_bare_node()) for _ in range(nodes))),
+        "runtime": lambda: runtime.run(spec, inputs, version_id=version_id),
+        "client": lambda: client.run(GRAPH, inputs, routing_key="user-1"),
+    }
+    for call in calls.values():  # warm up caches, routing and the writer
+        await _time(call, 200, [])
+    per_round = max(args.requests // args.rounds, 1)
+    for _ in range(args.rounds):
+        for name, call in calls.items():
+            await _time(call, per_round, samples[name])
+    figures = {name: _per_node_us(values, nodes) for name, values in samples.items()}
+    return _with_ratios(figures)
+
+
+def _with_ratios(figures: dict[str, dict[str, float]]) -> dict[str, Any]:
+    bare, runtime, client = figures["bare"], figures["runtime"], figures["client"]
+    overhead = {k: round(client[k] - runtime[k], 3) for k in ("p50_us", "p99_us", "mean_us")}
+    return {
+        **figures,
+        "client_overhead": overhead,
+        "runtime_over_bare_p50": round(runtime["p50_us"] / bare["p50_us"], 2),
+        "goals": {
+            "client_overhead_p50_us": 2.0,
+            "runtime_p50_us_max": round(2 * bare["p50_us"], 3),
+        },
+    }
+
+
+def measure_feedback(client: SparkClient, scores: int) -> dict[str, float]:
+    """Scores/s of one ``feedback`` call per score and of one ``feedback_many``, each until the
+    last score is stored (flushed)."""
+    started = time.perf_counter()
+    for i in range(scores):
+        client.feedback(f"fb-one-{i}", score=i % 5 / 4)
+    client.flush()
+    one_by_one = scores / (time.perf_counter() - started)
+    started = time.perf_counter()
+    feedback_many = getattr(client, "feedback_many", None)
+    if feedback_many is None:
+        return {"feedback_per_call_scores_s": round(one_by_one)}
+    feedback_many([(f"fb-many-{i}", i % 5 / 4) for i in range(scores)])
+    client.flush()
+    bulk = scores / (time.perf_counter() - started)
+    return {"feedback_per_call_scores_s": round(one_by_one), "feedback_many_scores_s": round(bulk)}
+
+
+def open_client(folder: Path) -> SparkClient:
+    """A client on a fresh SQLite file with the bench graph registered and routed."""
+    url = sqlite_url(folder / "spark.db")
+    settings = SparkSettings(database_url=url, task_queue="bench", temporal_address="127.0.0.1:1")
+    client = SparkClient(settings, telemetry=TelemetryConfig.from_url(url))
+    client.register_graph(chain_spec(10), [__name__])
+    return client
+
+
+def machine() -> dict[str, Any]:
+    """Where the figures were taken."""
+    return {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_avg": [round(x, 2) for x in os.getloadavg()],
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+async def _request_path(client: SparkClient, args: argparse.Namespace) -> dict[str, Any]:
+    return await measure_request_path(client, args)
+
+
+def main() -> None:
+    """Run the benchmark and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=10)
+    parser.add_argument("--requests", type=int, default=20_000, help="per mode")
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--scores", type=int, default=2_000)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if args.nodes != 10:
+        parser.error("--nodes: the registered bench graph has 10 nodes")
+    with tempfile.TemporaryDirectory(prefix="spark-bench-client-") as folder:
+        client = open_client(Path(folder))
+        try:
+            result = asyncio.run(_request_path(client, args))
+            client.flush()
+            result["telemetry"] = asdict(client.telemetry_stats)
+            result["feedback"] = measure_feedback(client, args.scores)
+        finally:
+            client.close()
+            dispose_engine(client.settings.database_url)
+    result["machine"] = machine()
+    result["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
+    print(json.dumps(result, indent=None if args.json else 2))
+
+
+if __name__ == "__main__":
+    main()
