@@ -8,7 +8,7 @@ The SQL names only our own tables and columns: no value is ever formatted into i
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from operator import attrgetter
 from typing import Any
@@ -29,6 +29,7 @@ SPANS: Table = SpanRow.__table__  # type: ignore[attr-defined]
 
 _trace_row = attrgetter(*TRACE_COLUMNS)
 _span_row = attrgetter(*SPAN_COLUMNS)
+_IDS_PER_SELECT = 500
 
 
 _CONNECTION_FAILURES: tuple[type[BaseException], ...] = (
@@ -84,42 +85,82 @@ def span_rows(runs: Sequence[RunTelemetry]) -> list[Row]:
     return [_span_row(span) for run in runs for span in run.spans]
 
 
-def write_sqlite(conn: sqlite3.Connection, traces: Sequence[Row], spans: Sequence[Row]) -> None:
-    """Insert the rows in the caller's transaction, skipping primary keys already stored."""
-    conn.executemany(_insert_sql(TRACES, TRACE_COLUMNS), traces)
-    conn.executemany(_insert_sql(SPANS, SPAN_COLUMNS), spans)
+def write_sqlite(
+    conn: sqlite3.Connection, traces: Sequence[Row], spans: Sequence[Row]
+) -> tuple[Sequence[Row], Sequence[Row]]:
+    """Insert the rows in the caller's transaction, skipping primary keys already stored;
+    returns the trace and span rows really stored (what the rollups may count)."""
+    if not conn.in_transaction:
+        conn.execute("BEGIN")  # so that releasing the savepoint below cannot commit
+    return (
+        _insert_new_rows(conn, TRACES, TRACE_COLUMNS, traces),
+        _insert_new_rows(conn, SPANS, SPAN_COLUMNS, spans),
+    )
+
+
+def _insert_new_rows(
+    conn: sqlite3.Connection, table: Table, columns: tuple[str, ...], rows: Sequence[Row]
+) -> Sequence[Row]:
+    """All rows in one ``executemany``; only if some key was stored already (a retried batch)
+    is that undone and redone with just the rows whose key is new."""
+    conn.execute("SAVEPOINT spark_insert")
+    if conn.executemany(_insert_sql(table, columns), rows).rowcount != len(rows):
+        conn.execute("ROLLBACK TO spark_insert")
+        rows = _unstored_rows(conn, table, columns, rows)
+        conn.executemany(_insert_sql(table, columns), rows)
+    conn.execute("RELEASE spark_insert")
+    return rows
+
+
+def _unstored_rows(
+    conn: sqlite3.Connection, table: Table, columns: tuple[str, ...], rows: Sequence[Row]
+) -> list[Row]:
+    """The rows whose primary key (first column) is not stored, each key once."""
+    seen: set[Any] = set()
+    ids = [row[0] for row in rows]
+    for start in range(0, len(ids), _IDS_PER_SELECT):
+        chunk = ids[start : start + _IDS_PER_SELECT]
+        marks = ", ".join("?" for _ in chunk)
+        query = f"SELECT {columns[0]} FROM {table.name} WHERE {columns[0]} IN ({marks})"
+        seen.update(found for (found,) in conn.execute(query, chunk))
+    return _once_each(rows, lambda row_id: row_id not in seen)
 
 
 def write_postgres(
     conn: psycopg.Connection[Any], traces: Sequence[Row], spans: Sequence[Row]
-) -> None:
+) -> tuple[Sequence[Row], Sequence[Row]]:
     """Binary-COPY the rows in the caller's transaction, skipping primary keys already stored.
 
     COPY goes straight into the table under a savepoint. Only if that hits a stored key (a retried
     batch) does it fall back to COPY into a session temp table and ``INSERT ... ON CONFLICT DO
-    NOTHING``, which is about a third slower than the direct COPY.
+    NOTHING``, which is about a third slower than the direct COPY. Returns the trace and span
+    rows really stored (what the rollups may count).
     """
     with conn.cursor() as cursor:
-        for table, columns, rows in ((TRACES, TRACE_COLUMNS, traces), (SPANS, SPAN_COLUMNS, spans)):
-            if rows:
-                _copy_new_rows(cursor, table, columns, rows)
+        return (
+            _copy_new_rows(cursor, TRACES, TRACE_COLUMNS, traces),
+            _copy_new_rows(cursor, SPANS, SPAN_COLUMNS, spans),
+        )
 
 
 def _copy_new_rows(
     cursor: psycopg.Cursor[Any], table: Table, columns: tuple[str, ...], rows: Sequence[Row]
-) -> None:
+) -> Sequence[Row]:
+    if not rows:
+        return rows
     cursor.execute("SAVEPOINT spark_copy")
     try:
         _copy(cursor, table.name, table, columns, rows)
     except psycopg.errors.UniqueViolation:
         cursor.execute("ROLLBACK TO SAVEPOINT spark_copy")
-        _copy_through_temp_table(cursor, table, columns, rows)
+        rows = _copy_through_temp_table(cursor, table, columns, rows)
     cursor.execute("RELEASE SAVEPOINT spark_copy")
+    return rows
 
 
 def _copy_through_temp_table(
     cursor: psycopg.Cursor[Any], table: Table, columns: tuple[str, ...], rows: Sequence[Row]
-) -> None:
+) -> list[Row]:
     load, names = f"{table.name}_load", ", ".join(columns)
     cursor.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS {load} (LIKE {table.name}) ON COMMIT DELETE ROWS"
@@ -127,7 +168,21 @@ def _copy_through_temp_table(
     _copy(cursor, load, table, columns, rows)
     cursor.execute(
         f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {load} ON CONFLICT DO NOTHING"
+        f" RETURNING {columns[0]}"
     )
+    stored = {stored_id for (stored_id,) in cursor.fetchall()}
+    return _once_each(rows, stored.__contains__)
+
+
+def _once_each(rows: Sequence[Row], wanted: Callable[[Any], bool]) -> list[Row]:
+    """The rows whose primary key (first column) is ``wanted``, the first row of each key."""
+    kept: list[Row] = []
+    taken: set[Any] = set()
+    for row in rows:
+        if wanted(row[0]) and row[0] not in taken:
+            taken.add(row[0])
+            kept.append(row)
+    return kept
 
 
 def _copy(

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Row
 
 from spark.db import get_engine, is_postgres, normalize_url
 from spark.errors import InvalidInputError
-from spark.telemetry import _bulk, _queries
+from spark.telemetry import _bulk, _queries, rollups
 from spark.telemetry._queries import Window
 from spark.telemetry.aggregates import (
     ArmMoments,
@@ -70,7 +70,8 @@ class TelemetryStore:
         traces, spans = _bulk.trace_rows(runs), _bulk.span_rows(runs)
         writer = _bulk.write_postgres if self.is_postgres else _bulk.write_sqlite
         with self._raw_transaction() as connection:
-            writer(connection, traces, spans)
+            stored_traces, stored_spans = writer(connection, traces, spans)
+            rollups.record(connection, self.is_postgres, runs, stored_traces, stored_spans)
 
     def add_feedback(
         self, trace_id: str, score: float, label: str | None = None, source: str = "user"

@@ -1,0 +1,288 @@
+"""Rollups: per-bucket aggregates maintained as telemetry is written, read instead of raw spans.
+
+Each stored batch adds, in the same transaction as the raw insert, one ``spark_rollups`` row per
+(graph, version, node, routing arm, ``BUCKET_SECONDS`` bucket): counts, sums, sums of squares and
+cross sums of latency and cost, tokens, attempts, cache hits, error types, and sketches of latency
+(DDSketch, 1% relative error) and of distinct input fingerprints (KMV). Whole runs are rolled up
+under node ``''``. Only rows the raw insert really stored are counted, so a retried batch adds
+nothing.
+
+Reads over ``[since, until)`` merge the buckets wholly inside the window and add the raw spans of
+the two partial edge buckets, so counts, sums and error types are exactly those of the exact
+query, whatever the window's edges; only percentiles (sketch) and the distinct-input ratio (KMV)
+are approximate. The cost of a read grows with the number of buckets, not of spans.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from spark.telemetry import _bulk
+from spark.telemetry.models import RunTelemetry
+from spark.telemetry.sketch import (
+    DistinctSketch,
+    LatencySketch,
+    merge_all,
+    merge_distinct,
+)
+
+BUCKET_SECONDS = 60.0
+TABLE = "spark_rollups"
+_KEYS_PER_SELECT = 1000  # 5 parameters a key: well under PostgreSQL's 65535
+WHOLE_RUN = ""
+KEY_COLUMNS = ("graph_id", "version_id", "node_id", "routing_arm", "bucket_start")
+SUM_COLUMNS = (
+    "n",
+    "errors",
+    "weight",
+    "lat_sum",
+    "lat_sq",
+    "log_n",
+    "log_sum",
+    "log_sq",
+    "cost_sum",
+    "cost_sq",
+    "err_lat",
+    "err_cost",
+    "lat_cost",
+    "tokens",
+    "attempts",
+    "cache_hits",
+    "fingerprinted",
+    "quality_n",
+    "quality_sum",
+    "quality_sq",
+)
+VALUE_COLUMNS = (
+    *SUM_COLUMNS,
+    "first_at",
+    "last_at",
+    "error_types",
+    "latency_sketch",
+    "inputs_sketch",
+)
+Key = tuple[str, str, str, str, float]
+Columns = Mapping[str, Sequence[Any]]
+
+
+@dataclass(slots=True)
+class Rollup:
+    """The aggregates of one key's rows; ``merge`` adds two of them."""
+
+    sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(SUM_COLUMNS, 0))
+    first_at: float | None = None
+    last_at: float | None = None
+    error_types: Counter[str] = field(default_factory=Counter)
+    latency: LatencySketch = field(default_factory=LatencySketch)
+    inputs: DistinctSketch = field(default_factory=DistinctSketch)
+
+    @property
+    def n(self) -> int:
+        """How many rows the rollup covers."""
+        return int(self.sums["n"])
+
+
+def merge(rollups: Sequence[Rollup]) -> Rollup:
+    """One rollup of all the rows of ``rollups``."""
+    sums = {name: sum(r.sums[name] for r in rollups) for name in SUM_COLUMNS}
+    firsts = [r.first_at for r in rollups if r.first_at is not None]
+    lasts = [r.last_at for r in rollups if r.last_at is not None]
+    return Rollup(
+        sums=sums,
+        first_at=min(firsts, default=None),
+        last_at=max(lasts, default=None),
+        error_types=sum((r.error_types for r in rollups), Counter()),
+        latency=merge_all([r.latency for r in rollups]),
+        inputs=merge_distinct([r.inputs for r in rollups]),
+    )
+
+
+def summarise(columns: Columns) -> Rollup:
+    """The rollup of rows given as columns (span or trace column names; missing ones are 0)."""
+    duration = np.asarray(columns["duration_ms"], dtype=np.float64)
+    cost = np.asarray(columns["cost"], dtype=np.float64)
+    failed = np.fromiter((s == "error" for s in columns["status"]), bool, duration.size)
+    logs = np.log(duration[duration > 0])
+    fingerprints = [fp for fp in columns["input_fingerprint"] if fp is not None]
+    sums = _moment_sums(duration, cost, failed, logs) | _optional_sums(columns)
+    sums["fingerprinted"] = len(fingerprints)
+    return Rollup(
+        sums=sums,
+        first_at=float(min(columns["started_at"])),
+        last_at=float(max(columns["started_at"])),
+        error_types=_error_types(columns),
+        latency=LatencySketch.of(duration),
+        inputs=DistinctSketch.of(fingerprints),
+    )
+
+
+def _moment_sums(
+    duration: np.ndarray, cost: np.ndarray, failed: np.ndarray, logs: np.ndarray
+) -> dict[str, float]:
+    return {
+        "n": duration.size,
+        "errors": int(failed.sum()),
+        "lat_sum": float(duration.sum()),
+        "lat_sq": float(duration @ duration),
+        "log_n": logs.size,
+        "log_sum": float(logs.sum()),
+        "log_sq": float(logs @ logs),
+        "cost_sum": float(cost.sum()),
+        "cost_sq": float(cost @ cost),
+        "err_lat": float(duration[failed].sum()),
+        "err_cost": float(cost[failed].sum()),
+        "lat_cost": float(duration @ cost),
+    }
+
+
+def _optional_sums(columns: Columns) -> dict[str, float]:
+    quality = [q for q in columns.get("quality", ()) if q is not None]
+    return {
+        "weight": sum(1.0 / rate for rate in columns.get("sampling_rate", ())),
+        "tokens": sum(columns.get("tokens", ())),
+        "attempts": sum(columns.get("attempts", ())),
+        "cache_hits": sum(1 for hit in columns.get("cache_hit", ()) if hit),
+        "quality_n": len(quality),
+        "quality_sum": math.fsum(quality),
+        "quality_sq": math.fsum(q * q for q in quality),
+    }
+
+
+def _error_types(columns: Columns) -> Counter[str]:
+    pairs = zip(columns["status"], columns["error_type"], strict=True)
+    return Counter(kind or "unknown" for status, kind in pairs if status == "error")
+
+
+def bucket_of(started_at: float) -> float:
+    """The start of the bucket holding ``started_at``."""
+    return math.floor(started_at / BUCKET_SECONDS) * BUCKET_SECONDS
+
+
+def group_rows(
+    rows: Iterable[Sequence[Any]], names: Sequence[str], arms: Mapping[str, str], node: bool
+) -> dict[Key, Rollup]:
+    """Rollups of span rows (``node``, skipped spans left out) or trace rows, by key.
+
+    ``names`` are the rows' column names; a span's routing arm is its trace's, from ``arms``.
+    """
+    at = {name: index for index, name in enumerate(names)}
+    groups: dict[Key, list[Sequence[Any]]] = {}
+    for row in rows:
+        key = _key(row, at, arms, node)
+        if key is not None:
+            groups.setdefault(key, []).append(row)
+    return {key: summarise(_columns(names, group)) for key, group in groups.items()}
+
+
+def _columns(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> dict[str, Sequence[Any]]:
+    return dict(zip(names, zip(*rows, strict=True), strict=True))
+
+
+def _key(
+    row: Sequence[Any], at: Mapping[str, int], arms: Mapping[str, str], node: bool
+) -> Key | None:
+    if node and row[at["status"]] == "skipped":
+        return None
+    node_id = row[at["node_id"]] if node else WHOLE_RUN
+    arm = arms.get(row[at["trace_id"]], "direct") if node else row[at["routing_arm"]]
+    graph_id, version_id = row[at["graph_id"]], row[at["version_id"]]
+    return (graph_id, version_id, node_id, arm, bucket_of(row[at["started_at"]]))
+
+
+# -- storage -------------------------------------------------------------------------------------
+
+
+def to_values(rollup: Rollup) -> tuple[Any, ...]:
+    """The rollup as the values of ``VALUE_COLUMNS``."""
+    return (
+        *(rollup.sums[name] for name in SUM_COLUMNS),
+        rollup.first_at,
+        rollup.last_at,
+        json.dumps(dict(rollup.error_types), sort_keys=True),
+        rollup.latency.to_bytes(),
+        rollup.inputs.to_bytes(),
+    )
+
+
+def from_values(values: Sequence[Any]) -> Rollup:
+    """The rollup stored as ``VALUE_COLUMNS`` values."""
+    sums = dict(zip(SUM_COLUMNS, values[: len(SUM_COLUMNS)], strict=True))
+    first_at, last_at, error_types, latency, inputs = values[len(SUM_COLUMNS) :]
+    return Rollup(
+        sums=sums,
+        first_at=first_at,
+        last_at=last_at,
+        error_types=Counter(json.loads(error_types)),
+        latency=LatencySketch.from_bytes(bytes(latency)) if latency else LatencySketch(),
+        inputs=DistinctSketch.from_bytes(bytes(inputs)),
+    )
+
+
+def record(
+    connection: Any,
+    postgres: bool,
+    runs: Sequence[RunTelemetry],
+    traces: Sequence[Sequence[Any]],
+    spans: Sequence[Sequence[Any]],
+) -> None:
+    """Add the rows the raw insert stored (``traces``, ``spans``) to the rollups, in the caller's
+    transaction on the driver connection (sqlite3 or psycopg)."""
+    arms = {run.trace.trace_id: run.trace.routing_arm for run in runs}
+    rollups = group_rows(spans, _bulk.SPAN_COLUMNS, arms, node=True)
+    rollups |= group_rows(traces, _bulk.TRACE_COLUMNS, arms, node=False)
+    if rollups:
+        cursor = connection.cursor()
+        try:
+            _add(cursor, "%s" if postgres else "?", postgres, rollups)
+        finally:
+            cursor.close()
+
+
+def _add(cursor: Any, mark: str, postgres: bool, rollups: Mapping[Key, Rollup]) -> None:
+    """Ensure a row per key, lock the rows in key order, merge in Python, write the merged rows.
+
+    Locking before reading keeps concurrent writers of one key from losing each other's counts
+    (SQLite has one writer at a time anyway); the fixed order keeps them from deadlocking.
+    """
+    keys = sorted(rollups)
+    empty = to_values(Rollup())
+    cursor.executemany(_insert_sql(mark), [(*key, *empty) for key in keys])
+    stored = _locked(cursor, keys, mark, postgres)
+    merged = [(*to_values(merge([stored[key], rollups[key]])), *key) for key in keys]
+    cursor.executemany(_update_sql(mark), merged)
+
+
+def _locked(cursor: Any, keys: Sequence[Key], mark: str, postgres: bool) -> dict[Key, Rollup]:
+    stored: dict[Key, Rollup] = {}
+    for start in range(0, len(keys), _KEYS_PER_SELECT):
+        chunk = keys[start : start + _KEYS_PER_SELECT]
+        row_marks = ", ".join(f"({', '.join([mark] * len(KEY_COLUMNS))})" for _ in chunk)
+        lock = " FOR UPDATE" if postgres else ""
+        cursor.execute(
+            f"SELECT {', '.join(KEY_COLUMNS + VALUE_COLUMNS)} FROM {TABLE}"
+            f" WHERE ({', '.join(KEY_COLUMNS)}) IN (VALUES {row_marks})"
+            f" ORDER BY {', '.join(KEY_COLUMNS)}{lock}",
+            [value for key in chunk for value in key],
+        )
+        for row in cursor.fetchall():
+            stored[tuple(row[: len(KEY_COLUMNS)])] = from_values(row[len(KEY_COLUMNS) :])
+    return stored
+
+
+def _insert_sql(mark: str) -> str:
+    columns = KEY_COLUMNS + VALUE_COLUMNS
+    marks = ", ".join([mark] * len(columns))
+    return f"INSERT INTO {TABLE} ({', '.join(columns)}) VALUES ({marks}) ON CONFLICT DO NOTHING"
+
+
+def _update_sql(mark: str) -> str:
+    assignments = ", ".join(f"{name} = {mark}" for name in VALUE_COLUMNS)
+    condition = " AND ".join(f"{name} = {mark}" for name in KEY_COLUMNS)
+    return f"UPDATE {TABLE} SET {assignments} WHERE {condition}"
