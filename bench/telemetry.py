@@ -75,7 +75,7 @@ def _span(trace: TraceRecord, i: int, node: int) -> SpanRecord:
         error_type="Timeout" if failed else None,
         tokens=100 + node,
         cost=0.001 * node,
-        input_fingerprint=f"{(i * 2654435761) % 50_000:064x}",  # sha256-sized, 50k distinct
+        input_fingerprint=f"{(i * 2654435761) % 50_000:016x}",  # as the runtime: 16 hex, 50k distinct
     )
 
 
