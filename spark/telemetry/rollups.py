@@ -18,13 +18,15 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from spark.telemetry import _bulk
+from spark.telemetry._queries import Window
+from spark.telemetry.aggregates import NodeStats
 from spark.telemetry.models import RunTelemetry
 from spark.telemetry.sketch import (
     DistinctSketch,
@@ -286,3 +288,105 @@ def _update_sql(mark: str) -> str:
     assignments = ", ".join(f"{name} = {mark}" for name in VALUE_COLUMNS)
     condition = " AND ".join(f"{name} = {mark}" for name in KEY_COLUMNS)
     return f"UPDATE {TABLE} SET {assignments} WHERE {condition}"
+
+
+# -- reads ---------------------------------------------------------------------------------------
+
+Fetch = Callable[[str, dict[str, Any]], Sequence[Any]]
+_EDGE_COLUMNS = (
+    "node_id",
+    "started_at",
+    "duration_ms",
+    "status",
+    "error_type",
+    "attempts",
+    "cache_hit",
+    "tokens",
+    "cost",
+    "input_fingerprint",
+)
+
+
+def node_rollups(fetch: Fetch, window: Window) -> dict[str, Rollup]:
+    """Per node (in node id order), the rollup of the window's non-skipped spans: the buckets
+    wholly inside ``[since, until)`` from ``spark_rollups``, the partial edge buckets from the raw
+    spans. The window's routing arm is not applied (spans have none; node statistics take
+    every arm)."""
+    low, high = _whole_buckets(window)
+    parts: dict[str, list[Rollup]] = {}
+    edges = [(window.since, window.until)]
+    if low is None or high is None or low <= high:
+        for row in fetch(_rollups_sql(window, low, high), _params(window, low, high)):
+            parts.setdefault(row[0], []).append(from_values(row[1:]))
+        edges = [(window.since, low), (high, window.until)]
+    for since, until in edges:
+        if since is not None and until is not None and since < until:
+            for node_id, rollup in _raw_nodes(fetch, window, since, until).items():
+                parts.setdefault(node_id, []).append(rollup)
+    return {node_id: merge(parts[node_id]) for node_id in sorted(parts)}
+
+
+def _whole_buckets(window: Window) -> tuple[float | None, float | None]:
+    """The first and past-the-last bucket boundaries inside the window (None: unbounded)."""
+    low = None if window.since is None else math.ceil(window.since / BUCKET_SECONDS)
+    high = None if window.until is None else math.floor(window.until / BUCKET_SECONDS)
+    return (
+        None if low is None else low * BUCKET_SECONDS,
+        None if high is None else high * BUCKET_SECONDS,
+    )
+
+
+def _rollups_sql(window: Window, low: float | None, high: float | None) -> str:
+    conditions = ["graph_id = :graph_id", f"node_id <> '{WHOLE_RUN}'"]
+    if window.version_id is not None:
+        conditions.append("version_id = :version_id")
+    if low is not None:
+        conditions.append("bucket_start >= :low")
+    if high is not None:
+        conditions.append("bucket_start < :high")
+    columns = ", ".join(VALUE_COLUMNS)
+    return f"SELECT node_id, {columns} FROM {TABLE} WHERE {' AND '.join(conditions)}"
+
+
+def _params(window: Window, low: float | None, high: float | None) -> dict[str, Any]:
+    bounds = {"low": low, "high": high, "version_id": window.version_id}
+    return {"graph_id": window.graph_id} | {k: v for k, v in bounds.items() if v is not None}
+
+
+def _raw_nodes(fetch: Fetch, window: Window, since: float, until: float) -> dict[str, Rollup]:
+    """Rollups per node of the raw non-skipped spans in ``[since, until)``."""
+    edge = Window(window.graph_id, window.version_id, since, until)
+    sql = (
+        f"SELECT {', '.join(_EDGE_COLUMNS)} FROM spark_spans"
+        f" WHERE {edge.where()} AND status <> 'skipped'"
+    )
+    by_node: dict[str, list[Sequence[Any]]] = {}
+    for row in fetch(sql, edge.params()):
+        by_node.setdefault(row[0], []).append(row)
+    return {node: summarise(_columns(_EDGE_COLUMNS, rows)) for node, rows in by_node.items()}
+
+
+def to_node_stats(window: Window, node_id: str, rollup: Rollup) -> NodeStats:
+    """The ``NodeStats`` a node's rollup stands for (percentiles and distinct inputs sketched)."""
+    sums, n = rollup.sums, max(rollup.n, 1)
+    fingerprinted = sums["fingerprinted"]
+    distinct = rollup.inputs.estimate()
+    return NodeStats(
+        graph_id=window.graph_id,
+        version_id=window.version_id,
+        node_id=node_id,
+        count=rollup.n,
+        error_count=int(sums["errors"]),
+        error_rate=sums["errors"] / n,
+        mean_ms=sums["lat_sum"] / n,
+        p50_ms=rollup.latency.quantile(0.5),
+        p95_ms=rollup.latency.quantile(0.95),
+        p99_ms=rollup.latency.quantile(0.99),
+        total_cost=sums["cost_sum"],
+        mean_cost=sums["cost_sum"] / n,
+        total_tokens=int(sums["tokens"]),
+        mean_attempts=sums["attempts"] / n,
+        cache_hit_rate=sums["cache_hits"] / n,
+        distinct_input_ratio=min(distinct / fingerprinted, 1.0) if fingerprinted else 1.0,
+        error_types=dict(rollup.error_types),
+    )

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import structlog
 from sqlalchemy import bindparam, delete, insert, select, text
@@ -37,6 +37,7 @@ from spark.telemetry.tables import FeedbackRow
 log = structlog.get_logger(__name__)
 
 Timestamp = float | datetime
+StatsSource = Literal["exact", "rollups"]
 FEEDBACK = FeedbackRow.__table__  # type: ignore[attr-defined]
 _IN_CHUNK = 500
 
@@ -85,6 +86,14 @@ class TelemetryStore:
         self._log.debug("telemetry.feedback_added", trace_id=trace_id, source=source)
         return record
 
+    def write_feedback(self, records: Sequence[FeedbackRecord]) -> None:
+        """Store a batch of scores in one transaction (the recorder's path; scores are checked
+        when taken, see ``spark.telemetry.feedback``)."""
+        if not records:
+            return
+        with self._engine.begin() as conn:
+            conn.execute(insert(FEEDBACK), [_feedback_values(record) for record in records])
+
     def purge_older_than(self, cutoff: Timestamp) -> PurgeCounts:
         """Delete traces and spans started before ``cutoff`` and the feedback of those traces."""
         before = _epoch(cutoff)
@@ -105,9 +114,18 @@ class TelemetryStore:
         version_id: str | None = None,
         since: Timestamp | None = None,
         until: Timestamp | None = None,
+        source: StatsSource = "exact",
     ) -> list[NodeStats]:
-        """Per-node statistics of the window's non-skipped spans, ordered by node id."""
+        """Per-node statistics of the window's non-skipped spans, ordered by node id.
+
+        ``source="rollups"`` reads ``spark.telemetry.rollups`` (cost independent of how many
+        spans the window holds; counts, sums and error types equal the exact ones, percentiles
+        within 1% relative error, the distinct-input ratio estimated); ``"exact"`` scans spans.
+        """
         window = _window(graph_id, version_id, since, until)
+        if source == "rollups":
+            merged = rollups.node_rollups(self._fetch, window)
+            return [rollups.to_node_stats(window, node, r) for node, r in merged.items()]
         rows = self._fetch(_queries.node_stats_sql(window, self.is_postgres), window.params())
         error_types = self._error_types(window)
         return [_node_stats(window, row, error_types.get(row.node_id, {})) for row in rows]

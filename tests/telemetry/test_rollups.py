@@ -1,0 +1,166 @@
+"""Rollups against the exact queries over raw spans, on SQLite and PostgreSQL, after random
+batched writes that include retried (duplicate) and partly stored batches."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from sqlalchemy import text
+
+from spark.db import get_engine
+from spark.telemetry import RunTelemetry, TelemetryStore
+from spark.telemetry.aggregates import NodeStats
+from spark.telemetry.sketch import RELATIVE_ACCURACY
+from tests.telemetry import factories
+from tests.telemetry.factories import T0
+
+NODES = ("fetch", "rank", "summarise")
+ERRORS = ("Timeout", "RateLimited", None)
+
+
+def _runs(rng: random.Random, count: int) -> list[RunTelemetry]:
+    """Runs over two versions and arms, ten minutes of start times, skewed latencies."""
+    runs = []
+    for _ in range(count):
+        failed = rng.random() < 0.1
+        parent = factories.trace(
+            version_id=rng.choice(("v1", "v2")),
+            routing_arm=rng.choice(("active", "candidate")),
+            started_at=T0 + rng.uniform(0, 600),
+            duration_ms=rng.lognormvariate(5, 1),
+            status="error" if failed else "ok",
+            cost=rng.uniform(0, 0.01),
+            quality=rng.choice((None, rng.random())),
+        )
+        runs.append(RunTelemetry(parent, [_span(rng, parent, node) for node in NODES]))
+    return runs
+
+
+def _span(rng: random.Random, parent: object, node: str) -> object:
+    status = rng.choices(("ok", "error", "skipped"), weights=(80, 12, 8))[0]
+    return factories.span(
+        parent,  # type: ignore[arg-type]
+        node,
+        started_at=parent.started_at + rng.uniform(0, 0.5),  # type: ignore[attr-defined]
+        duration_ms=rng.lognormvariate(3, 1.2) if rng.random() > 0.02 else 0.0,
+        status=status,
+        error_type=rng.choice(ERRORS) if status == "error" else None,
+        attempts=rng.randint(1, 3),
+        cache_hit=rng.random() < 0.3,
+        tokens=rng.randint(0, 500),
+        cost=rng.uniform(0, 0.002),
+        input_fingerprint=rng.choice((None, f"fp{rng.randint(0, 40)}")),
+    )
+
+
+def _write_with_retries(store: TelemetryStore, runs: list[RunTelemetry]) -> None:
+    """Random batches; some sent twice (a retry), some overlapping the previous batch."""
+    rng = random.Random(5)
+    start, previous = 0, []
+    while start < len(runs):
+        batch = runs[start : start + rng.randint(1, 40)]
+        start += len(batch)
+        overlap = previous[: rng.randint(0, len(previous))] if rng.random() < 0.3 else []
+        store.write_runs(overlap + batch)
+        if rng.random() < 0.3:
+            store.write_runs(batch)
+        previous = batch
+
+
+@pytest.fixture
+def store(database_url: str) -> TelemetryStore:
+    """A store holding 600 random runs written in retried and overlapping batches."""
+    store = TelemetryStore(database_url)
+    _write_with_retries(store, _runs(random.Random(11), 600))
+    return store
+
+
+def _assert_matches(rolled: list[NodeStats], exact: list[NodeStats]) -> None:
+    assert [s.node_id for s in rolled] == [s.node_id for s in exact]
+    for r, e in zip(rolled, exact, strict=True):
+        assert (r.count, r.error_count, r.error_types) == (e.count, e.error_count, e.error_types)
+        assert r.total_tokens == e.total_tokens
+        for name in ("mean_ms", "total_cost", "mean_cost", "mean_attempts", "cache_hit_rate"):
+            assert getattr(r, name) == pytest.approx(getattr(e, name), rel=1e-9), name
+        assert r.distinct_input_ratio == pytest.approx(e.distinct_input_ratio, rel=1e-9)
+
+
+def _lower_rank(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[int(q * (len(ordered) - 1))]
+
+
+@pytest.mark.parametrize(
+    ("version_id", "since", "until"),
+    [
+        (None, None, None),
+        ("v1", None, None),
+        ("v2", T0 + 95.5, None),
+        (None, T0 + 17.25, T0 + 433.125),
+        ("v1", T0 + 130.0, T0 + 150.0),  # inside one bucket: raw rows only
+    ],
+)
+def test_node_stats_from_rollups_equal_exact(
+    store: TelemetryStore, version_id: str | None, since: float | None, until: float | None
+) -> None:
+    """Counts, errors, error types, sums and means from rollups equal the exact query's, for
+    whole-graph, one-version and unaligned windows, though batches were retried."""
+    exact = store.node_stats("g", version_id, since, until)
+    rolled = store.node_stats("g", version_id, since, until, source="rollups")
+    assert exact and sum(s.count for s in exact) > 0
+    _assert_matches(rolled, exact)
+
+
+def test_rollup_percentiles_within_sketch_error(store: TelemetryStore, database_url: str) -> None:
+    """Each node's p50/p95/p99 from rollups is within 1% of the exact value at that rank."""
+    query = "SELECT node_id, duration_ms FROM spark_spans WHERE status <> 'skipped'"
+    with get_engine(database_url).connect() as conn:
+        rows = conn.execute(text(query)).all()
+    by_node: dict[str, list[float]] = {}
+    for node_id, duration in rows:
+        by_node.setdefault(node_id, []).append(duration)
+    for stats in store.node_stats("g", source="rollups"):
+        for q, value in ((0.5, stats.p50_ms), (0.95, stats.p95_ms), (0.99, stats.p99_ms)):
+            exact = _lower_rank(by_node[stats.node_id], q)
+            assert abs(value - exact) <= RELATIVE_ACCURACY * exact
+
+
+def test_whole_run_rollups_equal_arm_moments(store: TelemetryStore, database_url: str) -> None:
+    """Whole-run rollup rows (node '') sum to the exact per-arm moments of the stored traces."""
+    query = """SELECT routing_arm, sum(n), sum(errors), sum(lat_sum), sum(lat_sq), sum(log_sum),
+                      sum(cost_sq), sum(err_lat), sum(lat_cost), sum(quality_n), sum(weight)
+               FROM spark_rollups WHERE node_id = '' GROUP BY routing_arm"""
+    with get_engine(database_url).connect() as conn:
+        totals = {row[0]: row[1:] for row in conn.execute(text(query))}
+    assert set(totals) == {"active", "candidate"}
+    for arm, (
+        n,
+        errors,
+        lat,
+        lat_sq,
+        log_sum,
+        cost_sq,
+        err_lat,
+        lat_cost,
+        q_n,
+        weight,
+    ) in totals.items():
+        m = store.arm_moments("g", routing_arm=arm)
+        assert (n, errors, q_n) == (m.runs, m.errors, m.quality.count)
+        assert weight == pytest.approx(m.runs)
+        expected = (m.latency.sum, m.latency.sum_squares, m.log_latency.sum, m.cost.sum_squares)
+        assert (lat, lat_sq, log_sum, cost_sq) == pytest.approx(expected, rel=1e-9)
+        assert (err_lat, lat_cost) == pytest.approx((m.error_latency, m.latency_cost), rel=1e-9)
+
+
+def test_a_retried_batch_adds_nothing(database_url: str) -> None:
+    """Writing the same batch again, or a batch half of which is stored, counts each span once."""
+    store = TelemetryStore(database_url)
+    runs = [factories.run(n_spans=2) for _ in range(6)]
+    store.write_runs(runs[:4])
+    store.write_runs(runs[:4])
+    store.write_runs(runs[2:])
+    rolled = store.node_stats("g", source="rollups")
+    assert [(s.node_id, s.count) for s in rolled] == [("n0", 6), ("n1", 6)]
+    assert rolled == store.node_stats("g", source="rollups")
