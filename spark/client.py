@@ -16,6 +16,7 @@ written off the request path by a batched recorder.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import ValidationError
@@ -45,6 +46,7 @@ from spark.rsi.contracts import (
 from spark.serving import VersionRouter
 from spark.settings import SparkSettings
 from spark.telemetry import RecorderStats, TelemetryConfig, TelemetryRecorder, TelemetryStore
+from spark.telemetry.feedback import FeedbackLike, checked_feedback, feedback_records
 from spark.temporal import RSI_WORKFLOW, connect, rsi_workflow_id
 
 
@@ -147,12 +149,23 @@ class SparkClient:
     def feedback(
         self, trace_id: str, score: float, label: str | None = None, source: str = "user"
     ) -> None:
-        """Attach a quality score to a finished run."""
-        self.flush()
-        self.telemetry.add_feedback(trace_id, score, label=label, source=source)
+        """Attach a quality score to a run. Queued and written with the telemetry, in batches
+        off the request path (``flush`` waits for it; a full queue refuses it, counted in
+        ``telemetry_dropped``); ``InvalidInputError`` for a non-finite score."""
+        self.feedback_many([checked_feedback(trace_id, score, label, source)])
+
+    def feedback_many(self, scores: Iterable[FeedbackLike]) -> int:
+        """Attach many scores at once (bulk labels): ``Feedback`` models or ``(trace_id,
+        score)`` pairs, all checked before any is queued. Returns how many were queued; the rest
+        were refused (queue full or client closed) and are counted in ``telemetry_dropped``."""
+        records = feedback_records(scores)
+        if not self._recorder.enabled:  # telemetry off: write them now, as before
+            self.telemetry.write_feedback(records)
+            return len(records)
+        return self._recorder.submit_feedback(records)
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Block until every run so far is written (through an outage unless ``timeout``
+        """Block until every run and score so far is written (through an outage unless ``timeout``
         seconds pass first: then False)."""
         return self._recorder.flush(timeout)
 

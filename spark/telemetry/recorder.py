@@ -13,6 +13,14 @@ halves written on their own, so only the runs it rejects alone are given up.
 ``stats.dropped`` is the one figure of runs that will never be written: refused at submit (queue
 full or recorder closed), rejected by the database, or abandoned when ``close`` has waited
 ``close_timeout_s`` for a database that is still away. Each kind is logged with its count.
+
+Feedback scores (``submit_feedback``) take the same road: queued with the runs (in the same
+bound), written in the same batches, retried through an outage, counted in the same counters
+(``stats.feedback_written`` says how many of ``written`` were scores), and covered by ``flush``.
+
+The writer also does the hashing the request path skipped: the runtime leaves input fingerprints
+empty for a sink that ``defers_fingerprints`` and the writer fills them in before writing
+(``spark.telemetry.fingerprints``).
 """
 
 from __future__ import annotations
@@ -26,12 +34,13 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, cast
 
 import structlog
 
 from spark.telemetry._bulk import is_connection_failure
-from spark.telemetry.models import RunTelemetry
+from spark.telemetry.fingerprints import complete_run
+from spark.telemetry.models import FeedbackRecord, RunTelemetry
 from spark.telemetry.sampling import trace_sampled
 
 log = structlog.get_logger(__name__)
@@ -49,9 +58,21 @@ class RunWriter(Protocol):
         ...
 
 
+class FeedbackWriter(Protocol):
+    """What the recorder writes scores through (``TelemetryStore.write_feedback``)."""
+
+    def write_feedback(self, records: Sequence[FeedbackRecord]) -> None:
+        """Persist a batch of scores in one transaction."""
+        ...
+
+
+Record = RunTelemetry | FeedbackRecord  # what the queue holds, besides flush markers
+
+
 @dataclass(frozen=True, slots=True)
 class RecorderStats:
-    """Counters of a recorder, in runs (``spans_written`` in spans, ``write_errors`` in attempts).
+    """Counters of a recorder, in records: runs and feedback scores (``spans_written`` in spans,
+    ``write_errors`` in attempts, ``feedback_written`` the scores among ``written``).
 
     ``submitted + refused == written + dropped + pending`` at every snapshot;
     ``dropped == refused + failed + abandoned``.
@@ -68,10 +89,12 @@ class RecorderStats:
     spans_written: int
     write_errors: int
     unsampled: int = 0  # runs not kept by trace sampling (never submitted, never dropped)
+    feedback_written: int = 0
 
 
 class TelemetryRecorder:
-    """Queues finished runs and writes them in batches from a background thread.
+    """Queues finished runs (and feedback scores) and writes them in batches from a background
+    thread.
 
     ``store`` is usually a ``TelemetryStore``; ``None`` makes a disabled recorder that ignores
     every run. With ``sampling_rate`` below 1 only the runs whose trace ``trace_sampled`` keeps
@@ -95,6 +118,7 @@ class TelemetryRecorder:
         sampling_rate: float = 1.0,
     ) -> None:
         self._store = store
+        self._feedback_written = 0
         self._sampling_rate = sampling_rate
         self._unsampled = 0
         self._batch_size = batch_size
@@ -105,7 +129,7 @@ class TelemetryRecorder:
         self._write_attempts = write_attempts
         self._retry_initial_s, self._retry_max_s = retry_initial_s, retry_max_s
         self._close_timeout_s = close_timeout_s
-        self._queue: deque[RunTelemetry | threading.Event] = deque()
+        self._queue: deque[Record | threading.Event] = deque()
         self._in_flight = self._in_flight_spans = 0  # runs (spans) of the batch being written
         self._in_flight_abandoned = False
         self._lock, self._wake, self._give_up = (
@@ -119,6 +143,8 @@ class TelemetryRecorder:
         self._outage_since: float | None = None
         self._log = log.bind(backend=store.backend if store else "disabled")
         self._thread = self._start_writer() if store is not None else None
+
+    defers_fingerprints = True  # the runtime leaves input hashing to the writer thread
 
     # -- request path -----------------------------------------------------------------------
 
@@ -140,6 +166,29 @@ class TelemetryRecorder:
             self._refused += 1
         self._warn_dropped()
 
+    def submit_feedback(self, records: Sequence[FeedbackRecord]) -> int:
+        """Queue scores for writing with the runs; how many were taken (the rest are refused,
+        counted, because the queue is full or the recorder closed)."""
+        if self._store is None:
+            return 0
+        with self._lock:
+            room = 0 if self._closed else max(self._max_queue - self._pending, 0)
+            taken = records[:room]
+            self._pending += len(taken)
+            self._submitted += len(taken)
+            self._refused += len(records) - len(taken)
+            self._queue.extend(taken)
+            if len(self._queue) >= self._batch_size:
+                self._wake.set()
+        if len(taken) < len(records):
+            self._warn_dropped()
+        return len(taken)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether this recorder writes anywhere (a disabled one ignores everything)."""
+        return self._store is not None
+
     def _sampled(self, run: RunTelemetry) -> RunTelemetry | None:
         """The run stamped with the sampling rate, or None (counted) when its trace is not kept."""
         rate = self._sampling_rate
@@ -149,7 +198,7 @@ class TelemetryRecorder:
             with self._lock:
                 self._unsampled += 1
             return None
-        return RunTelemetry(replace(run.trace, sampling_rate=rate), run.spans)
+        return replace(run, trace=replace(run.trace, sampling_rate=rate))
 
     # -- control ----------------------------------------------------------------------------
 
@@ -169,6 +218,7 @@ class TelemetryRecorder:
                 spans_written=self._spans_written,
                 write_errors=self._write_errors,
                 unsampled=self._unsampled,
+                feedback_written=self._feedback_written,
             )
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -264,29 +314,33 @@ class TelemetryRecorder:
             for marker in markers:
                 marker.set()
 
-    def _take_batch(self) -> tuple[list[RunTelemetry], list[threading.Event]]:
-        """Up to ``batch_size`` runs, stopping at a flush marker so it is set right after them.
+    def _take_batch(self) -> tuple[list[Record], list[threading.Event]]:
+        """Up to ``batch_size`` records, stopping at a flush marker so it is set right after them.
 
         The batch stays counted in ``pending`` (it is still in memory) until written or given up.
         """
-        runs: list[RunTelemetry] = []
+        runs: list[Record] = []
         markers: list[threading.Event] = []
         with self._lock:
             while self._queue and len(runs) < self._batch_size:
                 item = self._queue.popleft()
-                if isinstance(item, RunTelemetry):
-                    runs.append(item)
-                else:
+                if isinstance(item, threading.Event):
                     markers.append(item)
                     break
+                runs.append(item)
             self._in_flight, self._in_flight_abandoned = len(runs), False
-            self._in_flight_spans = sum(len(run.spans) for run in runs)
-        return runs, markers
+            self._in_flight_spans = _span_count(runs)
+        return [self._completed(item) for item in runs], markers
 
-    def _write(self, runs: list[RunTelemetry]) -> None:
+    def _completed(self, item: Record) -> Record:
+        """A run with its deferred fingerprints computed (and inputs stripped if not captured)."""
+        if not isinstance(item, RunTelemetry):
+            return item
+        run = complete_run(item)
+        return run if self._capture_inputs else _without_inputs(run)
+
+    def _write(self, runs: list[Record]) -> None:
         """Write ``runs``: through an outage for as long as it lasts, a rejection a few times."""
-        if not self._capture_inputs:
-            runs = [_without_inputs(run) for run in runs]
         delay, rejections = self._retry_initial_s, 0
         while True:
             error = self._try_write(runs)
@@ -302,7 +356,7 @@ class TelemetryRecorder:
                 return  # close abandoned this batch and everything queued
             delay = min(2 * delay, self._retry_max_s)
 
-    def _split_rejected(self, runs: list[RunTelemetry], error: Exception) -> None:
+    def _split_rejected(self, runs: list[Record], error: Exception) -> None:
         """Keep what the database accepts of a batch it keeps rejecting: each half is written on
         its own, down to the single runs it rejects, which alone are given up."""
         if len(runs) == 1:
@@ -313,17 +367,22 @@ class TelemetryRecorder:
             if not self._give_up.is_set():
                 self._write(half)
 
-    def _try_write(self, runs: list[RunTelemetry]) -> Exception | None:
+    def _try_write(self, runs: list[Record]) -> Exception | None:
         """One write attempt; the error it failed with, or None."""
         assert self._store is not None  # only an enabled recorder has a writer thread
+        traces = [item for item in runs if isinstance(item, RunTelemetry)]
+        scores = [item for item in runs if isinstance(item, FeedbackRecord)]
         try:
-            self._store.write_runs(runs)
+            if traces:
+                self._store.write_runs(traces)
+            if scores:
+                cast(FeedbackWriter, self._store).write_feedback(scores)
         except Exception as exc:  # the writer thread must survive any database failure
             self._note_write_error(runs, exc)
             return exc
         return None
 
-    def _note_write_error(self, runs: list[RunTelemetry], exc: Exception) -> None:
+    def _note_write_error(self, runs: list[Record], exc: Exception) -> None:
         """Count the failed attempt; log an outage once when it starts, other errors each time."""
         with self._lock:
             self._write_errors += 1
@@ -341,9 +400,10 @@ class TelemetryRecorder:
                 retry_max_s=self._retry_max_s,
             )
 
-    def _settle(self, runs: list[RunTelemetry], *, written: bool) -> None:
+    def _settle(self, runs: list[Record], *, written: bool) -> None:
         """Count ``runs`` of the batch in flight as written, or as failed (rejected)."""
-        count, spans = len(runs), sum(len(run.spans) for run in runs)
+        count, spans = len(runs), _span_count(runs)
+        scores = sum(isinstance(item, FeedbackRecord) for item in runs)
         with self._lock:
             self._in_flight -= count
             self._in_flight_spans -= spans
@@ -359,6 +419,7 @@ class TelemetryRecorder:
                     self._spans_written + spans,
                 )
                 self._batches += 1
+                self._feedback_written += scores
             else:
                 self._failed += count
         if written:
@@ -372,11 +433,13 @@ class TelemetryRecorder:
             "telemetry.store_recovered", outage_s=round(outage_s, 3), **asdict(self.stats)
         )
 
-    def _give_up_rejected(self, runs: list[RunTelemetry], error: Exception) -> None:
+    def _give_up_rejected(self, runs: list[Record], error: Exception) -> None:
         self._settle(runs, written=False)
         self._log.error(
-            "telemetry.run_rejected",
-            trace_id=runs[0].trace.trace_id,
+            "telemetry.run_rejected"
+            if isinstance(runs[0], RunTelemetry)
+            else "telemetry.feedback_rejected",
+            trace_id=_trace_id(runs[0]),
             failed=self.stats.failed,
             attempts=self._write_attempts,
             error_type=type(error).__name__,
@@ -387,11 +450,11 @@ class TelemetryRecorder:
         """Give up on every run still in memory (close timed out with the database away)."""
         with self._lock:
             self._give_up.set()
-            queued = [item for item in self._queue if isinstance(item, RunTelemetry)]
+            queued = [item for item in self._queue if not isinstance(item, threading.Event)]
             markers = [item for item in self._queue if isinstance(item, threading.Event)]
             self._queue.clear()
             count = len(queued) + self._in_flight
-            spans = sum(len(run.spans) for run in queued) + self._in_flight_spans
+            spans = _span_count(queued) + self._in_flight_spans
             self._in_flight_abandoned = self._in_flight > 0
             self._pending -= count
             self._abandoned += count
@@ -420,4 +483,12 @@ class TelemetryRecorder:
 
 
 def _without_inputs(run: RunTelemetry) -> RunTelemetry:
-    return RunTelemetry(replace(run.trace, inputs_json=None), run.spans)
+    return replace(run, trace=replace(run.trace, inputs_json=None))
+
+
+def _span_count(records: list[Record]) -> int:
+    return sum(len(item.spans) for item in records if isinstance(item, RunTelemetry))
+
+
+def _trace_id(record: Record) -> str:
+    return record.trace.trace_id if isinstance(record, RunTelemetry) else record.trace_id
