@@ -25,6 +25,8 @@ class ActivityDeps:
     experience: ExperienceStore
     nodes: NodeRegistry = field(default_factory=default_registry)
     generator: HypothesisGenerator = field(default_factory=RuleBasedGenerator)
+    # the worker's settings: the API keys a loop's own ``hypothesis_model`` is called with
+    settings: SparkSettings | None = None
 
     @classmethod
     def from_database_url(
@@ -47,4 +49,5 @@ class ActivityDeps:
             deployments=DeploymentStore(database_url),
             experience=ExperienceStore(database_url),
             generator=generator,
+            settings=settings,
         )

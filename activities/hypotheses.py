@@ -22,6 +22,7 @@ from spark.experience.policy import (
 from spark.graphs.spec import GraphSpec
 from spark.rsi.analysis import DiagnosticReport
 from spark.rsi.contracts import (
+    HypothesisModel,
     HypothesizeInput,
     HypothesizeResult,
     RankedHypothesis,
@@ -29,17 +30,22 @@ from spark.rsi.contracts import (
     ValidateInput,
     ValidateResult,
 )
+from spark.rsi.generator import HypothesisGenerator
 from spark.rsi.hypotheses import Hypothesis
+from spark.rsi.llm_generator import LLMGenerator, generator_for_model
 from spark.rsi.objectives import Objective, objective_of
 from spark.rsi.patterns import LearnedPattern, generator_hints
 from spark.rsi.ranking import in_ranked_order, rank_hypotheses
 from spark.rsi.validation import validate_hypothesis
+from spark.settings import SparkSettings
 
 CANDIDATE_POOL_FACTOR = 2
 """Generation asks for this many times ``max_hypotheses``: the generator orders its proposals by
 its own primary-metric impact and some may be skipped as already decided, so its first few must
 not decide which ones the owner's objective gets to rank."""
 MAX_CANDIDATE_POOL = 20
+MAX_LOOP_GENERATORS = 8
+"""Generators built for loops' own ``hypothesis_model`` kept per worker (oldest closed first)."""
 
 
 class HypothesisActivities:
@@ -47,6 +53,7 @@ class HypothesisActivities:
 
     def __init__(self, deps: ActivityDeps) -> None:
         self._deps = deps
+        self._loop_generators: dict[tuple[str, str], LLMGenerator] = {}
 
     @activity.defn(name="generate_hypotheses")
     @misuse_is_final
@@ -62,7 +69,7 @@ class HypothesisActivities:
         report = DiagnosticReport.model_validate(inp.report)
         learned = self._learned(inp.graph_id) if inp.use_patterns else []
         hints = generator_hints(learned, inp.graph_id)
-        proposed = self._deps.generator.generate(
+        proposed = self._generator(inp.hypothesis_model).generate(
             report,
             spec,
             patterns=hints,
@@ -114,6 +121,26 @@ class HypothesisActivities:
             decisions.append(_decision(hypothesis, fingerprint, verdict))
         experience.record_proposals(decisions)
         return verdicts
+
+    def _generator(self, wanted: HypothesisModel | None) -> HypothesisGenerator:
+        """The worker's generator, or the one for the model the loop's settings name (built
+        with the worker's key for its provider; ``ConfigurationError`` naming the variable
+        when the worker has none, so the cycle fails instead of using another model)."""
+        if wanted is None:
+            return self._deps.generator
+        key = (wanted.provider, wanted.model)
+        generator = self._loop_generators.get(key)
+        if generator is None:
+            settings = self._deps.settings or SparkSettings.from_env()
+            generator = generator_for_model(settings, wanted.provider, wanted.model)
+            self._keep(key, generator)
+        return generator
+
+    def _keep(self, key: tuple[str, str], generator: LLMGenerator) -> None:
+        if len(self._loop_generators) >= MAX_LOOP_GENERATORS:
+            oldest = next(iter(self._loop_generators))
+            self._loop_generators.pop(oldest).close()
+        self._loop_generators[key] = generator
 
     def _learned(self, graph_id: str) -> list[LearnedPattern]:
         """The graph's learned patterns and those across graphs (success and anti-patterns)."""

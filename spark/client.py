@@ -202,18 +202,20 @@ class SparkClient:
         max_cycles: int | None = None,
         settings: dict[str, Any] | None = None,
         replace_running: bool = False,
+        memo: dict[str, str] | None = None,
     ) -> WorkflowHandle[Any, RSIStatus]:
         """Start the graph's RSI workflow (id ``rsi-<graph_id>``).
 
         A running loop for the graph makes this fail (one loop per graph), unless
-        ``replace_running`` asks to terminate it first.
+        ``replace_running`` asks to terminate it first. ``memo`` adds human context (such as
+        the graph's version label) to the workflow's memo.
         """
         self.registry.get_graph(graph_id)
         self._check_settings(graph_id, settings or {})
         inp = RSIWorkflowInput(
             graph_id=graph_id, continuous=continuous, max_cycles=max_cycles, settings=settings or {}
         )
-        memo = self._memo(graph_id)
+        workflow_memo = {**(memo or {}), **self._memo(graph_id)}
         client = await self.temporal()
         await self._refuse_second_loop(client, graph_id)
         return await client.start_workflow(
@@ -223,7 +225,7 @@ class SparkClient:
             task_queue=self.settings.task_queue,
             result_type=RSIStatus,
             static_summary=f"RSI loop for graph {graph_id}",
-            memo=memo,
+            memo=workflow_memo,
             id_conflict_policy=(
                 WorkflowIDConflictPolicy.TERMINATE_EXISTING
                 if replace_running

@@ -369,6 +369,7 @@ class RSIWorkflow:
             objective=plan.settings.objective,
             change_kinds=plan.settings.change_kinds,
             use_patterns=plan.settings.use_patterns,
+            hypothesis_model=plan.settings.hypothesis_model,
         )
         proposed = await call("generate_hypotheses", arg, HypothesizeResult, summary="hypothesize")
         self._proposal = proposed

@@ -112,14 +112,15 @@ class ChatModel(abc.ABC):
 
     def __init__(
         self,
-        settings: LLMSettings | str,
+        settings: LLMSettings | str | None = None,
         *,
+        model_id: str | None = None,
         api_key: str | None = None,
         base_url: str | None = None,
         prices: PriceTable | None = None,
         context: NodeContext | None = None,
     ) -> None:
-        self.settings = LLMSettings(model=settings) if isinstance(settings, str) else settings
+        self.settings = _settings_of(settings, model_id)
         self.sdk = _sdk.import_sdk(self.provider)
         self.api_key = _api_key(api_key, self.api_key_var, self.provider)
         self.base_url = base_url or os.environ.get(self.base_url_var) or None
@@ -204,6 +205,15 @@ class ChatModel(abc.ABC):
             completion_tokens=completion.usage.completion_tokens,
             cost=completion.cost,
         )
+
+
+def _settings_of(settings: LLMSettings | str | None, model_id: str | None) -> LLMSettings:
+    """The settings given, or those of a model name (``model_id=``, the original's spelling)."""
+    if (settings is None) == (model_id is None):
+        raise SparkMisuseError("give a model: settings (or a model name) or model_id=, not both")
+    if isinstance(settings, LLMSettings):
+        return settings
+    return LLMSettings(model=settings or model_id)
 
 
 def _running_context() -> NodeContext | None:

@@ -92,6 +92,14 @@ def describe_errors(errors: list[ErrorDetails]) -> str:
     return "; ".join(parts)
 
 
+class HypothesisModel(_Model):
+    """The LLM that generates one loop's hypotheses: provider and model name, never a key (the
+    worker's ``OPENAI_API_KEY`` / ``ANTHROPIC_API_KEY`` and base URL are used)."""
+
+    provider: Literal["openai", "anthropic"]
+    model: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
+
+
 class RSISettings(_Model):
     """Effective cycle settings: system defaults < graph metadata ``rsi`` < workflow input."""
 
@@ -120,6 +128,11 @@ class RSISettings(_Model):
         min_length=1,
         max_length=len(get_args(ChangeKind)),
         description="only hypotheses made of these change operations are proposed; None: any",
+    )
+    hypothesis_model: HypothesisModel | None = Field(
+        default=None,
+        description="the LLM generating this loop's hypotheses; None: the worker's generator "
+        "(SPARK_GENERATOR)",
     )
     use_patterns: bool = Field(
         default=True,
@@ -458,6 +471,9 @@ class HypothesizeInput(_Model):
         default=None, description="only hypotheses made of these operations; None: any"
     )
     use_patterns: bool = Field(default=True, description="let learned patterns weigh proposals")
+    hypothesis_model: HypothesisModel | None = Field(
+        default=None, description="the settings' LLM for this cycle; None: the worker's generator"
+    )
 
 
 class RankedHypothesis(_Model):

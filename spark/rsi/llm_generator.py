@@ -590,13 +590,30 @@ def generator_from_settings(settings: SparkSettings) -> HypothesisGenerator:
     to the rules. Raises ``ConfigurationError`` when the provider's key is missing."""
     if settings.generator == "rules":
         return RuleBasedGenerator()
-    if settings.generator == "openai":
+    key, base_url = _provider_access(settings, settings.generator)
+    return LLMGenerator(
+        settings.generator, api_key=key, model=settings.llm_model, base_url=base_url
+    )
+
+
+def generator_for_model(settings: SparkSettings, provider: Provider, model: str) -> LLMGenerator:
+    """An ``LLMGenerator`` for ``model`` of ``provider`` with the worker's key and base URL (the
+    model a loop's settings name, ``hypothesis_model``). Raises ``ConfigurationError`` naming
+    the environment variable when the worker has no key for that provider: the loop asked for
+    that model, so the worker's own generator is no substitute."""
+    key, base_url = _provider_access(settings, provider)
+    if not key:
+        raise ConfigurationError(
+            f"the loop asks for {provider} model {model!r} to generate hypotheses, but this "
+            f"worker has no {provider} API key: set {API_KEY_VARS[provider]} on the worker"
+        )
+    return LLMGenerator(provider, api_key=key, model=model, base_url=base_url)
+
+
+def _provider_access(settings: SparkSettings, provider: str) -> tuple[str | None, str | None]:
+    """The worker's API key (None when unset) and base URL for ``provider``."""
+    if provider == "openai":
         key, base_url = settings.openai_api_key, settings.openai_base_url
     else:
         key, base_url = settings.anthropic_api_key, settings.anthropic_base_url
-    return LLMGenerator(
-        settings.generator,
-        api_key=key.get_secret_value() if key else None,
-        model=settings.llm_model,
-        base_url=base_url,
-    )
+    return (key.get_secret_value() if key else None), base_url

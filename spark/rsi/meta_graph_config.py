@@ -7,8 +7,10 @@ Every field of the original has a counterpart; each becomes an override of the g
 original field            here
 ========================  ==========================================================
 graph_id                  the registered graph the loop improves (workflow ``rsi-<id>``)
-graph_version             None (default): the version routing serves; a version id: the
-                          loop refuses to start unless that version is the one served
+graph_version             a label of the served version (e.g. "1.0.0"), recorded in the
+                          workflow's memo (``graph_version_label``); a version id
+                          (``v-`` + 16 hex digits): the loop refuses to start unless that
+                          version is the one served; None (default): no label
 analysis_window_hours     ``analysis_window_s`` (hours x 3600)
 max_hypotheses            ``max_hypotheses`` (1 to 20: a cycle with none tests nothing)
 hypothesis_types          ``change_kinds`` (see ``spark.rsi.hypothesis_types``); None
@@ -68,7 +70,10 @@ class RSIMetaGraphConfig(BaseModel):
 
     graph_id: str = Field(min_length=1, max_length=256)
     graph_version: str | None = Field(
-        default=None, description="None: the served version; else it must be the served one"
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="a label of the served version; a version id must be the served one",
     )
     analysis_window_hours: float = Field(default=24.0, gt=0, le=MAX_DURATION_S / HOUR_S)
     max_hypotheses: int = Field(default=3, ge=1, le=20)

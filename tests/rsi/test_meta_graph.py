@@ -22,8 +22,11 @@ from spark.errors import ConfigurationError
 from spark.experience import ExperienceStore
 from spark.graphs import Graph
 from spark.graphs.registry import default_registry
+from spark.models.openai import OpenAIModel
 from spark.rsi import ExperienceDatabase, RSIMetaGraph, RSIMetaGraphConfig
 from spark.rsi.contracts import ReviewDecision, RSIStatus
+from spark.rsi.llm_generator import generator_for_model
+from spark.settings import SparkSettings
 from spark.telemetry import TelemetryConfig
 from tests.integration.scenario import FAST_RSI
 from workflows.rsi import RSIWorkflow
@@ -214,14 +217,74 @@ def test_config_maps_onto_the_workflow_settings() -> None:
     }
 
 
-def test_a_model_is_refused_with_where_to_configure_it(tmp_path: Path) -> None:
-    """model=... is not silently ignored: the error says the worker's generator settings."""
-    with pytest.raises(ConfigurationError, match="SPARK_GENERATOR"):
+def test_a_model_that_is_not_a_chat_model_is_refused(tmp_path: Path) -> None:
+    """model=... takes a spark.models chat model (or a HypothesisModel); anything else is
+    refused, never silently ignored."""
+    with pytest.raises(ConfigurationError, match="takes an OpenAIModel, AnthropicModel"):
         RSIMetaGraph(
             config=RSIMetaGraphConfig(graph_id="g"),
             experience_db=ExperienceDatabase(tmp_path / "x.db"),
-            model=object(),
+            model=object(),  # type: ignore[arg-type]
         )
+
+
+def test_a_model_travels_as_provider_and_name_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """model=OpenAIModel(...) becomes the workflow setting hypothesis_model: provider and model
+    name, never the API key."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-never-in-history")
+    rsi = RSIMetaGraph(
+        config=RSIMetaGraphConfig(graph_id="g", graph_version="1.0.0"),
+        experience_db=ExperienceDatabase(tmp_path / "x.db"),
+        model=OpenAIModel(model_id="gpt-4o"),
+    )
+    overrides = rsi._overrides()
+    assert overrides["hypothesis_model"] == {"provider": "openai", "model": "gpt-4o"}
+    assert "sk-secret" not in repr(overrides)
+    assert rsi._memo() == {"graph_version_label": "1.0.0"}
+
+
+def test_worker_without_the_providers_key_names_the_variable() -> None:
+    """A loop asking for an Anthropic model on a worker with no ANTHROPIC_API_KEY fails with a
+    ConfigurationError naming the variable (no fallback to another generator)."""
+    settings = SparkSettings(openai_api_key="sk-test", anthropic_api_key=None)
+    with pytest.raises(ConfigurationError, match="set ANTHROPIC_API_KEY on the worker"):
+        generator_for_model(settings, "anthropic", "claude-3-5-haiku-latest")
+    generator = generator_for_model(settings, "openai", "gpt-4o")
+    assert generator.source == "llm:openai:gpt-4o"
+    generator.close()
+
+
+async def test_graph_version_label_is_recorded_and_a_foreign_id_refused(setup: Setup) -> None:
+    """graph_version "1.0.0" is a label: the cycle starts and the workflow memo records it; a
+    version id that is not the served one is refused before anything starts."""
+    graph = await production_graph(setup.db_path, "mg-label", requests=40)
+    config = RSIMetaGraphConfig(
+        graph_id="mg-label", graph_version="1.0.0", hypothesis_types=["node_replacement"]
+    )
+    async with setup.meta_graph(config) as rsi:
+        handle = await rsi.start(target_graph=graph)
+        memo = await (await handle.describe()).memo()
+        await handle.result()
+    assert memo["graph_version_label"] == "1.0.0" and memo["graph_id"] == "mg-label"
+    foreign = RSIMetaGraphConfig(graph_id="mg-label", graph_version="v-0123456789abcdef")
+    async with setup.meta_graph(foreign) as rsi:
+        with pytest.raises(ConfigurationError, match="no such version is stored"):
+            await rsi.start()
+
+
+async def test_target_graph_recording_telemetry_elsewhere_is_refused(tmp_path: Path) -> None:
+    """Telemetry, registry and experience share one database: a target graph whose telemetry
+    goes to another database than the loop's is refused, naming both."""
+    spec = build_spec("g", rsi=FAST_RSI)
+    graph = Graph.from_spec(spec, telemetry_config=TelemetryConfig.create_sqlite(tmp_path / "t.db"))
+    rsi = RSIMetaGraph(
+        config=RSIMetaGraphConfig(graph_id="g"), experience_db=ExperienceDatabase(tmp_path / "x.db")
+    )
+    with pytest.raises(ConfigurationError, match=r"records telemetry in .*t\.db.* but the loop"):
+        await rsi.run(target_graph=graph)
+    assert rsi._client is None
 
 
 async def test_target_graph_with_another_id_is_refused(tmp_path: Path) -> None:
