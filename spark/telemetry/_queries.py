@@ -92,15 +92,21 @@ def parse_percentiles(value: object) -> tuple[float, float, float]:
 
 
 def node_stats_sql(window: Window, postgres: bool) -> str:
-    """Per-node count, errors, latency percentiles, cost, tokens, attempts, cache and inputs."""
+    """Per-node count, errors, latency percentiles, cost, tokens, attempts, cache and inputs.
+
+    On PostgreSQL the grouping and the distinct count compare bytes (``COLLATE "C"``): node ids
+    and hex fingerprints need no linguistic order, and the distinct count's sort was 40% of the
+    query under the database's default collation. The count stays exact.
+    """
     node = 'node_id COLLATE "C"' if postgres else "node_id"
+    fingerprint = 'input_fingerprint COLLATE "C"' if postgres else "input_fingerprint"
     return f"""
         SELECT {node} AS node_id, count(*) AS n, {_ERRORS.format(p="")} AS errors,
                avg(duration_ms) AS mean_ms, {percentiles_sql("duration_ms", postgres)} AS pct,
                sum(cost) AS total_cost, avg(cost) AS mean_cost, sum(tokens) AS total_tokens,
                avg(attempts) AS mean_attempts,
                avg(CASE WHEN cache_hit THEN 1.0 ELSE 0.0 END) AS cache_hit_rate,
-               count(DISTINCT input_fingerprint) AS distinct_inputs,
+               count(DISTINCT {fingerprint}) AS distinct_inputs,
                count(input_fingerprint) AS fingerprinted
         FROM spark_spans
         WHERE {window.where()} AND status <> 'skipped'
