@@ -22,6 +22,7 @@ import json
 import platform
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -81,7 +82,7 @@ def _span(trace: TraceRecord, i: int, node: int) -> SpanRecord:
 
 def measure_limit(config: TelemetryConfig, runs: list[RunTelemetry]) -> float:
     """Spans/s of the bare driver writing the same rows, same batches, into a logged table with
-    no index: sqlite3 ``executemany`` or psycopg binary COPY (one ``write_row`` per row)."""
+    no index: sqlite3 ``executemany`` or psycopg binary COPY (``write_row`` mapped over the rows)."""
     store = config.open_store()
     rows = _bulk.span_rows(runs)
     per_batch = config.batch_size * len(runs[0].spans)
@@ -107,8 +108,7 @@ def _copy_rows(conn: psycopg.Connection[Any], rows: list[tuple[Any, ...]]) -> No
     sql = f"COPY bench_limit ({', '.join(_bulk.SPAN_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
     with conn.cursor() as cursor, cursor.copy(sql) as copy:
         copy.set_types(types)
-        for row in rows:
-            copy.write_row(row)
+        deque(map(copy.write_row, rows), maxlen=0)
 
 
 def _executemany_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
