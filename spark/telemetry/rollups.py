@@ -35,7 +35,7 @@ from spark.telemetry.sketch import (
     merge_distinct,
 )
 
-BUCKET_SECONDS = 60.0
+BUCKET_SECONDS = 3600.0
 TABLE = "spark_rollups"
 _KEYS_PER_SELECT = 1000  # 5 parameters a key: well under PostgreSQL's 65535
 WHOLE_RUN = ""

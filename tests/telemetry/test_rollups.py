@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import text
 
 from spark.db import get_engine
-from spark.telemetry import RunTelemetry, TelemetryStore
+from spark.telemetry import RunTelemetry, SpanRecord, TelemetryStore, TraceRecord
 from spark.telemetry.aggregates import NodeStats
+from spark.telemetry.rollups import BUCKET_SECONDS as BUCKET
 from spark.telemetry.sketch import RELATIVE_ACCURACY
 from tests.telemetry import factories
 from tests.telemetry.factories import T0
@@ -20,14 +21,14 @@ ERRORS = ("Timeout", "RateLimited", None)
 
 
 def _runs(rng: random.Random, count: int) -> list[RunTelemetry]:
-    """Runs over two versions and arms, ten minutes of start times, skewed latencies."""
+    """Runs over two versions and arms, six buckets of start times, skewed latencies."""
     runs = []
     for _ in range(count):
         failed = rng.random() < 0.1
         parent = factories.trace(
             version_id=rng.choice(("v1", "v2")),
             routing_arm=rng.choice(("active", "candidate")),
-            started_at=T0 + rng.uniform(0, 600),
+            started_at=T0 + rng.uniform(0, 6 * BUCKET),
             duration_ms=rng.lognormvariate(5, 1),
             status="error" if failed else "ok",
             cost=rng.uniform(0, 0.01),
@@ -37,12 +38,12 @@ def _runs(rng: random.Random, count: int) -> list[RunTelemetry]:
     return runs
 
 
-def _span(rng: random.Random, parent: object, node: str) -> object:
+def _span(rng: random.Random, parent: TraceRecord, node: str) -> SpanRecord:
     status = rng.choices(("ok", "error", "skipped"), weights=(80, 12, 8))[0]
     return factories.span(
-        parent,  # type: ignore[arg-type]
+        parent,
         node,
-        started_at=parent.started_at + rng.uniform(0, 0.5),  # type: ignore[attr-defined]
+        started_at=parent.started_at + rng.uniform(0, 0.5),
         duration_ms=rng.lognormvariate(3, 1.2) if rng.random() > 0.02 else 0.0,
         status=status,
         error_type=rng.choice(ERRORS) if status == "error" else None,
@@ -57,7 +58,7 @@ def _span(rng: random.Random, parent: object, node: str) -> object:
 def _write_with_retries(store: TelemetryStore, runs: list[RunTelemetry]) -> None:
     """Random batches; some sent twice (a retry), some overlapping the previous batch."""
     rng = random.Random(5)
-    start, previous = 0, []
+    start, previous = 0, list[RunTelemetry]()
     while start < len(runs):
         batch = runs[start : start + rng.randint(1, 40)]
         start += len(batch)
@@ -96,9 +97,9 @@ def _lower_rank(values: list[float], q: float) -> float:
     [
         (None, None, None),
         ("v1", None, None),
-        ("v2", T0 + 95.5, None),
-        (None, T0 + 17.25, T0 + 433.125),
-        ("v1", T0 + 130.0, T0 + 150.0),  # inside one bucket: raw rows only
+        ("v2", T0 + 0.95 * BUCKET, None),
+        (None, T0 + 0.17 * BUCKET, T0 + 4.33 * BUCKET),
+        ("v1", T0 + 1.3 * BUCKET, T0 + 1.5 * BUCKET),  # inside one bucket: raw rows only
     ],
 )
 def test_node_stats_from_rollups_equal_exact(
