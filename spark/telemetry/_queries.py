@@ -14,8 +14,11 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from spark.telemetry import _statistics
+
 QUANTILES = (0.5, 0.95, 0.99)
 _SQLITE_FUNCTIONS_READY = "spark_percentiles_ready"
+_SQLITE_STATISTICS_SEEN = "spark_statistics_generation"
 _SQLITE_MMAP_BYTES = 256 * 1024 * 1024
 _ERRORS = "sum(CASE WHEN {p}status = 'error' THEN 1 ELSE 0 END)"
 _QUALITY = (
@@ -238,3 +241,13 @@ def _register_on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> No
         dbapi_connection.create_aggregate("spark_percentiles", 1, _Percentiles)
         dbapi_connection.execute(f"PRAGMA mmap_size={_SQLITE_MMAP_BYTES}")
         record.info[_SQLITE_FUNCTIONS_READY] = True
+    _reload_statistics_if_changed(dbapi_connection, record)
+
+
+def _reload_statistics_if_changed(dbapi_connection: Any, record: Any) -> None:
+    """A pooled connection plans with the statistics it read at open; after an ``ANALYZE``
+    elsewhere it must reload them or keep walking the index a stale plan chose."""
+    current = _statistics.generation()
+    if record.info.setdefault(_SQLITE_STATISTICS_SEEN, current) != current:
+        dbapi_connection.execute("ANALYZE sqlite_schema")
+        record.info[_SQLITE_STATISTICS_SEEN] = current

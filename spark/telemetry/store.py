@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ from sqlalchemy.engine import Row
 
 from spark.db import get_engine, is_postgres, normalize_url
 from spark.errors import InvalidInputError
-from spark.telemetry import _bulk, _queries, rollups
+from spark.telemetry import _bulk, _queries, _statistics, rollups
 from spark.telemetry._queries import Window
 from spark.telemetry.aggregates import (
     ArmMoments,
@@ -60,6 +61,7 @@ class TelemetryStore:
         self.backend: str = self._engine.dialect.name
         if not self.is_postgres:
             _queries.install_sqlite_functions(self._engine)
+        self._analyze = None if self.is_postgres else _statistics.AnalyzeSchedule()
         self._log = log.bind(backend=self.backend)
 
     # -- writes -----------------------------------------------------------------------------
@@ -73,6 +75,24 @@ class TelemetryStore:
         with self._raw_transaction() as connection:
             stored_traces, stored_spans = writer(connection, traces, spans)
             rollups.record(connection, self.is_postgres, runs, stored_traces, stored_spans)
+        if self._analyze is not None and self._analyze.due(len(stored_spans)):
+            self._analyze_after_load()
+
+    def refresh_statistics(self) -> None:
+        """``ANALYZE`` the database (SQLite's planner has no statistics until asked; the store
+        asks on its own after bulk loads, see ``spark.telemetry._statistics``)."""
+        started = time.perf_counter()
+        with self._raw_transaction() as connection:
+            connection.execute("ANALYZE")
+        _statistics.statistics_changed()
+        self._log.info("telemetry.analyzed", seconds=round(time.perf_counter() - started, 3))
+
+    def _analyze_after_load(self) -> None:
+        """Statistics are an optimisation: the batch is stored, a failed ANALYZE is only logged."""
+        try:
+            self.refresh_statistics()
+        except sqlite3.Error as exc:
+            self._log.warning("telemetry.analyze_failed", error=str(exc))
 
     def add_feedback(
         self, trace_id: str, score: float, label: str | None = None, source: str = "user"

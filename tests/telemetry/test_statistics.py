@@ -1,0 +1,87 @@
+"""SQLite planner statistics after bulk loads: the schedule, and the store running ANALYZE."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from spark.db import get_engine
+from spark.telemetry import TelemetryStore, _statistics
+from spark.telemetry._queries import Window, node_stats_sql
+from spark.telemetry._statistics import AnalyzeSchedule
+from spark.telemetry.models import RunTelemetry
+from tests.telemetry import factories
+from tests.telemetry.factories import T0
+
+
+def _stat_rows(url: str) -> int:
+    with get_engine(url).connect() as conn:
+        exists = conn.execute(
+            text("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")
+        ).scalar_one()
+        if not exists:
+            return 0
+        return int(conn.execute(text("SELECT count(*) FROM sqlite_stat1")).scalar_one())
+
+
+def test_schedule_is_due_once_per_tenfold_growth() -> None:
+    """Due when the total first reaches 100, then not again until 1,000, then 10,000."""
+    schedule = AnalyzeSchedule(first=100)
+    answers = [schedule.due(40) for _ in range(30)]  # totals 40, 80, ..., 1200
+    due_at = [40 * (i + 1) for i, due in enumerate(answers) if due]
+    assert due_at == [120, 1000]
+
+
+def test_one_large_batch_crossing_several_thresholds_is_due_once() -> None:
+    """A batch that jumps past 100 and 1,000 at once asks for one ANALYZE, next due at 10,000."""
+    schedule = AnalyzeSchedule(first=100)
+    assert schedule.due(5_000) is True
+    assert schedule.due(4_000) is False
+    assert schedule.due(1_000) is True
+
+
+def _runs(first: int) -> list[RunTelemetry]:
+    """100 runs of graph ``g`` over four versions, ten spans each, one second apart."""
+    return [
+        factories.run(n_spans=10, graph_id="g", version_id=f"v{i % 4}", started_at=T0 + i)
+        for i in range(first, first + 100)
+    ]
+
+
+def _whole_graph_plans(url: str) -> list[str]:
+    """The whole-graph node_stats plan on two pooled connections checked out at once."""
+    window, engine = Window("g"), get_engine(url)
+    sql = text("EXPLAIN QUERY PLAN " + node_stats_sql(window, postgres=False))
+    with engine.connect() as first, engine.connect() as second:
+        plans = [conn.execute(sql, window.params()).all() for conn in (first, second)]
+    return [" / ".join(str(row[-1]) for row in plan) for plan in plans]
+
+
+def test_sqlite_store_analyzes_after_a_bulk_load(
+    sqlite_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the spans written cross the first threshold the planner has statistics, and a
+    whole-graph node_stats, even on a pooled connection that planned before, scans the table
+    instead of walking the graph index."""
+    monkeypatch.setattr(_statistics, "FIRST_ANALYZE_SPANS", 1_500)
+    store = TelemetryStore(sqlite_database_url)
+    store.write_runs(_runs(0))
+    assert _stat_rows(sqlite_database_url) == 0
+    for plan in _whole_graph_plans(sqlite_database_url):
+        assert "USING INDEX ix_spark_spans_graph_version_started" in plan
+    store.write_runs(_runs(100))
+    assert _stat_rows(sqlite_database_url) > 0
+    for plan in _whole_graph_plans(sqlite_database_url):
+        assert plan.startswith("SCAN spark_spans")
+
+
+def test_refresh_statistics_runs_on_postgres_too(postgres_database_url: str) -> None:
+    """The explicit refresh works on PostgreSQL (whose writes never schedule one)."""
+    store = TelemetryStore(postgres_database_url)
+    store.write_runs([factories.run(n_spans=3)])
+    store.refresh_statistics()
+    with get_engine(postgres_database_url).connect() as conn:
+        analyzed = conn.execute(
+            text("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'spark_spans'")
+        ).scalar_one()
+    assert analyzed is not None
