@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,6 +96,47 @@ class _RunRequest:
 _TelemetryMode = str  # "off" (no sink), "eager" (fingerprints now), "deferred" (sink hashes)
 
 
+@dataclass(slots=True, frozen=True)
+class _Topology:
+    """What scheduling reads of a spec, indexed once per spec instead of once per node."""
+
+    nodes: dict[str, NodeSpec]
+    entries: frozenset[str]
+    predecessors: dict[str, list[str]]
+    successors: dict[str, list[str]]
+    outgoing: dict[str, list[EdgeSpec]]
+    in_degree: dict[str, int]
+    roots: list[str]  # nodes without predecessors, in spec order
+    node_list: tuple[NodeSpec, ...]  # the spec's own objects, to notice a replaced node or edge
+    edges: tuple[EdgeSpec, ...]
+
+
+def topology_of(spec: GraphSpec) -> _Topology:
+    """Index ``spec``'s nodes and edges for the scheduler."""
+    predecessors = {node.id: spec.predecessors(node.id) for node in spec.nodes}
+    successors: dict[str, list[str]] = {node.id: [] for node in spec.nodes}
+    outgoing: dict[str, list[EdgeSpec]] = {node.id: [] for node in spec.nodes}
+    for node_id, sources in predecessors.items():
+        for source in sources:
+            successors[source].append(node_id)
+    for edge in spec.edges:
+        outgoing[edge.source].append(edge)
+    return _Topology(
+        nodes={node.id: node for node in spec.nodes},
+        entries=frozenset(node.id for node in spec.nodes if spec.is_entry(node.id)),
+        predecessors=predecessors,
+        successors=successors,
+        outgoing=outgoing,
+        in_degree={node_id: len(sources) for node_id, sources in predecessors.items()},
+        roots=[node_id for node_id, sources in predecessors.items() if not sources],
+        node_list=tuple(spec.nodes),
+        edges=tuple(spec.edges),
+    )
+
+
+_TOPOLOGY_CACHE_SIZE = 256
+
+
 class GraphRuntime:
     """Runs graph specs: concurrency, per-node policies, telemetry, replay."""
 
@@ -111,6 +152,7 @@ class GraphRuntime:
         self.sink = sink
         self.clock = clock
         self.cache = ResultCache(cache_max_entries, clock)
+        self._topologies: dict[int, tuple[GraphSpec, _Topology]] = {}
 
     async def run(
         self,
@@ -143,6 +185,18 @@ class GraphRuntime:
             self._submit(execution.telemetry(routing_arm, routing_key))
         return execution.result()
 
+    def topology(self, spec: GraphSpec) -> _Topology:
+        """``spec``'s scheduling index, kept for the spec object (rebuilt if its node or edge
+        list is replaced; specs are not edited in place once parsed)."""
+        cached = self._topologies.get(id(spec))
+        if cached is not None and cached[0] is spec and _same_lists(cached[1], spec):
+            return cached[1]
+        if len(self._topologies) >= _TOPOLOGY_CACHE_SIZE:
+            self._topologies.clear()
+        topology = topology_of(spec)
+        self._topologies[id(spec)] = (spec, topology)
+        return topology
+
     def _telemetry_mode(self) -> _TelemetryMode:
         if self.sink is None:
             return "off"
@@ -155,6 +209,14 @@ class GraphRuntime:
             self.sink.submit(run)
         except Exception:
             log.exception("telemetry_submit_failed", trace_id=run.trace.trace_id)
+
+
+def _same_lists(topology: _Topology, spec: GraphSpec) -> bool:
+    return _same_items(topology.node_list, spec.nodes) and _same_items(topology.edges, spec.edges)
+
+
+def _same_items(kept: tuple[Any, ...], current: list[Any]) -> bool:
+    return len(kept) == len(current) and all(a is b for a, b in zip(kept, current, strict=True))
 
 
 def check_inputs(spec: GraphSpec, inputs: Mapping[str, Any]) -> None:
@@ -230,13 +292,8 @@ class _Execution:
         self.resolved = resolved
         self.state: dict[str, Any] = dict(request.inputs)
         self.written: dict[str, None] = {}
-        self.nodes = {node.id: node for node in self.spec.nodes}
-        self.predecessors = {node.id: self.spec.predecessors(node.id) for node in self.spec.nodes}
-        self.unsettled = {node_id: len(sources) for node_id, sources in self.predecessors.items()}
-        self.successors: dict[str, list[str]] = {node.id: [] for node in self.spec.nodes}
-        for node_id, sources in self.predecessors.items():
-            for source in sources:
-                self.successors[source].append(node_id)
+        self.topology = runtime.topology(self.spec)
+        self.unsettled = dict(self.topology.in_degree)
         self.active_edges: set[tuple[str, str]] = set()
         self.spans: dict[str, SpanRecord] = {}
         self.running: dict[str, tuple[float, NodeContext]] = {}
@@ -252,9 +309,7 @@ class _Execution:
         """Run every node once it is ready, stop at the first failure, account for every node."""
         self.finished = asyncio.get_running_loop().create_future()
         try:
-            self._start(
-                self._ready(node.id for node in self.spec.nodes if not self.unsettled[node.id])
-            )
+            self._start(self._ready(self.topology.roots))
             if self.tasks:
                 await self.finished
         finally:
@@ -293,8 +348,11 @@ class _Execution:
                 self._record_cancelled(current)
                 raise
             ready = self._settle(current.id)
-            current = ready.pop() if len(ready) == 1 else None
-            self._start(ready)
+            if len(ready) == 1:
+                current = ready[0]
+            else:
+                current = None
+                self._start(ready)
 
     def _settle(self, node_id: str) -> list[NodeSpec]:
         """Mark ``node_id`` settled; the successors now ready to execute, in spec order (those
@@ -303,7 +361,7 @@ class _Execution:
 
     def _newly_ready(self, node_id: str) -> list[str]:
         ready = []
-        for target in self.successors[node_id]:
+        for target in self.topology.successors[node_id]:
             self.unsettled[target] -= 1
             if not self.unsettled[target]:
                 ready.append(target)
@@ -313,7 +371,7 @@ class _Execution:
         ready: list[NodeSpec] = []
         pending = list(node_ids)
         while pending:
-            node = self.nodes[pending.pop(0)]
+            node = self.topology.nodes[pending.pop(0)]
             if self._activated(node) and not self.aborted:
                 ready.append(node)
             else:
@@ -322,9 +380,10 @@ class _Execution:
         return ready
 
     def _activated(self, node: NodeSpec) -> bool:
-        if self.spec.is_entry(node.id):
+        if node.id in self.topology.entries:
             return True
-        return any((source, node.id) in self.active_edges for source in self.predecessors[node.id])
+        sources = self.topology.predecessors[node.id]
+        return any((source, node.id) in self.active_edges for source in sources)
 
     async def _execute(self, node: NodeSpec) -> None:
         ctx = self._context(node)
@@ -332,7 +391,10 @@ class _Execution:
         fingerprint = self._fingerprint(node, inputs)
         started = self.runtime.clock()
         self.running[node.id] = (started, ctx)
-        outcome = await self._outcome(node, inputs, ctx, fingerprint)
+        if self._replayed(node):
+            outcome = self._recorded_outcome(node)
+        else:
+            outcome = await self._policy_outcome(node, inputs, ctx, fingerprint)
         self._record(self._executed_span(node, started, ctx, outcome, fingerprint))
         if outcome.error is not None:
             self._fail(node, outcome.error, outcome.attempts)
@@ -352,22 +414,16 @@ class _Execution:
         return _replayed(node, self.request.replay_outputs)
 
     def _context(self, node: NodeSpec) -> NodeContext:
+        request = self.request
         return NodeContext(
-            node_id=node.id,
-            node_type=node.type,
-            config=node.config,
-            graph_id=self.spec.id,
-            version_id=self.request.version_id,
-            trace_id=self.request.trace_id,
+            node.id, node.type, node.config, self.spec.id, request.version_id, request.trace_id
         )
 
-    async def _outcome(
+    def _policy_outcome(
         self, node: NodeSpec, inputs: dict[str, Any], ctx: NodeContext, fingerprint: str | None
-    ) -> PolicyOutcome:
-        if self._replayed(node):
-            return self._recorded_outcome(node)
+    ) -> Coroutine[Any, Any, PolicyOutcome]:
         key = (self.request.version_id, node.id, fingerprint) if fingerprint else None
-        return await execute_node(
+        return execute_node(
             self.resolved.impls[node.id],
             inputs,
             ctx,
@@ -403,8 +459,8 @@ class _Execution:
     def _apply(self, node: NodeSpec, output: dict[str, Any]) -> None:
         self.state.update(output)
         self.written.update(dict.fromkeys(output))
-        for edge in self.spec.edges:
-            if edge.source == node.id and _edge_holds(edge, self.state):
+        for edge in self.topology.outgoing[node.id]:
+            if _edge_holds(edge, self.state):
                 self.active_edges.add(edge.key)
 
     def _record(self, span: SpanRecord) -> None:
@@ -459,17 +515,37 @@ class _Execution:
             cost=ctx.usage.cost if ctx is not None else 0.0,
         )
 
-    def _span(self, node: NodeSpec, started: float, **fields: Any) -> SpanRecord:
-        return SpanRecord(
-            span_id=new_span_id(),
-            trace_id=self.request.trace_id,
-            graph_id=self.spec.id,
-            version_id=self.request.version_id,
-            node_id=node.id,
-            node_type=node.type,
-            started_at=started,
-            duration_ms=_ms(self.runtime.clock() - started),
-            **fields,
+    def _span(
+        self,
+        node: NodeSpec,
+        started: float,
+        status: SpanStatus,
+        error_type: str | None = None,
+        attempts: int = 1,
+        cache_hit: bool = False,
+        tokens: int = 0,
+        cost: float = 0.0,
+        input_fingerprint: str | None = None,
+        output_json: str | None = None,
+    ) -> SpanRecord:
+        request = self.request
+        return SpanRecord(  # positional: this runs once per node on the request path
+            new_span_id() if request.telemetry != "off" else "",  # no id nobody reads
+            request.trace_id,
+            self.spec.id,
+            request.version_id,
+            node.id,
+            node.type,
+            started,
+            _ms(self.runtime.clock() - started),
+            status,
+            error_type,
+            attempts,
+            cache_hit,
+            tokens,
+            cost,
+            input_fingerprint,
+            output_json,
         )
 
     def telemetry(self, routing_arm: RoutingArm, routing_key: str | None) -> RunTelemetry:
