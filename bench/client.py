@@ -13,7 +13,8 @@ measured in interleaved rounds (so machine load hits them alike):
   to a fresh SQLite file while the requests run.
 
 Per-node figures are each request's duration divided by the node count; the client's overhead
-is its percentile minus the runtime's. Feedback: scores/s of ``client.feedback`` (then a flush)
+is its percentile minus the runtime's. The writer works during the client's rounds (it wakes at
+500 queued runs), and what it has left at the end of a round is flushed untimed before the next. Feedback: scores/s of ``client.feedback`` (then a flush)
 and of ``client.feedback_many``, each counted until every score is in the table.
 """
 
@@ -105,6 +106,7 @@ async def measure_request_path(client: SparkClient, args: argparse.Namespace) ->
     for _ in range(args.rounds):
         for name, call in calls.items():
             await _time(call, per_round, samples[name])
+        client.flush()  # untimed: the writer's leftovers do not spill into the next round
     figures = {name: _per_node_us(values, nodes) for name, values in samples.items()}
     return _with_ratios(figures)
 

@@ -38,9 +38,10 @@ class SpanRecord:
     output_json: str | None = None  # recorded only for nodes tagged side_effects (for replay)
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class TraceRecord:
-    """One graph run."""
+    """One graph run. Treat it as immutable (``dataclasses.replace``); not frozen, for the
+    request path's sake, like ``SpanRecord``."""
 
     trace_id: str
     graph_id: str

@@ -1,0 +1,215 @@
+"""The request path does only the work someone needs: fingerprints only for a cache or a sink,
+no timeout scope for a node without a timeout, a chain scheduled in one task (issue 11)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+
+from spark.graphs import GraphRuntime, NodeContext, NodeRegistry, node
+from spark.graphs import runtime as runtime_module
+from spark.graphs.policies import input_fingerprint
+from spark.telemetry import TelemetryRecorder
+from spark.telemetry.fingerprints import complete_run
+from spark.telemetry.models import CapturedInputs, RunTelemetry
+from spark.telemetry.sampling import trace_sampled
+from tests.graphs.helpers import ListSink, make_spec
+from tests.telemetry import factories
+
+
+class DeferringSink(ListSink):
+    """A sink that takes runs with their fingerprints left to compute (as the recorder does)."""
+
+    defers_fingerprints = True
+
+
+@pytest.fixture
+def counted_fingerprints(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every value the runtime fingerprints on the request path."""
+    calls: list[Any] = []
+
+    def counting(value: Any) -> str | None:
+        calls.append(value)
+        return input_fingerprint(value)
+
+    monkeypatch.setattr(runtime_module, "input_fingerprint", counting)
+    return calls
+
+
+def _register_step(registry: NodeRegistry) -> None:
+    @node("step", registry=registry)
+    async def step(inputs: dict[str, Any], ctx: NodeContext) -> dict[str, Any]:
+        return {ctx.node_id: inputs.get("q")}
+
+
+def _chain(registry: NodeRegistry, length: int, **config: Any) -> Any:
+    _register_step(registry)
+    ids = [f"n{i}" for i in range(length)]
+    nodes = [{"id": i, "type": "step", "inputs": ["q"], "config": config} for i in ids]
+    return make_spec(nodes, list(itertools.pairwise(ids)), inputs=["q"])
+
+
+async def test_no_fingerprint_without_a_cache_or_a_sink(
+    registry: NodeRegistry, counted_fingerprints: list[Any]
+) -> None:
+    """Telemetry off and no cached node: nothing is hashed, the run still succeeds."""
+    result = await GraphRuntime(registry).run(_chain(registry, 3), {"q": "x"}, version_id="v1")
+
+    assert result.ok and result.outputs == {"n0": "x", "n1": "x", "n2": "x"}
+    assert counted_fingerprints == []
+
+
+async def test_a_cached_node_is_fingerprinted_for_its_cache_key(
+    registry: NodeRegistry, counted_fingerprints: list[Any]
+) -> None:
+    """Without a sink, only the cache needs the fingerprint: one per executed cached node."""
+    runtime = GraphRuntime(registry)
+    spec = _chain(registry, 2, cache_ttl_s=60)
+
+    await runtime.run(spec, {"q": "x"}, version_id="v1")
+    assert len(counted_fingerprints) == 2
+    assert len(runtime.cache) == 2
+
+
+async def test_a_deferring_sink_gets_the_inputs_and_the_writer_hashes_them(
+    registry: NodeRegistry, counted_fingerprints: list[Any]
+) -> None:
+    """A sink that defers fingerprints costs the request no hashing; completing the run gives
+    the very fingerprints an eager sink gets on the request path."""
+    spec = _chain(registry, 3)
+    deferring, eager = DeferringSink(), ListSink()
+
+    await GraphRuntime(registry, deferring).run(spec, {"q": "x"}, version_id="v1", trace_id="t")
+    assert counted_fingerprints == []
+    await GraphRuntime(registry, eager).run(spec, {"q": "x"}, version_id="v1", trace_id="t")
+    assert len(counted_fingerprints) == 3
+
+    (deferred,), (hashed,) = deferring.runs, eager.runs
+    assert deferred.trace.input_fingerprint is None
+    assert {span.input_fingerprint for span in deferred.spans} == {None}
+    completed = complete_run(deferred)
+    assert completed.captured is None
+    assert completed.trace.input_fingerprint == hashed.trace.input_fingerprint is not None
+    assert [s.input_fingerprint for s in completed.spans] == [
+        s.input_fingerprint for s in hashed.spans
+    ]
+    assert deferred.trace.inputs_json == hashed.trace.inputs_json == '{"q":"x"}'
+
+
+async def test_a_run_without_capture_is_completed_unchanged() -> None:
+    """``complete_run`` leaves a run that was already hashed as it is."""
+    run = factories.run(2, input_fingerprint="fp")
+    assert complete_run(run) is run
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch, name: str) -> list[Any]:
+    calls: list[Any] = []
+    original: Callable[..., Any] = getattr(asyncio, name)
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(asyncio, name, counting)
+    return calls
+
+
+async def test_only_nodes_with_a_timeout_enter_a_timeout_scope(
+    registry: NodeRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Of three nodes, the one with ``timeout_s`` is the only call wrapped in asyncio.timeout;
+    the one with retries and the plain one are not."""
+    scopes = _counting(monkeypatch, "timeout")
+    _register_step(registry)
+    spec = make_spec(
+        [
+            {"id": "plain", "type": "step", "inputs": ["q"]},
+            {"id": "retried", "type": "step", "inputs": ["q"], "config": {"retries": 2}},
+            {"id": "bounded", "type": "step", "inputs": ["q"], "config": {"timeout_s": 5}},
+        ],
+        [("plain", "retried"), ("retried", "bounded")],
+        inputs=["q"],
+    )
+
+    result = await GraphRuntime(registry).run(spec, {"q": "x"}, version_id="v1")
+
+    assert result.ok
+    assert scopes == [(5.0,)]
+
+
+async def test_a_node_timeout_still_fails_the_run(registry: NodeRegistry) -> None:
+    """A node with neither retries nor fallback (the one-call path) is still bounded by
+    ``timeout_s``: the run fails with NodeTimeoutError and the next node never starts."""
+
+    @node("hang", registry=registry)
+    async def hang(inputs: dict[str, Any], ctx: NodeContext) -> dict[str, Any]:
+        await asyncio.sleep(30)
+        return {}
+
+    _register_step(registry)
+    spec = make_spec(
+        [{"id": "h", "type": "hang", "config": {"timeout_s": 0.01}}, {"id": "s", "type": "step"}],
+        [("h", "s")],
+    )
+
+    result = await GraphRuntime(registry).run(spec, {}, version_id="v1")
+
+    assert (result.status, result.error_type, result.failed_node_id) == (
+        "error",
+        "NodeTimeoutError",
+        "h",
+    )
+    assert result.node_statuses == {"h": "error", "s": "skipped"}
+
+
+async def test_a_chain_runs_in_one_task_and_branches_in_their_own(
+    registry: NodeRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chain of five nodes costs one task; a fan-out to two branches adds one per branch."""
+    tasks = _counting(monkeypatch, "create_task")
+    chain = _chain(registry, 5)
+
+    await GraphRuntime(registry).run(chain, {"q": "x"}, version_id="v1")
+    assert len(tasks) == 1
+
+    tasks.clear()
+    fan_out = make_spec(
+        [{"id": i, "type": "step", "inputs": ["q"]} for i in ("a", "b", "c")],
+        [("a", "b"), ("a", "c")],
+        inputs=["q"],
+    )
+    result = await GraphRuntime(registry).run(fan_out, {"q": "x"}, version_id="v1")
+    assert result.ok and len(tasks) == 3
+
+
+class BatchWriter:
+    """A writer keeping the batches the recorder hands it."""
+
+    backend = "memory"
+
+    def __init__(self) -> None:
+        self.runs: list[RunTelemetry] = []
+
+    def write_runs(self, runs: Sequence[RunTelemetry]) -> None:
+        """Keep ``runs``."""
+        self.runs.extend(runs)
+
+
+def test_the_recorder_hashes_deferred_inputs_even_for_a_sampled_trace() -> None:
+    """Through trace sampling (which re-stamps the trace) the capture survives: the writer
+    fills in the span's fingerprint from the inputs the node ran on."""
+    trace_id = next(f"t{i}" for i in range(1000) if trace_sampled(f"t{i}", 0.5))
+    parent = factories.trace(trace_id=trace_id)
+    run = RunTelemetry(parent, [factories.span(parent, "n0")], CapturedInputs({"n0": {"q": 1}}))
+    writer = BatchWriter()
+    with TelemetryRecorder(writer, sampling_rate=0.5) as recorder:
+        recorder.submit(run)
+        assert recorder.flush(timeout=10)
+
+    (written,) = writer.runs
+    assert written.trace.sampling_rate == 0.5
+    assert written.spans[0].input_fingerprint == input_fingerprint({"q": 1}) is not None
