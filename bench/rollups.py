@@ -49,7 +49,7 @@ def make_runs(spans: int, spans_per_run: int, hours: float) -> list[RunTelemetry
 def rollups_disabled() -> Iterator[None]:
     """``write_runs`` without the rollup update (the baseline of the ingest overhead)."""
     original = rollups.record
-    rollups.record = lambda *args, **kwargs: None  # type: ignore[assignment]
+    rollups.record = lambda *args, **kwargs: None
     try:
         yield
     finally:

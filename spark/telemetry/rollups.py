@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -174,28 +175,30 @@ def group_rows(
 
     ``names`` are the rows' column names; a span's routing arm is its trace's, from ``arms``.
     """
-    at = {name: index for index, name in enumerate(names)}
     groups: dict[Key, list[Sequence[Any]]] = {}
-    for row in rows:
-        key = _key(row, at, arms, node)
-        if key is not None:
-            groups.setdefault(key, []).append(row)
+    for key, row in _keyed(rows, names, arms, node):
+        groups.setdefault(key, []).append(row)
     return {key: summarise(_columns(names, group)) for key, group in groups.items()}
+
+
+def _keyed(
+    rows: Iterable[Sequence[Any]], names: Sequence[str], arms: Mapping[str, str], node: bool
+) -> Iterator[tuple[Key, Sequence[Any]]]:
+    """Each row with its key (one C-level ``itemgetter`` call a row: this runs per span)."""
+    fields = ("graph_id", "version_id", "node_id" if node else "routing_arm", "trace_id")
+    pick = itemgetter(*(names.index(name) for name in (*fields, "started_at", "status")))
+    floor, size = math.floor, BUCKET_SECONDS
+    for row in rows:
+        graph_id, version_id, node_or_arm, trace_id, started_at, status = pick(row)
+        bucket = floor(started_at / size) * size
+        if not node:
+            yield (graph_id, version_id, WHOLE_RUN, node_or_arm, bucket), row
+        elif status != "skipped":
+            yield (graph_id, version_id, node_or_arm, arms.get(trace_id, "direct"), bucket), row
 
 
 def _columns(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> dict[str, Sequence[Any]]:
     return dict(zip(names, zip(*rows, strict=True), strict=True))
-
-
-def _key(
-    row: Sequence[Any], at: Mapping[str, int], arms: Mapping[str, str], node: bool
-) -> Key | None:
-    if node and row[at["status"]] == "skipped":
-        return None
-    node_id = row[at["node_id"]] if node else WHOLE_RUN
-    arm = arms.get(row[at["trace_id"]], "direct") if node else row[at["routing_arm"]]
-    graph_id, version_id = row[at["graph_id"]], row[at["version_id"]]
-    return (graph_id, version_id, node_id, arm, bucket_of(row[at["started_at"]]))
 
 
 # -- storage -------------------------------------------------------------------------------------
@@ -222,7 +225,7 @@ def from_values(values: Sequence[Any]) -> Rollup:
         first_at=first_at,
         last_at=last_at,
         error_types=Counter(json.loads(error_types)),
-        latency=LatencySketch.from_bytes(bytes(latency)) if latency else LatencySketch(),
+        latency=LatencySketch.from_bytes(bytes(latency)),
         inputs=DistinctSketch.from_bytes(bytes(inputs)),
     )
 
@@ -316,14 +319,37 @@ def node_rollups(fetch: Fetch, window: Window) -> dict[str, Rollup]:
     parts: dict[str, list[Rollup]] = {}
     edges = [(window.since, window.until)]
     if low is None or high is None or low <= high:
+        stored: dict[str, list[Sequence[Any]]] = {}
         for row in fetch(_rollups_sql(window, low, high), _params(window, low, high)):
-            parts.setdefault(row[0], []).append(from_values(row[1:]))
+            stored.setdefault(row[0], []).append(row[1:])
+        parts = {node_id: [_merge_stored(rows)] for node_id, rows in stored.items()}
         edges = [(window.since, low), (high, window.until)]
     for since, until in edges:
         if since is not None and until is not None and since < until:
             for node_id, rollup in _raw_nodes(fetch, window, since, until).items():
                 parts.setdefault(node_id, []).append(rollup)
     return {node_id: merge(parts[node_id]) for node_id in sorted(parts)}
+
+
+def _merge_stored(rows: Sequence[Sequence[Any]]) -> Rollup:
+    """One rollup of stored ``VALUE_COLUMNS`` rows, decoding each column once."""
+    columns = dict(zip(VALUE_COLUMNS, zip(*rows, strict=True), strict=True))
+    error_types: Counter[str] = Counter()
+    for encoded in columns["error_types"]:
+        if encoded != "{}":
+            error_types.update(json.loads(encoded))
+    firsts = [at for at in columns["first_at"] if at is not None]
+    lasts = [at for at in columns["last_at"] if at is not None]
+    return Rollup(
+        sums={name: sum(columns[name]) for name in SUM_COLUMNS},
+        first_at=min(firsts, default=None),
+        last_at=max(lasts, default=None),
+        error_types=error_types,
+        latency=merge_all([LatencySketch.from_bytes(bytes(b)) for b in columns["latency_sketch"]]),
+        inputs=merge_distinct(
+            [DistinctSketch.from_bytes(bytes(b)) for b in columns["inputs_sketch"]]
+        ),
+    )
 
 
 def _whole_buckets(window: Window) -> tuple[float | None, float | None]:

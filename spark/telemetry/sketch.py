@@ -6,7 +6,7 @@ relative error ``a`` (1%) of the true value at that rank. Bins are dense counts 
 merging adds counts bin by bin, so it is exact, associative and commutative. Non-positive values
 go to a zero bin and read back as 0.
 
-``DistinctSketch`` is a k-minimum-values sketch of 64-bit hashes: exact below ``k`` distinct
+``DistinctSketch`` is a k-minimum-values sketch of 32-bit hashes: exact below ``k`` distinct
 values, about ``1/sqrt(k)`` relative error above; merging is a union that keeps the ``k``
 smallest hashes.
 
@@ -27,10 +27,13 @@ RELATIVE_ACCURACY = 0.01
 _GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
 _LOG_GAMMA = math.log(_GAMMA)
 _MIN_POSITIVE = 1e-9
-_HEADER = struct.Struct("<qq")  # zero count, offset of the first bin
+_HEADER = struct.Struct("<qqB")  # zero count, offset of the first bin, encoding
+_DENSE, _SPARSE = 0, 1
 _COUNTS = np.dtype("<u8")
+_STORED_COUNTS = np.dtype("<u4")  # per rollup row: far below 2**32 values
+_POSITIONS = np.dtype("<u2")
 DISTINCT_K = 256
-_HASHES = np.dtype("<u8")
+_HASHES = np.dtype("<u4")  # 32 bits: exact enough while distinct values << 2**32 / k
 
 
 class LatencySketch:
@@ -79,14 +82,28 @@ class LatencySketch:
         return 2 * _GAMMA ** (self.offset + index) / (_GAMMA + 1)
 
     def to_bytes(self) -> bytes:
-        """The sketch as bytes (``from_bytes`` reads them back)."""
-        return _HEADER.pack(self.zero, self.offset) + self.counts.astype(_COUNTS).tobytes()
+        """The sketch as bytes (``from_bytes`` reads them back): dense 32-bit counts, or the
+        filled bins' positions and counts when under a third of the bins are filled."""
+        filled = np.flatnonzero(self.counts)
+        if filled.size * 3 < self.counts.size and self.counts.size < 2**16:
+            body = filled.astype(_POSITIONS).tobytes()
+            body += self.counts[filled].astype(_STORED_COUNTS).tobytes()
+            return _HEADER.pack(self.zero, self.offset, _SPARSE) + body
+        dense = self.counts.astype(_STORED_COUNTS).tobytes()
+        return _HEADER.pack(self.zero, self.offset, _DENSE) + dense
 
     @classmethod
     def from_bytes(cls, data: bytes) -> LatencySketch:
         """The sketch that ``to_bytes`` wrote."""
-        zero, offset = _HEADER.unpack_from(data)
-        return cls(zero, offset, np.frombuffer(data, dtype=_COUNTS, offset=_HEADER.size))
+        zero, offset, encoding = _HEADER.unpack_from(data)
+        body = np.frombuffer(data, dtype=np.uint8, offset=_HEADER.size)
+        if encoding == _DENSE:
+            return cls(zero, offset, body.view(_STORED_COUNTS).astype(_COUNTS))
+        filled = body.size // (_POSITIONS.itemsize + _STORED_COUNTS.itemsize)
+        positions = body[: filled * _POSITIONS.itemsize].view(_POSITIONS)
+        counts = np.zeros(int(positions[-1]) + 1 if filled else 0, dtype=_COUNTS)
+        counts[positions] = body[filled * _POSITIONS.itemsize :].view(_STORED_COUNTS)
+        return cls(zero, offset, counts)
 
 
 def merge_all(sketches: Sequence[LatencySketch]) -> LatencySketch:
@@ -105,17 +122,17 @@ def merge_all(sketches: Sequence[LatencySketch]) -> LatencySketch:
 
 
 class DistinctSketch:
-    """The ``k`` smallest 64-bit hashes of the values seen: a mergeable distinct count."""
+    """The ``k`` smallest 32-bit hashes of the values seen: a mergeable distinct count."""
 
     __slots__ = ("hashes",)
 
-    def __init__(self, hashes: npt.NDArray[np.uint64] | None = None) -> None:
+    def __init__(self, hashes: npt.NDArray[np.uint32] | None = None) -> None:
         self.hashes = hashes if hashes is not None else np.zeros(0, dtype=_HASHES)
 
     @classmethod
     def of(cls, values: Iterable[str]) -> DistinctSketch:
         """A sketch of the distinct strings in ``values``."""
-        hashes = np.fromiter((_hash64(value) for value in values), dtype=_HASHES)
+        hashes = np.fromiter((_hash32(value) for value in set(values)), dtype=_HASHES)
         return cls(np.unique(hashes)[:DISTINCT_K])
 
     def estimate(self) -> float:
@@ -123,7 +140,7 @@ class DistinctSketch:
         if self.hashes.size < DISTINCT_K:
             return float(self.hashes.size)
         kth = float(self.hashes[DISTINCT_K - 1]) + 1.0
-        return (DISTINCT_K - 1) * 2.0**64 / kth
+        return (DISTINCT_K - 1) * 2.0**32 / kth
 
     def to_bytes(self) -> bytes:
         """The sketch as bytes."""
@@ -139,9 +156,14 @@ def merge_distinct(sketches: Sequence[DistinctSketch]) -> DistinctSketch:
     """One sketch of the union of the values of all ``sketches``."""
     if not sketches:
         return DistinctSketch()
-    union = np.unique(np.concatenate([s.hashes for s in sketches]))
-    return DistinctSketch(union[:DISTINCT_K])
+    # A full sketch's largest hash bounds the union's k-th smallest: drop what lies above it.
+    full = [int(s.hashes[-1]) for s in sketches if s.hashes.size >= DISTINCT_K]
+    parts = [s.hashes for s in sketches]
+    if full:
+        bound = min(full)
+        parts = [h[: int(np.searchsorted(h, bound, side="right"))] for h in parts]
+    return DistinctSketch(np.unique(np.concatenate(parts))[:DISTINCT_K])
 
 
-def _hash64(value: str) -> int:
-    return int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "little")
+def _hash32(value: str) -> int:
+    return int.from_bytes(hashlib.blake2b(value.encode(), digest_size=4).digest(), "little")
