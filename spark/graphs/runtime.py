@@ -18,7 +18,8 @@ Semantics of one run:
   in a single ``submit`` call;
 - a node's input fingerprint is computed on the request path only for its result cache
   (``cache_ttl_s``); for telemetry a sink that ``defers_fingerprints`` gets the inputs captured
-  (``spark.telemetry.fingerprints``), and without a sink nothing is hashed or serialised.
+  (``spark.telemetry.fingerprints``, which also mints its span ids), and without a sink nothing
+  is hashed or serialised.
 """
 
 from __future__ import annotations
@@ -530,7 +531,7 @@ class _Execution:
     ) -> SpanRecord:
         request = self.request
         return SpanRecord(  # positional: this runs once per node on the request path
-            new_span_id() if request.telemetry != "off" else "",  # no id nobody reads
+            new_span_id() if request.telemetry == "eager" else "",  # else minted by the writer
             request.trace_id,
             self.spec.id,
             request.version_id,

@@ -1,8 +1,10 @@
-"""Input fingerprints computed off the request path.
+"""Input fingerprints (and span ids) computed off the request path.
 
 The runtime hands a sink that sets ``defers_fingerprints`` (the recorder) each run with the inputs
 its nodes ran on (``RunTelemetry.captured``) and empty ``input_fingerprint`` fields; the recorder's
-writer thread fills them in here, just before writing, so a request pays for no hashing.
+writer thread fills them in here, just before writing, so a request pays for no hashing. It
+mints the spans' ids here too (``spark.telemetry.ids``; once per run, so a retried batch keeps
+them).
 
 The trace's fingerprint is the SHA-256 of its ``inputs_json`` (the canonical JSON the runtime
 records on the request path, so replay keeps exactly the inputs the request had); a span's is the
@@ -18,6 +20,7 @@ import hashlib
 from dataclasses import replace
 from typing import Any
 
+from spark.telemetry.ids import new_span_id
 from spark.telemetry.models import RunTelemetry, SpanRecord
 
 FINGERPRINT_DIGITS = 16
@@ -44,9 +47,10 @@ def complete_run(run: RunTelemetry) -> RunTelemetry:
 
 def _with_fingerprint(span: SpanRecord, node_inputs: dict[str, dict[str, Any]]) -> SpanRecord:
     inputs = node_inputs.get(span.node_id)
-    if inputs is None or span.input_fingerprint is not None:
-        return span
-    return replace(span, input_fingerprint=_safe_fingerprint(inputs))
+    fingerprint = span.input_fingerprint
+    if inputs is not None and fingerprint is None:
+        fingerprint = _safe_fingerprint(inputs)
+    return replace(span, span_id=span.span_id or new_span_id(), input_fingerprint=fingerprint)
 
 
 def _safe_fingerprint(inputs: dict[str, Any]) -> str | None:

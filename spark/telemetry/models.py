@@ -83,7 +83,7 @@ class RunTelemetry:
     """A finished run: the trace and its spans, handed to a sink in one call.
 
     ``captured`` is set only for sinks that ask for it (``defers_fingerprints``): the trace's and
-    spans' ``input_fingerprint`` are then left empty for the sink to fill in
+    spans' ``input_fingerprint`` (and the spans' ids) are then left empty for the sink to fill in
     (``spark.telemetry.fingerprints.complete_run``) off the request path.
     """
 

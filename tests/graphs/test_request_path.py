@@ -78,8 +78,9 @@ async def test_a_cached_node_is_fingerprinted_for_its_cache_key(
 async def test_a_deferring_sink_gets_the_inputs_and_the_writer_hashes_them(
     registry: NodeRegistry, counted_fingerprints: list[Any]
 ) -> None:
-    """A sink that defers fingerprints costs the request no hashing; completing the run gives
-    the very fingerprints an eager sink gets on the request path."""
+    """A sink that defers fingerprints costs the request no hashing and no span ids; completing
+    the run mints the ids and gives the very fingerprints an eager sink gets on the request
+    path."""
     spec = _chain(registry, 3)
     deferring, eager = DeferringSink(), ListSink()
 
@@ -91,7 +92,9 @@ async def test_a_deferring_sink_gets_the_inputs_and_the_writer_hashes_them(
     (deferred,), (hashed,) = deferring.runs, eager.runs
     assert deferred.trace.input_fingerprint is None
     assert {span.input_fingerprint for span in deferred.spans} == {None}
+    assert {span.span_id for span in deferred.spans} == {""}
     completed = complete_run(deferred)
+    assert len({span.span_id for span in completed.spans} - {""}) == 3
     assert completed.captured is None
     assert completed.trace.input_fingerprint == hashed.trace.input_fingerprint is not None
     assert [s.input_fingerprint for s in completed.spans] == [
