@@ -24,6 +24,7 @@ from operator import itemgetter
 from typing import Any
 
 import numpy as np
+from sqlalchemy import TextClause, text
 
 from spark.telemetry import _bulk
 from spark.telemetry._queries import Window
@@ -416,3 +417,55 @@ def to_node_stats(window: Window, node_id: str, rollup: Rollup) -> NodeStats:
         distinct_input_ratio=min(distinct / fingerprinted, 1.0) if fingerprinted else 1.0,
         error_types=dict(rollup.error_types),
     )
+
+
+# -- rebuild -------------------------------------------------------------------------------------
+
+_REBUILD_CHUNK = 50_000
+
+
+def rebuild(connection: Any, postgres: bool, graph_id: str) -> int:
+    """Recompute one graph's rollups from its raw traces and spans, in the caller's transaction
+    on the driver connection (for telemetry stored before the rollups existed). Returns the
+    number of rollup rows written."""
+    mark = "%s" if postgres else "?"
+    cursor = connection.cursor()
+    try:
+        cursor.execute(f"DELETE FROM {TABLE} WHERE graph_id = {mark}", (graph_id,))
+        totals = _raw_totals(cursor, mark, graph_id)
+        if totals:
+            _add(cursor, mark, postgres, totals)
+        return len(totals)
+    finally:
+        cursor.close()
+
+
+def _raw_totals(cursor: Any, mark: str, graph_id: str) -> dict[Key, Rollup]:
+    """Rollups of every stored trace and span of the graph, read in chunks."""
+    trace_names = _bulk.TRACE_COLUMNS
+    span_names = (*_bulk.SPAN_COLUMNS, "routing_arm")
+    span_columns = ", ".join(f"s.{name}" for name in _bulk.SPAN_COLUMNS)
+    queries = (
+        (f"SELECT {', '.join(trace_names)} FROM spark_traces WHERE graph_id = {mark}", trace_names),
+        (
+            f"SELECT {span_columns}, COALESCE(t.routing_arm, 'direct') FROM spark_spans s"
+            " LEFT JOIN spark_traces t ON t.trace_id = s.trace_id"
+            f" WHERE s.graph_id = {mark}",
+            span_names,
+        ),
+    )
+    totals: dict[Key, list[Rollup]] = {}
+    for sql, names in queries:
+        cursor.execute(sql, (graph_id,))
+        node = names is span_names
+        arm_at = len(span_names) - 1
+        while chunk := cursor.fetchmany(_REBUILD_CHUNK):
+            arms = {row[1]: row[arm_at] for row in chunk} if node else {}
+            for key, rollup in group_rows(chunk, names, arms, node).items():
+                totals.setdefault(key, []).append(rollup)
+    return {key: merge(parts) for key, parts in totals.items()}
+
+
+def purge_sql() -> TextClause:
+    """Delete the rollup buckets that end at or before ``:cutoff``."""
+    return text(f"DELETE FROM {TABLE} WHERE bucket_start + {BUCKET_SECONDS} <= :cutoff")

@@ -94,6 +94,14 @@ class TelemetryStore:
         except sqlite3.Error as exc:
             self._log.warning("telemetry.analyze_failed", error=str(exc))
 
+    def rebuild_rollups(self, graph_id: str) -> int:
+        """Recompute the graph's rollups from its raw telemetry (needed once for telemetry
+        stored before migration 0006; afterwards ``write_runs`` keeps them). Returns the rows."""
+        with self._raw_transaction() as connection:
+            written = rollups.rebuild(connection, self.is_postgres, graph_id)
+        self._log.info("telemetry.rollups_rebuilt", graph_id=graph_id, rows=written)
+        return written
+
     def add_feedback(
         self, trace_id: str, score: float, label: str | None = None, source: str = "user"
     ) -> FeedbackRecord:
@@ -115,13 +123,15 @@ class TelemetryStore:
             conn.execute(insert(FEEDBACK), [_feedback_values(record) for record in records])
 
     def purge_older_than(self, cutoff: Timestamp) -> PurgeCounts:
-        """Delete traces and spans started before ``cutoff`` and the feedback of those traces."""
+        """Delete traces and spans started before ``cutoff``, the feedback of those traces, and
+        the rollup buckets that end by ``cutoff`` (the bucket holding it keeps its totals)."""
         before = _epoch(cutoff)
         old_traces = select(_bulk.TRACES.c.trace_id).where(_bulk.TRACES.c.started_at < before)
         with self._engine.begin() as conn:
             feedback = conn.execute(delete(FEEDBACK).where(FEEDBACK.c.trace_id.in_(old_traces)))
             spans = conn.execute(delete(_bulk.SPANS).where(_bulk.SPANS.c.started_at < before))
             traces = conn.execute(delete(_bulk.TRACES).where(_bulk.TRACES.c.started_at < before))
+            conn.execute(rollups.purge_sql(), {"cutoff": before})
         counts = PurgeCounts(traces.rowcount, spans.rowcount, feedback.rowcount)
         self._log.info("telemetry.purged", cutoff=before, **counts._asdict())
         return counts
