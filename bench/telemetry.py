@@ -10,6 +10,8 @@ PostgreSQL database, created and dropped, admin DSN from ``SPARK_TEST_POSTGRES_D
 - ``ingest``: spans/s through ``TelemetryRecorder`` (submit every run, flush) into the migrated
   schema; ``limit``: the bare driver (sqlite3 ``executemany`` / psycopg binary COPY) writing the
   same rows, same batches, into a plain logged table with no index; ``ratio`` = ingest / limit.
+- ``raw write``: ``write_runs`` directly with rollup maintenance switched off (the raw tables'
+  share of the ingest cost), same batches, new ids.
 - ``node_stats`` of the whole graph and of one version (exact), median of three.
 
 Helpers (fresh databases, medians, the recorder loop) come from ``bench.telemetry_write``.
@@ -25,8 +27,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
+from unittest.mock import patch
 
 import psycopg
 
@@ -38,7 +42,14 @@ from bench.telemetry_write import (
     postgres_database,
     sqlite_database,
 )
-from spark.telemetry import RunTelemetry, SpanRecord, TelemetryConfig, TraceRecord, _bulk
+from spark.telemetry import (
+    RunTelemetry,
+    SpanRecord,
+    TelemetryConfig,
+    TraceRecord,
+    _bulk,
+    rollups,
+)
 from spark.telemetry.ids import new_span_id, new_trace_id
 
 GRAPH = "bench"
@@ -78,6 +89,25 @@ def _span(trace: TraceRecord, i: int, node: int) -> SpanRecord:
         cost=0.001 * node,
         input_fingerprint=f"{(i * 2654435761) % 50_000:016x}",  # as the runtime: 16 hex, 50k distinct
     )
+
+
+def measure_raw_write(config: TelemetryConfig, runs: list[RunTelemetry]) -> float:
+    """Spans/s of ``TelemetryStore.write_runs`` with rollup maintenance switched off, same
+    batches, under new ids: what the raw tables and this module's write path cost alone."""
+    store = config.open_store()
+    renamed = [_renamed(run) for run in runs]
+    spans = sum(len(run.spans) for run in renamed)
+    with patch.object(rollups, "record", lambda *args, **kwargs: None):
+        started = time.perf_counter()
+        for start in range(0, len(renamed), config.batch_size):
+            store.write_runs(renamed[start : start + config.batch_size])
+        return spans / (time.perf_counter() - started)
+
+
+def _renamed(run: RunTelemetry) -> RunTelemetry:
+    trace = replace(run.trace, trace_id=new_trace_id())
+    spans = [replace(span, span_id=new_span_id(), trace_id=trace.trace_id) for span in run.spans]
+    return RunTelemetry(trace, spans)
 
 
 def measure_limit(config: TelemetryConfig, runs: list[RunTelemetry]) -> float:
@@ -120,6 +150,7 @@ def bench(label: str, url: str, runs: list[RunTelemetry]) -> dict[str, Any]:
     """Every figure for one database, with the limit and ratio beside the ingest rate."""
     config = TelemetryConfig.from_url(url, max_queue=len(runs) + 1)
     ingest = measure_recorder(config, runs)
+    raw_write = measure_raw_write(config, runs)
     limit = measure_limit(config, runs)
     store = config.open_store()
     node_stats_all = median_seconds(lambda: store.node_stats(GRAPH))
@@ -130,6 +161,8 @@ def bench(label: str, url: str, runs: list[RunTelemetry]) -> dict[str, Any]:
         "limit_spans_per_s": round(limit),
         "ingest_ratio": round(ingest["spans_per_s"] / limit, 3),
         "goal_ingest_ratio": round(GOALS[label]["ingest_ratio"], 3),
+        "raw_write_no_rollups_spans_per_s": round(raw_write),
+        "raw_write_ratio": round(raw_write / limit, 3),
         "submit_ns_per_run": round(ingest["submit_ns"]),
         "batches": int(ingest["batches"]),
         "dropped": int(ingest["dropped"]),
