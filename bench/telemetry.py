@@ -105,8 +105,12 @@ def measure_raw_write(config: TelemetryConfig, runs: list[RunTelemetry]) -> floa
 
 
 def _renamed(run: RunTelemetry) -> RunTelemetry:
-    trace = replace(run.trace, trace_id=new_trace_id())
-    spans = [replace(span, span_id=new_span_id(), trace_id=trace.trace_id) for span in run.spans]
+    """The run under new ids and another graph: inserted, and outside the analysed graph."""
+    trace = replace(run.trace, trace_id=new_trace_id(), graph_id="raw")
+    spans = [
+        replace(span, span_id=new_span_id(), trace_id=trace.trace_id, graph_id="raw")
+        for span in run.spans
+    ]
     return RunTelemetry(trace, spans)
 
 
