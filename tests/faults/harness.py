@@ -468,29 +468,41 @@ def _exposure_bound(
     history: list[Any],
     fault_ended_at: float | None,
 ) -> None:
-    """The latest the window may take its candidate out of routing (seconds after it opened):
-    its cap, or, when the fault ended while the window routed, the first workflow task completed
-    after the fault ended when that is later; plus ``CLOSE_MARGIN_S``."""
+    """The stall (the fault's end to the first workflow task completed after it), and the
+    latest the window may take its candidate out of routing (seconds after it opened): its cap,
+    or, when the fault ended while the window routed, that first workflow task when it is
+    later; plus ``CLOSE_MARGIN_S``."""
+    first = _first_task_after(history, fault_ended_at)
+    if first is not None and fault_ended_at is not None:
+        result.recovery_s = first - fault_ended_at
     if result.cap_s is None or result.exposure_s is None:
         return
     opened_at = next(e.at for e in events if e.idempotency_key.endswith(":open"))
     t_open = _epoch(opened_at)
     bound = result.cap_s
-    if fault_ended_at is not None and t_open <= fault_ended_at <= t_open + result.exposure_s:
-        completed = EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
-        first = next(
-            (
-                event.event_time.ToDatetime(tzinfo=UTC).timestamp()
-                for event in history
-                if event.event_type == completed
-                and event.event_time.ToDatetime(tzinfo=UTC).timestamp() >= fault_ended_at
-            ),
-            None,
-        )
-        if first is not None:
-            result.recovery_s = first - fault_ended_at
-            bound = max(bound, first - t_open)
+    if (
+        fault_ended_at is not None
+        and first is not None
+        and t_open <= fault_ended_at <= t_open + result.exposure_s
+    ):
+        bound = max(bound, first - t_open)
     result.exposure_bound_s = bound + CLOSE_MARGIN_S
+
+
+def _first_task_after(history: list[Any], moment: float | None) -> float | None:
+    """When the first workflow task after ``moment`` completed (epoch seconds), if any."""
+    if moment is None:
+        return None
+    completed = EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+    return next(
+        (
+            event.event_time.ToDatetime(tzinfo=UTC).timestamp()
+            for event in history
+            if event.event_type == completed
+            and event.event_time.ToDatetime(tzinfo=UTC).timestamp() >= moment
+        ),
+        None,
+    )
 
 
 def _epoch(at: datetime) -> float:
