@@ -112,7 +112,7 @@ def summarise(columns: Columns) -> Rollup:
     """The rollup of rows given as columns (span or trace column names; missing ones are 0)."""
     duration = np.asarray(columns["duration_ms"], dtype=np.float64)
     cost = np.asarray(columns["cost"], dtype=np.float64)
-    failed = np.fromiter((s == "error" for s in columns["status"]), bool, duration.size)
+    failed = np.array([status == "error" for status in columns["status"]], dtype=bool)
     logs = np.log(duration[duration > 0])
     fingerprints = [fp for fp in columns["input_fingerprint"] if fp is not None]
     sums = _moment_sums(duration, cost, failed, logs) | _optional_sums(columns)

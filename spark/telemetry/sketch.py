@@ -33,7 +33,8 @@ _COUNTS = np.dtype("<u8")
 _STORED_COUNTS = np.dtype("<u4")  # per rollup row: far below 2**32 values
 _POSITIONS = np.dtype("<u2")
 DISTINCT_K = 256
-_HASHES = np.dtype("<u4")  # 32 bits: exact enough while distinct values << 2**32 / k
+_HASHES = np.dtype("<u4")
+_HEX_DIGITS = 16  # 32 bits: exact enough while distinct values << 2**32 / k
 
 
 class LatencySketch:
@@ -51,7 +52,7 @@ class LatencySketch:
     @classmethod
     def of(cls, values: Iterable[float]) -> LatencySketch:
         """A sketch of ``values``."""
-        array = np.fromiter(values, dtype=np.float64)
+        array = np.asarray(values if isinstance(values, np.ndarray) else list(values), np.float64)
         positive = array[array > _MIN_POSITIVE]
         zero = int(array.size - positive.size)
         if positive.size == 0:
@@ -166,4 +167,11 @@ def merge_distinct(sketches: Sequence[DistinctSketch]) -> DistinctSketch:
 
 
 def _hash32(value: str) -> int:
+    """32 uniform bits of ``value``: the runtime's fingerprints are already SHA-256 hex digits
+    (``spark.graphs.policies.input_fingerprint``), so their first eight are taken as they are."""
+    if len(value) >= _HEX_DIGITS:
+        try:
+            return int(value[:8], 16)
+        except ValueError:
+            pass
     return int.from_bytes(hashlib.blake2b(value.encode(), digest_size=4).digest(), "little")
