@@ -28,7 +28,7 @@ from sqlalchemy import TextClause, text
 
 from spark.telemetry import _bulk
 from spark.telemetry._queries import Window
-from spark.telemetry.aggregates import NodeStats
+from spark.telemetry.aggregates import ArmMoments, Moments, NodeStats
 from spark.telemetry.models import RunTelemetry
 from spark.telemetry.sketch import (
     DistinctSketch,
@@ -363,16 +363,23 @@ def _whole_buckets(window: Window) -> tuple[float | None, float | None]:
     )
 
 
-def _rollups_sql(window: Window, low: float | None, high: float | None) -> str:
-    conditions = ["graph_id = :graph_id", f"node_id <> '{WHOLE_RUN}'"]
+def _rollups_sql(
+    window: Window, low: float | None, high: float | None, whole_runs: bool = False
+) -> str:
+    """Stored rollup rows of the window's whole buckets: node rows, or with ``whole_runs`` the
+    run rows of the window's routing arm (their first column is then not the node id)."""
+    node = f"node_id {'=' if whole_runs else '<>'} '{WHOLE_RUN}'"
+    conditions = ["graph_id = :graph_id", node]
+    if whole_runs and window.routing_arm is not None:
+        conditions.append("routing_arm = :routing_arm")
     if window.version_id is not None:
         conditions.append("version_id = :version_id")
     if low is not None:
         conditions.append("bucket_start >= :low")
     if high is not None:
         conditions.append("bucket_start < :high")
-    columns = ", ".join(VALUE_COLUMNS)
-    return f"SELECT node_id, {columns} FROM {TABLE} WHERE {' AND '.join(conditions)}"
+    columns = ", ".join(("node_id", *VALUE_COLUMNS))
+    return f"SELECT {columns} FROM {TABLE} WHERE {' AND '.join(conditions)}"
 
 
 def _params(window: Window, low: float | None, high: float | None) -> dict[str, Any]:
@@ -469,3 +476,85 @@ def _raw_totals(cursor: Any, mark: str, graph_id: str) -> dict[Key, Rollup]:
 def purge_sql() -> TextClause:
     """Delete the rollup buckets that end at or before ``:cutoff``."""
     return text(f"DELETE FROM {TABLE} WHERE bucket_start + {BUCKET_SECONDS} <= :cutoff")
+
+
+# -- whole runs (A/B looks, health checks) -------------------------------------------------------
+
+_TRACE_EDGE_COLUMNS = (
+    "started_at",
+    "duration_ms",
+    "status",
+    "error_type",
+    "cost",
+    "quality",
+    "sampling_rate",
+    "input_fingerprint",
+)
+
+
+def run_rollup(fetch: Fetch, window: Window) -> Rollup:
+    """The rollup of the window's traces (arm and version filters applied): whole buckets from
+    ``spark_rollups``, partial edge buckets from the raw traces."""
+    low, high = _whole_buckets(window)
+    parts: list[Rollup] = []
+    edges = [(window.since, window.until)]
+    if low is None or high is None or low <= high:
+        sql = _rollups_sql(window, low, high, whole_runs=True)
+        rows = [row[1:] for row in fetch(sql, _run_params(window, low, high))]
+        parts = [_merge_stored(rows)] if rows else []
+        edges = [(window.since, low), (high, window.until)]
+    for since, until in edges:
+        if since is not None and until is not None and since < until:
+            parts.extend(_raw_runs(fetch, window, since, until))
+    return merge(parts) if parts else Rollup()
+
+
+def _run_params(window: Window, low: float | None, high: float | None) -> dict[str, Any]:
+    arm = {} if window.routing_arm is None else {"routing_arm": window.routing_arm}
+    return _params(window, low, high) | arm
+
+
+def _raw_runs(fetch: Fetch, window: Window, since: float, until: float) -> list[Rollup]:
+    edge = Window(window.graph_id, window.version_id, since, until, window.routing_arm)
+    sql = f"SELECT {', '.join(_TRACE_EDGE_COLUMNS)} FROM spark_traces WHERE {edge.where()}"
+    rows = fetch(sql, edge.params())
+    return [summarise(_columns(_TRACE_EDGE_COLUMNS, rows))] if rows else []
+
+
+def feedback_quality_sql(window: Window) -> str:
+    """Each scored trace of the window: its own quality and its mean feedback since the window
+    opened (what replaces the own quality in the exact query). Reads feedback, not all traces."""
+    since = " WHERE created_at >= :since" if window.since is not None else ""
+    return f"""
+        SELECT t.quality, fb.score
+        FROM (SELECT trace_id, avg(score) AS score FROM spark_feedback{since}
+              GROUP BY trace_id) fb
+        JOIN spark_traces t ON t.trace_id = fb.trace_id
+        WHERE {window.where("t.")}"""
+
+
+def to_arm_moments(rollup: Rollup, scored: Sequence[Sequence[Any]]) -> ArmMoments:
+    """The ``ArmMoments`` a run rollup stands for, quality corrected by the ``scored`` rows
+    (own quality, feedback score): each scored trace counts its feedback, not its own quality."""
+    sums = rollup.sums
+    own = [float(row[0]) for row in scored if row[0] is not None]
+    feedback = [float(row[1]) for row in scored]
+    return ArmMoments(
+        runs=rollup.n,
+        errors=int(sums["errors"]),
+        log_latency=Moments(
+            count=int(sums["log_n"]), sum=sums["log_sum"], sum_squares=sums["log_sq"]
+        ),
+        latency=Moments(count=rollup.n, sum=sums["lat_sum"], sum_squares=sums["lat_sq"]),
+        cost=Moments(count=rollup.n, sum=sums["cost_sum"], sum_squares=sums["cost_sq"]),
+        quality=Moments(
+            count=int(sums["quality_n"]) - len(own) + len(feedback),
+            sum=sums["quality_sum"] - math.fsum(own) + math.fsum(feedback),
+            sum_squares=sums["quality_sq"]
+            - math.fsum(q * q for q in own)
+            + math.fsum(q * q for q in feedback),
+        ),
+        error_latency=sums["err_lat"],
+        error_cost=sums["err_cost"],
+        latency_cost=sums["lat_cost"],
+    )

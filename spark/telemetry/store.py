@@ -203,10 +203,18 @@ class TelemetryStore:
         since: Timestamp | None = None,
         until: Timestamp | None = None,
         routing_arm: str | None = None,
+        source: StatsSource = "exact",
     ) -> ArmMoments:
         """The window's test metrics as aggregates: constant memory however many runs it holds
-        (what an A/B look reads; ``trace_metrics`` gives the same as per-run arrays)."""
+        (what an A/B look reads; ``trace_metrics`` gives the same as per-run arrays).
+
+        ``source="rollups"`` gives the same sums (up to float rounding) from the rollups, the
+        raw traces of the window's partial edge buckets and the window's feedback: its cost
+        does not grow with the number of runs in the window."""
         window = _window(graph_id, version_id, since, until, routing_arm)
+        if source == "rollups":
+            scored = self._fetch(rollups.feedback_quality_sql(window), window.params())
+            return rollups.to_arm_moments(rollups.run_rollup(self._fetch, window), scored)
         row = self._fetch(_queries.arm_moments_sql(window), window.params())[0]
         return ArmMoments(
             runs=int(row.runs),

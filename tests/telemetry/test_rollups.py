@@ -214,3 +214,40 @@ def test_analysis_from_rollups_finds_what_the_exact_analysis_finds(store: Teleme
     ]
     for r, e in zip(rolled.bottlenecks, exact.bottlenecks, strict=True):
         assert r.metric_value == pytest.approx(e.metric_value, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    ("version_id", "arm", "since", "until"),
+    [
+        (None, None, None, None),
+        ("v1", "candidate", None, None),
+        ("v2", "active", T0 + 0.95 * BUCKET, None),
+        ("v1", "active", T0 + 0.17 * BUCKET, T0 + 4.33 * BUCKET),
+        ("v2", "candidate", T0 + 2.2 * BUCKET, T0 + 2.6 * BUCKET),
+    ],
+)
+def test_arm_moments_from_rollups_equal_exact(
+    store: TelemetryStore,
+    version_id: str | None,
+    arm: str | None,
+    since: float | None,
+    until: float | None,
+) -> None:
+    """An A/B look's moments from rollups equal the exact ones, feedback replacing the own
+    quality of the traces it scores, for any window edges."""
+    rng = random.Random(9)
+    with get_engine(store.database_url).connect() as conn:
+        trace_ids = [row[0] for row in conn.execute(text("SELECT trace_id FROM spark_traces"))]
+    for trace_id in rng.sample(trace_ids, 150):
+        store.add_feedback(trace_id, rng.random())
+    exact = store.arm_moments("g", version_id, since, until, arm)
+    rolled = store.arm_moments("g", version_id, since, until, arm, "rollups")
+    assert exact.runs > 0 and exact.quality.count > 0
+    assert (rolled.runs, rolled.errors) == (exact.runs, exact.errors)
+    assert rolled.quality.count == exact.quality.count
+    for name in ("log_latency", "latency", "cost", "quality"):
+        r, e = getattr(rolled, name), getattr(exact, name)
+        assert r.count == e.count, name
+        assert (r.sum, r.sum_squares) == pytest.approx((e.sum, e.sum_squares), rel=1e-9), name
+    for name in ("error_latency", "error_cost", "latency_cost"):
+        assert getattr(rolled, name) == pytest.approx(getattr(exact, name), rel=1e-9), name
