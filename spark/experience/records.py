@@ -14,34 +14,12 @@ a newer version still loads, and every field has a default, so an older one does
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from spark.rsi.hypotheses import ChangeOp, Hypothesis
-
-HypothesisType = Literal[
-    "prompt_optimization",
-    "parameter_tuning",
-    "node_replacement",
-    "edge_modification",
-    "parallelization",
-    "caching",
-]
-"""The original description's hypothesis types that change operations implement (the same
-mapping as ``spark.rsi.hypothesis_types``)."""
-
-HYPOTHESIS_TYPE_OF_CHANGE: dict[str, HypothesisType] = {
-    "set_prompt": "prompt_optimization",
-    "set_config": "parameter_tuning",
-    "add_cache": "caching",
-    "add_fallback": "parameter_tuning",
-    "replace_node": "node_replacement",
-    "add_edge": "edge_modification",
-    "remove_edge": "edge_modification",
-    "reroute_edge": "edge_modification",
-    "parallelize": "parallelization",
-}
+from spark.rsi.hypothesis_types import HYPOTHESIS_TYPE_OF_CHANGE, HypothesisType
 
 
 class _Stored(BaseModel):

@@ -44,6 +44,13 @@ CHANGE_KINDS_BY_TYPE: dict[HypothesisType, tuple[str, ...]] = {
     "custom": (),
 }
 
+HYPOTHESIS_TYPE_OF_CHANGE: dict[str, HypothesisType] = {
+    kind: hypothesis_type
+    for hypothesis_type, kinds in CHANGE_KINDS_BY_TYPE.items()
+    for kind in kinds
+}
+"""The hypothesis type each change operation belongs to (the inverse of the table above)."""
+
 
 def change_kinds_for(types: Iterable[HypothesisType]) -> list[str]:
     """The change operations the hypothesis ``types`` cover, in a stable order.
