@@ -61,7 +61,7 @@ class TelemetryStore:
         self.backend: str = self._engine.dialect.name
         if not self.is_postgres:
             _queries.install_sqlite_functions(self._engine)
-        self._analyze = None if self.is_postgres else _statistics.AnalyzeSchedule()
+        self._analyze = None if self.is_postgres else self._analyze_schedule()
         self._log = log.bind(backend=self.backend)
 
     # -- writes -----------------------------------------------------------------------------
@@ -86,6 +86,10 @@ class TelemetryStore:
             connection.execute("ANALYZE")
         _statistics.statistics_changed()
         self._log.info("telemetry.analyzed", seconds=round(time.perf_counter() - started, 3))
+
+    def _analyze_schedule(self) -> _statistics.AnalyzeSchedule:
+        with self._raw_transaction() as connection:
+            return _statistics.AnalyzeSchedule(_statistics.analysed_spans(connection))
 
     def _analyze_after_load(self) -> None:
         """Statistics are an optimisation: the batch is stored, a failed ANALYZE is only logged."""

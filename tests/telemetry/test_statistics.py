@@ -25,19 +25,26 @@ def _stat_rows(url: str) -> int:
 
 
 def test_schedule_is_due_once_per_tenfold_growth() -> None:
-    """Due when the total first reaches 100, then not again until 1,000, then 10,000."""
+    """Due when the table first reaches 100 spans, then once it is ten times what it was."""
     schedule = AnalyzeSchedule(first=100)
-    answers = [schedule.due(40) for _ in range(30)]  # totals 40, 80, ..., 1200
+    answers = [schedule.due(40) for _ in range(40)]  # totals 40, 80, ..., 1600
     due_at = [40 * (i + 1) for i, due in enumerate(answers) if due]
-    assert due_at == [120, 1000]
+    assert due_at == [120, 1200]
 
 
 def test_one_large_batch_crossing_several_thresholds_is_due_once() -> None:
-    """A batch that jumps past 100 and 1,000 at once asks for one ANALYZE, next due at 10,000."""
+    """A batch that jumps past 100 and 1,000 at once asks for one ANALYZE, next due at 50,000."""
     schedule = AnalyzeSchedule(first=100)
     assert schedule.due(5_000) is True
-    assert schedule.due(4_000) is False
-    assert schedule.due(1_000) is True
+    assert schedule.due(40_000) is False
+    assert schedule.due(5_000) is True
+
+
+def test_schedule_starts_from_the_size_last_analysed() -> None:
+    """A table analysed at 1M spans is not analysed again before it holds 10M."""
+    schedule = AnalyzeSchedule(analysed_spans=1_000_000, first=100)
+    assert schedule.due(8_000_000) is False
+    assert schedule.due(1_000_000) is True
 
 
 def _runs(first: int) -> list[RunTelemetry]:
@@ -73,6 +80,23 @@ def test_sqlite_store_analyzes_after_a_bulk_load(
     assert _stat_rows(sqlite_database_url) > 0
     for plan in _whole_graph_plans(sqlite_database_url):
         assert plan.startswith("SCAN spark_spans")
+
+
+def test_a_new_store_keeps_the_schedule_of_the_analysed_table(
+    sqlite_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store opened on a table analysed at 2,000 spans waits for 20,000 before the next
+    ANALYZE, instead of starting its own count from zero."""
+    monkeypatch.setattr(_statistics, "FIRST_ANALYZE_SPANS", 1_500)
+    TelemetryStore(sqlite_database_url).write_runs(_runs(0) + _runs(100))
+    assert _analysed_rows(sqlite_database_url) == 2_000
+    TelemetryStore(sqlite_database_url).write_runs(_runs(200) + _runs(300))
+    assert _analysed_rows(sqlite_database_url) == 2_000
+
+
+def _analysed_rows(url: str) -> int:
+    with get_engine(url).connect() as conn:
+        return _statistics.analysed_spans(conn.connection.driver_connection)
 
 
 def test_refresh_statistics_runs_on_postgres_too(postgres_database_url: str) -> None:
