@@ -44,12 +44,13 @@ class AnalyzeSchedule:
 
 def analysed_spans(connection: sqlite3.Connection | Any) -> int:
     """How many spans the table held when statistics were last gathered (0: never)."""
-    query = "SELECT stat FROM sqlite_stat1 WHERE tbl = 'spark_spans' LIMIT 1"
+    # Each index has a row whose stat starts with its entry count; a partial index counts fewer.
+    query = "SELECT max(CAST(stat AS INTEGER)) FROM sqlite_stat1 WHERE tbl = 'spark_spans'"
     try:
         row = connection.execute(query).fetchone()
     except sqlite3.OperationalError:  # no sqlite_stat1 before the first ANALYZE
         return 0
-    return int(str(row[0]).split()[0]) if row else 0
+    return int(row[0]) if row and row[0] is not None else 0
 
 
 _generation = 0
