@@ -29,7 +29,9 @@ class AnalysisActivities:
         spec = self._deps.registry.get_version(inp.version_id).spec
         since = time.time() - inp.window_s
         telemetry = self._deps.telemetry
-        node_stats = telemetry.node_stats(inp.graph_id, inp.version_id, since=since)
+        node_stats = telemetry.node_stats(
+            inp.graph_id, inp.version_id, since=since, source=self._deps.stats_source
+        )
         version_stats = telemetry.version_stats(inp.graph_id, inp.version_id, since=since)
         report = analyze(spec, node_stats, version_stats, min_traces=inp.min_traces)
         return AnalyzeResult(

@@ -123,7 +123,9 @@ class DeploymentActivities:
                 (inp.candidate_version_id, inp.deployed_at, now, None),
             ]
         baseline, current = (
-            telemetry.arm_moments(inp.graph_id, version, since=since, until=until, routing_arm=arm)
+            telemetry.arm_moments(
+                inp.graph_id, version, since, until, arm, source=self._deps.stats_source
+            )
             for version, since, until, arm in windows
         )
         spec = self._deps.registry.get_version(inp.candidate_version_id).spec

@@ -11,6 +11,7 @@ from spark.rsi.generator import HypothesisGenerator, RuleBasedGenerator
 from spark.rsi.llm_generator import generator_from_settings
 from spark.settings import SparkSettings
 from spark.telemetry import TelemetryStore
+from spark.telemetry.store import StatsSource
 
 
 @dataclass
@@ -27,6 +28,9 @@ class ActivityDeps:
     generator: HypothesisGenerator = field(default_factory=RuleBasedGenerator)
     # the worker's settings: the API keys a loop's own ``hypothesis_model`` is called with
     settings: SparkSettings | None = None
+    # where analysis, online looks and health checks read aggregates: "rollups" once every
+    # graph's rollups cover its telemetry (TelemetryStore.rebuild_rollups after migration 0006)
+    stats_source: StatsSource = "exact"
 
     @classmethod
     def from_database_url(

@@ -132,6 +132,7 @@ class OnlineABActivities:
             since=inp.started_at,
             until=until,
             routing_arm="active",
+            source=self._deps.stats_source,
         )
         candidate = telemetry.arm_moments(
             inp.graph_id,
@@ -139,6 +140,7 @@ class OnlineABActivities:
             since=inp.started_at,
             until=until,
             routing_arm="candidate",
+            source=self._deps.stats_source,
         )
         counts = telemetry.assignment_counts(inp.graph_id, inp.started_at, until)
         assignment = (counts.get("active", 0), counts.get("candidate", 0))
