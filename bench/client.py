@@ -10,7 +10,9 @@ measured in interleaved rounds (so machine load hits them alike):
   running that many coroutines as tasks);
 - ``runtime``: ``GraphRuntime.run`` with telemetry off (no sink, no routing);
 - ``client``: ``SparkClient.run`` with routing (cached) and telemetry on, written by the recorder
-  to a fresh SQLite file while the requests run.
+  to a fresh SQLite file while the requests run;
+- ``idle``: the same with the recorder's writer held back until the round ends (flushed
+  untimed), so the difference from ``client`` is the writer thread's share of the GIL.
 
 Per-node figures are each request's duration divided by the node count; the client's overhead
 is its percentile minus the runtime's. The writer works during the client's rounds (it wakes at
@@ -89,16 +91,20 @@ def _per_node_us(samples: list[float], nodes: int) -> dict[str, float]:
     }
 
 
-async def measure_request_path(client: SparkClient, args: argparse.Namespace) -> dict[str, Any]:
-    """Interleaved rounds of bare gather, runtime without telemetry, and the full client."""
+async def measure_request_path(
+    client: SparkClient, idle: SparkClient, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Interleaved rounds of bare gather, runtime without telemetry, the full client, and the
+    client with its writer held back until the round ends (its request path alone)."""
     spec, nodes, inputs = chain_spec(args.nodes), args.nodes, {"q": "hello"}
     version_id = client.routing.get(GRAPH).active_version_id
     runtime = GraphRuntime(client._nodes)  # telemetry off: no sink
-    samples: dict[str, list[float]] = {"bare": [], "runtime": [], "client": []}
+    samples: dict[str, list[float]] = {name: [] for name in ("bare", "runtime", "client", "idle")}
     calls: dict[str, Timed] = {
         "bare": lambda: asyncio.gather(*(asyncio.create_task(_bare_node()) for _ in range(nodes))),
         "runtime": lambda: runtime.run(spec, inputs, version_id=version_id),
         "client": lambda: client.run(GRAPH, inputs, routing_key="user-1"),
+        "idle": lambda: idle.run(GRAPH, inputs, routing_key="user-1"),
     }
     for call in calls.values():  # warm up caches, routing and the writer
         await _time(call, 200, [])
@@ -107,16 +113,17 @@ async def measure_request_path(client: SparkClient, args: argparse.Namespace) ->
         for name, call in calls.items():
             await _time(call, per_round, samples[name])
         client.flush()  # untimed: the writer's leftovers do not spill into the next round
+        idle.flush()
     figures = {name: _per_node_us(values, nodes) for name, values in samples.items()}
     return _with_ratios(figures)
 
 
 def _with_ratios(figures: dict[str, dict[str, float]]) -> dict[str, Any]:
-    bare, runtime, client = figures["bare"], figures["runtime"], figures["client"]
-    overhead = {k: round(client[k] - runtime[k], 3) for k in ("p50_us", "p99_us", "mean_us")}
+    bare, runtime, keys = figures["bare"], figures["runtime"], ("p50_us", "p99_us", "mean_us")
     return {
         **figures,
-        "client_overhead": overhead,
+        "client_overhead": {k: round(figures["client"][k] - runtime[k], 3) for k in keys},
+        "client_overhead_writer_idle": {k: round(figures["idle"][k] - runtime[k], 3) for k in keys},
         "runtime_over_bare_p50": round(runtime["p50_us"] / bare["p50_us"], 2),
         "goals": {
             "client_overhead_p50_us": 2.0,
@@ -143,13 +150,17 @@ def measure_feedback(client: SparkClient, scores: int) -> dict[str, float]:
     return {"feedback_per_call_scores_s": round(one_by_one), "feedback_many_scores_s": round(bulk)}
 
 
-def open_client(folder: Path) -> SparkClient:
-    """A client on a fresh SQLite file with the bench graph registered and routed."""
+def open_client(folder: Path, **telemetry: Any) -> SparkClient:
+    """A client on a SQLite file in ``folder`` with the bench graph registered and routed
+    (``telemetry`` overrides the recorder's defaults)."""
     url = sqlite_url(folder / "spark.db")
     settings = SparkSettings(database_url=url, task_queue="bench", temporal_address="127.0.0.1:1")
-    client = SparkClient(settings, telemetry=TelemetryConfig.from_url(url))
+    client = SparkClient(settings, telemetry=TelemetryConfig.from_url(url, **telemetry))
     client.register_graph(chain_spec(10), [__name__])
     return client
+
+
+HELD_BACK: dict[str, Any] = {"flush_interval_s": 3600.0, "batch_size": 100_000}
 
 
 def machine() -> dict[str, Any]:
@@ -160,10 +171,6 @@ def machine() -> dict[str, Any]:
         "load_avg": [round(x, 2) for x in os.getloadavg()],
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
-
-
-async def _request_path(client: SparkClient, args: argparse.Namespace) -> dict[str, Any]:
-    return await measure_request_path(client, args)
 
 
 def main() -> None:
@@ -179,12 +186,14 @@ def main() -> None:
         parser.error("--nodes: the registered bench graph has 10 nodes")
     with tempfile.TemporaryDirectory(prefix="spark-bench-client-") as folder:
         client = open_client(Path(folder))
+        idle = open_client(Path(folder), **HELD_BACK)
         try:
-            result = asyncio.run(_request_path(client, args))
+            result = asyncio.run(measure_request_path(client, idle, args))
             client.flush()
             result["telemetry"] = asdict(client.telemetry_stats)
             result["feedback"] = measure_feedback(client, args.scores)
         finally:
+            idle.close()
             client.close()
             dispose_engine(client.settings.database_url)
     result["machine"] = machine()

@@ -56,9 +56,7 @@ CacheKey = tuple[str, str, str]  # (version_id, node_id, input fingerprint)
 
 def canonical_json(value: Any) -> str:
     """Deterministic JSON (sorted keys, no spaces); raises ``TypeError``/``ValueError`` if unable."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), default=_jsonable, allow_nan=False
-    )
+    return _CANONICAL.encode(value)
 
 
 def try_canonical_json(value: Any) -> str | None:
@@ -89,6 +87,12 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
     raise TypeError(f"{type(value).__qualname__!r} is not JSON-representable")
+
+
+# One encoder for every call: ``json.dumps`` with these options builds a new one each time.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), default=_jsonable, allow_nan=False
+)
 
 
 def backoff_delay(backoff_s: float, retry_index: int) -> float:
