@@ -27,6 +27,7 @@ import numpy as np
 from sqlalchemy import TextClause, text
 
 from spark.telemetry import _bulk
+from spark.telemetry._grouped import Grouped
 from spark.telemetry._queries import Window
 from spark.telemetry.aggregates import ArmMoments, Moments, NodeStats
 from spark.telemetry.models import RunTelemetry
@@ -176,10 +177,26 @@ def group_rows(
 
     ``names`` are the rows' column names; a span's routing arm is its trace's, from ``arms``.
     """
-    groups: dict[Key, list[Sequence[Any]]] = {}
-    for key, row in _keyed(rows, names, arms, node):
-        groups.setdefault(key, []).append(row)
-    return {key: summarise(_columns(names, group)) for key, group in groups.items()}
+    numbers: dict[Key, int] = {}
+    keyed = list(_keyed(rows, names, arms, node))
+    index = [numbers.setdefault(key, len(numbers)) for key, _ in keyed]
+    kept = [row for _, row in keyed]
+    if not kept:
+        return {}
+    grouped = Grouped(_columns(names, kept), np.array(index, dtype=np.int64), len(numbers))
+    return {key: _rollup_of(grouped, number) for key, number in numbers.items()}
+
+
+def _rollup_of(grouped: Grouped, number: int) -> Rollup:
+    sums, first_at, last_at = grouped.values(number)
+    return Rollup(
+        sums=sums,
+        first_at=first_at,
+        last_at=last_at,
+        error_types=grouped.error_types[number],
+        latency=grouped.latency[number],
+        inputs=grouped.inputs[number],
+    )
 
 
 def _keyed(

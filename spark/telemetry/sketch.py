@@ -57,7 +57,7 @@ class LatencySketch:
         zero = int(array.size - positive.size)
         if positive.size == 0:
             return cls(zero)
-        bins = np.ceil(np.log(positive) / _LOG_GAMMA).astype(np.int64)
+        bins = bin_of(positive)
         low = int(bins.min())
         return cls(zero, low, np.bincount(bins - low).astype(_COUNTS))
 
@@ -107,6 +107,11 @@ class LatencySketch:
         return cls(zero, offset, counts)
 
 
+def bin_of(positive: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+    """The bin of each positive value."""
+    return np.ceil(np.log(positive) / _LOG_GAMMA).astype(np.int64)
+
+
 def merge_all(sketches: Sequence[LatencySketch]) -> LatencySketch:
     """One sketch holding the values of all ``sketches`` (one allocation however many)."""
     filled = [s for s in sketches if s.counts.size]
@@ -133,7 +138,7 @@ class DistinctSketch:
     @classmethod
     def of(cls, values: Iterable[str]) -> DistinctSketch:
         """A sketch of the distinct strings in ``values``."""
-        hashes = np.fromiter((_hash32(value) for value in set(values)), dtype=_HASHES)
+        hashes = np.fromiter((hash32(value) for value in set(values)), dtype=_HASHES)
         return cls(np.unique(hashes)[:DISTINCT_K])
 
     def estimate(self) -> float:
@@ -166,7 +171,7 @@ def merge_distinct(sketches: Sequence[DistinctSketch]) -> DistinctSketch:
     return DistinctSketch(np.unique(np.concatenate(parts))[:DISTINCT_K])
 
 
-def _hash32(value: str) -> int:
+def hash32(value: str) -> int:
     """32 uniform bits of ``value``: the runtime's fingerprints are already SHA-256 hex digits
     (``spark.graphs.policies.input_fingerprint``), so their first eight are taken as they are."""
     if len(value) >= _HEX_DIGITS:

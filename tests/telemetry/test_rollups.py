@@ -10,7 +10,14 @@ from sqlalchemy import text
 
 from spark.db import get_engine
 from spark.rsi.analysis import analyze
-from spark.telemetry import RunTelemetry, SpanRecord, TelemetryStore, TraceRecord, rollups
+from spark.telemetry import (
+    RunTelemetry,
+    SpanRecord,
+    TelemetryStore,
+    TraceRecord,
+    _bulk,
+    rollups,
+)
 from spark.telemetry.aggregates import NodeStats
 from spark.telemetry.rollups import BUCKET_SECONDS as BUCKET
 from spark.telemetry.sketch import RELATIVE_ACCURACY
@@ -251,3 +258,31 @@ def test_arm_moments_from_rollups_equal_exact(
         assert (r.sum, r.sum_squares) == pytest.approx((e.sum, e.sum_squares), rel=1e-9), name
     for name in ("error_latency", "error_cost", "latency_cost"):
         assert getattr(rolled, name) == pytest.approx(getattr(exact, name), rel=1e-9), name
+
+
+def test_batch_rollups_equal_per_key_summaries() -> None:
+    """The vectorised write-path rollups of a batch equal ``summarise`` of each key's rows:
+    same sums, first and last start, error types and sketch bins."""
+    runs = _runs(random.Random(4), 300)
+    arms = {run.trace.trace_id: run.trace.routing_arm for run in runs}
+    for rows, names, is_node in (
+        (_bulk.span_rows(runs), _bulk.SPAN_COLUMNS, True),
+        (_bulk.trace_rows(runs), _bulk.TRACE_COLUMNS, False),
+    ):
+        batch = rollups.group_rows(rows, names, arms, is_node)
+        by_key: dict[rollups.Key, list[tuple[object, ...]]] = {}
+        for key, row in rollups._keyed(rows, names, arms, is_node):
+            by_key.setdefault(key, []).append(tuple(row))
+        assert batch.keys() == by_key.keys() and len(batch) > 10
+        for key, group in by_key.items():
+            one = rollups.summarise(rollups._columns(names, group))
+            got = batch[key]
+            assert got.sums == pytest.approx(one.sums, rel=1e-12, abs=1e-12), key
+            assert (got.first_at, got.last_at, got.error_types) == (
+                one.first_at,
+                one.last_at,
+                one.error_types,
+            )
+            assert (got.latency.zero, got.latency.offset) == (one.latency.zero, one.latency.offset)
+            assert got.latency.counts.tolist() == one.latency.counts.tolist()
+            assert got.inputs.hashes.tolist() == one.inputs.hashes.tolist()
