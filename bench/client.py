@@ -11,8 +11,10 @@ measured in interleaved rounds (so machine load hits them alike):
 - ``runtime``: ``GraphRuntime.run`` with telemetry off (no sink, no routing);
 - ``client``: ``SparkClient.run`` with routing (cached) and telemetry on, written by the recorder
   to a fresh SQLite file while the requests run;
-- ``idle``: the same with the recorder's writer held back until the round ends (flushed
-  untimed), so the difference from ``client`` is the writer thread's share of the GIL.
+- ``idle`` (with ``--writer-idle``): the same with the recorder's writer held back until the
+  round ends (flushed untimed). Its difference from ``client`` would be the writer thread's
+  share of the GIL, but the runs it holds in memory make every garbage collection in the process
+  slower, the other modes' included, so it is off by default.
 
 Per-node figures are each request's duration divided by the node count; the client's overhead
 is its percentile minus the runtime's. The writer works during the client's rounds (it wakes at
@@ -92,20 +94,21 @@ def _per_node_us(samples: list[float], nodes: int) -> dict[str, float]:
 
 
 async def measure_request_path(
-    client: SparkClient, idle: SparkClient, args: argparse.Namespace
+    client: SparkClient, idle: SparkClient | None, args: argparse.Namespace
 ) -> dict[str, Any]:
     """Interleaved rounds of bare gather, runtime without telemetry, the full client, and the
     client with its writer held back until the round ends (its request path alone)."""
     spec, nodes, inputs = chain_spec(args.nodes), args.nodes, {"q": "hello"}
     version_id = client.routing.get(GRAPH).active_version_id
     runtime = GraphRuntime(client._nodes)  # telemetry off: no sink
-    samples: dict[str, list[float]] = {name: [] for name in ("bare", "runtime", "client", "idle")}
+    samples: dict[str, list[float]] = {"bare": [], "runtime": [], "client": []}
     calls: dict[str, Timed] = {
         "bare": lambda: asyncio.gather(*(asyncio.create_task(_bare_node()) for _ in range(nodes))),
         "runtime": lambda: runtime.run(spec, inputs, version_id=version_id),
         "client": lambda: client.run(GRAPH, inputs, routing_key="user-1"),
-        "idle": lambda: idle.run(GRAPH, inputs, routing_key="user-1"),
     }
+    if idle is not None:
+        samples["idle"], calls["idle"] = [], lambda: idle.run(GRAPH, inputs, routing_key="user-1")
     for call in calls.values():  # warm up caches, routing and the writer
         await _time(call, 200, [])
     per_round = max(args.requests // args.rounds, 1)
@@ -113,7 +116,8 @@ async def measure_request_path(
         for name, call in calls.items():
             await _time(call, per_round, samples[name])
         client.flush()  # untimed: the writer's leftovers do not spill into the next round
-        idle.flush()
+        if idle is not None:
+            idle.flush()
     figures = {name: _per_node_us(values, nodes) for name, values in samples.items()}
     return _with_ratios(figures)
 
@@ -123,7 +127,15 @@ def _with_ratios(figures: dict[str, dict[str, float]]) -> dict[str, Any]:
     return {
         **figures,
         "client_overhead": {k: round(figures["client"][k] - runtime[k], 3) for k in keys},
-        "client_overhead_writer_idle": {k: round(figures["idle"][k] - runtime[k], 3) for k in keys},
+        **(
+            {
+                "client_overhead_writer_idle": {
+                    k: round(figures["idle"][k] - runtime[k], 3) for k in keys
+                }
+            }
+            if "idle" in figures
+            else {}
+        ),
         "runtime_over_bare_p50": round(runtime["p50_us"] / bare["p50_us"], 2),
         "goals": {
             "client_overhead_p50_us": 2.0,
@@ -180,20 +192,22 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000, help="per mode")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--scores", type=int, default=2_000)
+    parser.add_argument("--writer-idle", action="store_true", help="also the idle-writer mode")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.nodes != 10:
         parser.error("--nodes: the registered bench graph has 10 nodes")
     with tempfile.TemporaryDirectory(prefix="spark-bench-client-") as folder:
         client = open_client(Path(folder))
-        idle = open_client(Path(folder), **HELD_BACK)
+        idle = open_client(Path(folder), **HELD_BACK) if args.writer_idle else None
         try:
             result = asyncio.run(measure_request_path(client, idle, args))
             client.flush()
             result["telemetry"] = asdict(client.telemetry_stats)
             result["feedback"] = measure_feedback(client, args.scores)
         finally:
-            idle.close()
+            if idle is not None:
+                idle.close()
             client.close()
             dispose_engine(client.settings.database_url)
     result["machine"] = machine()

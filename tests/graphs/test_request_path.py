@@ -93,7 +93,7 @@ async def test_a_deferring_sink_gets_the_inputs_and_the_writer_hashes_them(
     assert deferred.trace.input_fingerprint is None
     assert {span.input_fingerprint for span in deferred.spans} == {None}
     assert {span.span_id for span in deferred.spans} == {""}
-    completed = complete_run(deferred)
+    completed = complete_run(deferred)  # completes the deferred run's spans in place
     assert len({span.span_id for span in completed.spans} - {""}) == 3
     assert completed.captured is None
     assert completed.trace.input_fingerprint == hashed.trace.input_fingerprint is not None
