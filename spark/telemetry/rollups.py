@@ -278,8 +278,13 @@ def _add(cursor: Any, mark: str, postgres: bool, rollups: Mapping[Key, Rollup]) 
     empty = to_values(Rollup())
     cursor.executemany(_insert_sql(mark), [(*key, *empty) for key in keys])
     stored = _locked(cursor, keys, mark, postgres)
-    merged = [(*to_values(merge([stored[key], rollups[key]])), *key) for key in keys]
+    merged = [(*to_values(_combined(stored[key], rollups[key])), *key) for key in keys]
     cursor.executemany(_update_sql(mark), merged)
+
+
+def _combined(stored: Rollup, new: Rollup) -> Rollup:
+    """``new`` added to ``stored`` (just ``new`` when the stored row is the empty one)."""
+    return new if stored.n == 0 and stored.first_at is None else merge([stored, new])
 
 
 def _locked(cursor: Any, keys: Sequence[Key], mark: str, postgres: bool) -> dict[Key, Rollup]:
