@@ -29,7 +29,7 @@ import copy
 import time
 from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
@@ -94,7 +94,8 @@ class _RunRequest:
     telemetry: _TelemetryMode
 
 
-_TelemetryMode = str  # "off" (no sink), "eager" (fingerprints now), "deferred" (sink hashes)
+# "off": no sink; "eager": fingerprints on the request path; "deferred": the sink computes them
+_TelemetryMode = Literal["off", "eager", "deferred"]
 
 
 @dataclass(slots=True, frozen=True)
