@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from spark.telemetry.sketch import (
-    DISTINCT_K,
     RELATIVE_ACCURACY,
     DistinctSketch,
     LatencySketch,
