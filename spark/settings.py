@@ -8,13 +8,20 @@ from typing import Literal, get_args
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from spark.db import sqlite_url
 from spark.errors import ConfigurationError
 
 DEFAULT_STATE_DIR = Path(".spark")
 
 GeneratorKind = Literal["rules", "openai", "anthropic"]
 GENERATOR_KINDS: tuple[GeneratorKind, ...] = get_args(GeneratorKind)
+
+
+def _default_database_url() -> str:
+    """The local SQLite file. ``spark.db`` (SQLAlchemy) is imported here, not at module level, so
+    that a workflow-only worker, which reads these settings, never loads SQLAlchemy."""
+    from spark.db import sqlite_url
+
+    return sqlite_url(DEFAULT_STATE_DIR / "spark.db")
 
 
 def _env(name: str, variable: str) -> AliasChoices:
@@ -46,7 +53,7 @@ class SparkSettings(BaseSettings):
         default="spark-rsi", validation_alias=_env("task_queue", "SPARK_TASK_QUEUE")
     )
     database_url: str = Field(
-        default_factory=lambda: sqlite_url(DEFAULT_STATE_DIR / "spark.db"),
+        default_factory=_default_database_url,
         validation_alias=_env("database_url", "SPARK_DATABASE_URL"),
     )
     generator: GeneratorKind = Field(

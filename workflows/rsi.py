@@ -59,7 +59,7 @@ with workflow.unsafe.imports_passed_through():
         WindowProgress,
         describe_errors,
     )
-    from spark.rsi.review import review_details, review_memo
+    from spark.rsi.review_memo import review_details, review_memo
     from spark.temporal import (
         RSI_WORKFLOW,
         SA_ACTIVE_VERSION,

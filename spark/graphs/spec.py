@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from spark.errors import InvalidGraphSpecError
+
+if TYPE_CHECKING:  # networkx is imported where a graph is built: the workflow side never needs it
+    import networkx as nx
 
 NodeTag = Literal["protected", "side_effects", "idempotent", "deterministic"]
 """Node properties: ``protected`` (config, implementation and activation are frozen),
@@ -266,6 +268,8 @@ def _check_entries(spec: GraphSpec, ids: set[str]) -> None:
 
 
 def _digraph(spec: GraphSpec) -> nx.DiGraph:
+    import networkx as nx
+
     graph = nx.DiGraph()
     graph.add_nodes_from(node.id for node in spec.nodes)
     graph.add_edges_from(edge.key for edge in spec.edges)
@@ -296,6 +300,8 @@ def _check_acyclic(spec: GraphSpec, successors: dict[str, list[str]]) -> list[st
             if indegree[target] == 0:
                 ready.append(target)
     if len(order) < len(successors):
+        import networkx as nx
+
         cycle = nx.find_cycle(_digraph(spec))
         raise ValueError(f"edges: graph must be acyclic; cycle through {[a for a, _ in cycle]}")
     return order

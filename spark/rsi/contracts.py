@@ -22,10 +22,9 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from spark.errors import InvalidWorkflowInputError
-from spark.rsi.generator import ChangeKind
-from spark.rsi.hypotheses import Hypothesis, Metric, RiskLevel
+from spark.rsi.hypotheses import ChangeKind, Hypothesis, Metric, RiskLevel
 from spark.rsi.objectives import Objective
-from spark.rsi.online import OnlinePlan
+from spark.rsi.online_plan import OnlinePlan
 
 Phase = Literal[
     "starting",

@@ -64,6 +64,7 @@ from spark.rsi.edges import EdgeFinding, find_edge_optimizations
 from spark.rsi.hypotheses import (
     AddCache,
     AddFallback,
+    ChangeKind,
     ChangeOp,
     Hypothesis,
     Metric,
@@ -86,17 +87,6 @@ DiagnosisKind = Literal[
     "slow_node",
     "unused_output",
     "never_taken_edge",
-]
-ChangeKind = Literal[
-    "set_prompt",
-    "set_config",
-    "replace_node",
-    "add_edge",
-    "remove_edge",
-    "reroute_edge",
-    "parallelize",
-    "add_cache",
-    "add_fallback",
 ]
 DIAGNOSIS_CATEGORY: dict[DiagnosisKind, BottleneckKind] = {
     "transient_errors": "errors",

@@ -15,6 +15,18 @@ from spark.graphs.spec import EdgeCondition, NodeConfig
 
 Metric = Literal["latency", "error_rate", "cost", "quality"]
 RiskLevel = Literal["low", "medium", "high", "critical"]
+ChangeKind = Literal[
+    "set_prompt",
+    "set_config",
+    "replace_node",
+    "add_edge",
+    "remove_edge",
+    "reroute_edge",
+    "parallelize",
+    "add_cache",
+    "add_fallback",
+]
+"""The closed set of change operations (each ``op`` below)."""
 RISK_ORDER: dict[RiskLevel, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 

@@ -33,6 +33,7 @@ from scipy import special
 
 from spark.rsi.hypotheses import Metric
 from spark.rsi.objectives import Constraint, Objective
+from spark.rsi.online_plan import References
 from spark.rsi.stats import Decision, MetricSpec, SequentialDesign, SummaryStats
 from spark.rsi.stats.compare import compare_summaries
 from spark.rsi.stats.comparison import Comparison, MeanComparison
@@ -54,25 +55,6 @@ GUARDRAILS: dict[Metric, MetricSpec] = {
 """Non-inferiority margins of the guardrails (relative unless stated)."""
 
 ConstraintStatus = Literal["holds", "broken", "unproven"]
-
-
-class References(BaseModel):
-    """The baseline means the loss is scaled by, fixed for a whole test."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    latency_ms: float
-    cost: float
-    quality: float | None = None
-    error_rate: float = 0.0
-
-    def loss(self, objective: Objective) -> float:
-        """The baseline's mean loss per request under ``objective`` (quality term excluded)."""
-        return (
-            objective.weight("error_rate") * self.error_rate
-            + (objective.weight("latency") if self.latency_ms > 0 else 0.0)
-            + (objective.weight("cost") if self.cost > 0 else 0.0)
-        )
 
 
 def references_of(baseline: ArmMoments) -> References:

@@ -19,13 +19,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from pydantic import BaseModel, Field
-
 from spark.errors import InvalidInputError
 from spark.rsi.hypotheses import Metric
 from spark.rsi.judgement import (
     OBJECTIVE,
-    References,
     arm_summaries,
     guardrails,
     judge,
@@ -34,6 +31,7 @@ from spark.rsi.judgement import (
     references_of,
 )
 from spark.rsi.objectives import Objective, expected_objective_change
+from spark.rsi.online_plan import OnlinePlan, References
 from spark.rsi.stats import (
     Decision,
     MetricSpec,
@@ -65,29 +63,6 @@ DEFAULT_MIN_EFFECTS: dict[Metric, float] = {
 """The smallest relative change of a primary metric worth detecting, by default."""
 
 MIN_RUNS_PER_METRIC = 10
-
-
-class OnlinePlan(BaseModel):
-    """How big and how long a window must be, and when its looks fall."""
-
-    runs_per_arm: int = Field(ge=1)
-    window_s: float = Field(gt=0)
-    look_interval_s: float = Field(gt=0)
-    looks: int = Field(ge=1)
-    limiting_metric: str
-    metrics: list[Metric]
-    margins: dict[str, float] = Field(
-        default_factory=dict, description="guardrail margins, where they differ from defaults"
-    )
-    runs_per_hour: float
-    capped: bool = False
-    notes: list[str] = Field(default_factory=list)
-    objective: Objective | None = Field(
-        default=None, description="the owner's objective the window judges (None: old windows)"
-    )
-    references: References | None = Field(
-        default=None, description="baseline means the objective's loss is scaled by"
-    )
 
 
 def metric_arrays(metrics: TraceMetrics) -> dict[str, list[float]]:

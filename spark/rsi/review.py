@@ -7,13 +7,14 @@ attempts; nothing here reads a store or a clock.
 
 from __future__ import annotations
 
-from typing import Any
-
 from spark.errors import InvalidChangeError
 from spark.graphs.diff import render
 from spark.graphs.spec import GraphSpec
 from spark.rsi.changes import apply_changes, describe_change
 from spark.rsi.contracts import MAX_REVIEW_DIFF_CHARS, ReviewDossier, ValidatedHypothesis
+from spark.rsi.review_memo import expected_effects_text
+from spark.rsi.review_memo import review_details as review_details  # re-exported
+from spark.rsi.review_memo import review_memo as review_memo  # re-exported
 from spark.rsi.validation import risk_reasons
 
 GATES_AHEAD = (
@@ -86,7 +87,7 @@ def describe_dossier(dossier: ReviewDossier) -> str:
         *_bullets(dossier.risk_reasons),
         "changes:",
         *_bullets(dossier.changes),
-        f"expected effects (primary: {dossier.primary_metric}): {_effects(dossier)}",
+        f"expected effects (primary: {dossier.primary_metric}): {expected_effects_text(dossier)}",
         *([f"warnings: {'; '.join(dossier.warnings)}"] if dossier.warnings else []),
         "evidence so far:",
         *_bullets(dossier.evidence),
@@ -101,43 +102,3 @@ def describe_dossier(dossier: ReviewDossier) -> str:
 
 def _bullets(items: list[str]) -> list[str]:
     return [f"  - {item}" for item in items]
-
-
-def _effects(dossier: ReviewDossier) -> str:
-    """``latency -30%, cost +5%`` or ``none stated``."""
-    parts = [f"{metric} {change:+.0%}" for metric, change in dossier.expected_effects.items()]
-    return ", ".join(parts) or "none stated"
-
-
-def review_details(dossier: ReviewDossier) -> str:
-    """The Web UI's current details while the review is open: what to decide on, and how."""
-    lines = [
-        f"cycle {dossier.cycle}: awaiting review of {dossier.title!r} "
-        f"({dossier.hypothesis_id}), risk {dossier.risk}",
-        *[f"risk: {reason}" for reason in dossier.risk_reasons],
-        *[f"change: {change}" for change in dossier.changes],
-        f"expected: {_effects(dossier)}; rationale: {dossier.rationale or '-'}",
-        f"decide: spark review show {dossier.graph_id}, then spark review "
-        f"{dossier.graph_id} approve|reject --reviewer NAME "
-        f"(allowed: {', '.join(dossier.allowed_reviewers) or 'anyone'})",
-    ]
-    return "\n".join(lines)
-
-
-def review_memo(dossier: ReviewDossier) -> dict[str, Any]:
-    """The review in the workflow's memo (Web UI): small, without the diff."""
-    return dossier.model_dump(
-        mode="json",
-        include={
-            "review_id",
-            "hypothesis_id",
-            "title",
-            "risk",
-            "risk_reasons",
-            "changes",
-            "expected_effects",
-            "state",
-            "reviewer",
-            "comment",
-        },
-    )
