@@ -417,6 +417,9 @@ class RoutingCache:
                 entry.next_read_at = float("-inf")
 
     def _entry(self, graph_id: str) -> _Entry:
+        entry = self._entries.get(graph_id)  # a dict read is atomic: no lock, no allocation
+        if entry is not None:
+            return entry
         with self._lock:
             return self._entries.setdefault(graph_id, _Entry())
 
