@@ -37,6 +37,7 @@ from types import TracebackType
 from typing import Protocol, cast
 
 import structlog
+import tenacity
 
 from spark.telemetry._bulk import is_connection_failure
 from spark.telemetry.fingerprints import complete_run
@@ -45,6 +46,7 @@ from spark.telemetry.sampling import trace_sampled
 
 log = structlog.get_logger(__name__)
 
+_ABANDONED = object()  # a write attempt that found the batch abandoned by close
 ABANDON_GRACE_S = 1.0  # after abandoning, how long close waits for the writer to leave
 
 
@@ -340,21 +342,36 @@ class TelemetryRecorder:
         return run if self._capture_inputs else _without_inputs(run)
 
     def _write(self, runs: list[Record]) -> None:
-        """Write ``runs``: through an outage for as long as it lasts, a rejection a few times."""
-        delay, rejections = self._retry_initial_s, 0
-        while True:
+        """Write ``runs``: through an outage for as long as it lasts, a rejection a few times,
+        waiting with capped exponential backoff between attempts (tenacity) until ``close``
+        gives up on the batch."""
+        rejections = 0
+
+        def attempt() -> Exception | object | None:
+            nonlocal rejections
+            if self._give_up.is_set():
+                return _ABANDONED  # close abandoned this batch and everything queued
             error = self._try_write(runs)
-            if error is None:
-                self._settle(runs, written=True)
-                return
-            if not is_connection_failure(error):
+            if error is not None and not is_connection_failure(error):
                 rejections += 1
-                if rejections >= self._write_attempts:
-                    self._split_rejected(runs, error)
-                    return
-            if self._give_up.wait(delay):
-                return  # close abandoned this batch and everything queued
-            delay = min(2 * delay, self._retry_max_s)
+            return error
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_result(lambda outcome: isinstance(outcome, Exception)),
+            stop=lambda _state: rejections >= self._write_attempts,
+            wait=tenacity.wait_exponential(multiplier=self._retry_initial_s, max=self._retry_max_s),
+            sleep=self._wait_or_give_up,
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+        )
+        outcome = retrying(attempt)
+        if outcome is None:
+            self._settle(runs, written=True)
+        elif isinstance(outcome, Exception):
+            self._split_rejected(runs, outcome)
+
+    def _wait_or_give_up(self, seconds: float) -> None:
+        """Sleep between attempts; ``close`` giving up on the batch ends the wait at once."""
+        self._give_up.wait(seconds)
 
     def _split_rejected(self, runs: list[Record], error: Exception) -> None:
         """Keep what the database accepts of a batch it keeps rejecting: each half is written on
