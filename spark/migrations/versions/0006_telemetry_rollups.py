@@ -11,6 +11,8 @@ Revises: 0005
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -37,8 +39,8 @@ _FLOATS = (
 _COUNTS = ("attempts", "cache_hits", "fingerprinted", "quality_n")
 
 
-def _columns() -> list[sa.Column]:
-    columns = [sa.Column(name, sa.String(), nullable=False) for name in _KEY]
+def _columns() -> list[sa.Column[Any]]:
+    columns: list[sa.Column[Any]] = [sa.Column(name, sa.String(), nullable=False) for name in _KEY]
     columns.append(sa.Column("bucket_start", sa.Float(), nullable=False))
     columns += [sa.Column(name, sa.Integer(), nullable=False) for name in _INTEGERS]
     columns += [sa.Column(name, sa.Float(), nullable=False) for name in _FLOATS]
