@@ -187,12 +187,16 @@ def _blast_factors(spec: GraphSpec, changes: Sequence[ChangeOp]) -> list[str]:
     factors = {
         f"{len(affected)} nodes affected (3 or more)": len(affected) >= 3,
         f"{len(affected)} nodes affected (8 or more)": len(affected) >= 8,
-        f"modifies the entry node(s) {sorted(touched & set(spec.entries))}": bool(
-            touched & set(spec.entries)
-        ),
+        _entry_factor(sorted(touched & set(spec.entries))): bool(touched & set(spec.entries)),
         f"modifies nodes with side effects: {', '.join(side_effects)}": bool(side_effects),
     }
     return [factor for factor, applies in factors.items() if applies]
+
+
+def _entry_factor(entries: list[str]) -> str:
+    """``modifies the entry node 'a'``, or ``modifies the entry nodes 'a', 'b'``."""
+    names = ", ".join(repr(entry) for entry in entries)
+    return f"modifies the entry node{'s' if len(entries) > 1 else ''} {names}"
 
 
 def risk_reasons(spec: GraphSpec, changes: Sequence[ChangeOp]) -> list[str]:
