@@ -9,6 +9,7 @@ holding a registered graph; telemetry analysis, the hypothesis and the A/B verdi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 from temporalio import activity
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -124,9 +126,14 @@ async def _running(
             )
             for graph_id in loops.graph_ids
         ]
-        for handle in handles:
-            await _awaiting_review(handle)
-        yield handles
+        try:
+            for handle in handles:
+                await _awaiting_review(handle)
+            yield handles
+        finally:  # a failed test must not leave a loop running on the shared test server
+            for handle in handles:
+                with contextlib.suppress(RPCError):
+                    await handle.terminate("test finished")
 
 
 async def _awaiting_review(handle: WorkflowHandle[Any, RSIStatus]) -> RSIStatus:
