@@ -28,9 +28,10 @@ class ActivityDeps:
     generator: HypothesisGenerator = field(default_factory=RuleBasedGenerator)
     # the worker's settings: the API keys a loop's own ``hypothesis_model`` is called with
     settings: SparkSettings | None = None
-    # where analysis, online looks and health checks read aggregates: "rollups" once every
-    # graph's rollups cover its telemetry (TelemetryStore.rebuild_rollups after migration 0006)
-    stats_source: StatsSource = "exact"
+    # where analysis, online looks and health checks read aggregates: "auto" reads a graph's
+    # rollups where spark_rollup_coverage says they are complete (a database new at migration
+    # 0008, or a graph after TelemetryStore.rebuild_rollups), else raw spans; or force one
+    stats_source: StatsSource = "auto"
 
     @classmethod
     def from_database_url(

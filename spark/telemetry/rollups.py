@@ -11,12 +11,16 @@ Reads over ``[since, until)`` merge the buckets wholly inside the window and add
 the two partial edge buckets, so counts, sums and error types are exactly those of the exact
 query, whatever the window's edges; only percentiles (sketch) and the distinct-input ratio (KMV)
 are approximate. The cost of a read grows with the number of buckets, not of spans.
+
+``spark_rollup_coverage`` records where the rollups are complete: ``'*'`` for a database that
+had no telemetry when migration 0008 ran, else one row per graph that ``rebuild`` recomputed.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +44,9 @@ from spark.telemetry.sketch import (
 
 BUCKET_SECONDS = 3600.0
 TABLE = "spark_rollups"
+COVERAGE_TABLE = "spark_rollup_coverage"
+WHOLE_DATABASE = "*"
+"""The coverage row saying every graph's rollups are complete (migration 0008)."""
 _KEYS_PER_SELECT = 1000  # 5 parameters a key: well under PostgreSQL's 65535
 WHOLE_RUN = ""
 KEY_COLUMNS = ("graph_id", "version_id", "node_id", "routing_arm", "bucket_start")
@@ -486,9 +493,26 @@ def rebuild(connection: Any, postgres: bool, graph_id: str) -> int:
         totals = _raw_totals(cursor, mark, graph_id)
         if totals:
             _add(cursor, mark, postgres, totals)
+        _mark_complete(cursor, mark, graph_id)
         return len(totals)
     finally:
         cursor.close()
+
+
+def _mark_complete(cursor: Any, mark: str, graph_id: str) -> None:
+    """Record that the graph's rollups now cover all its telemetry (kept on a second rebuild)."""
+    cursor.execute(
+        f"INSERT INTO {COVERAGE_TABLE} (graph_id, complete_since) VALUES ({mark}, {mark})"
+        " ON CONFLICT (graph_id) DO NOTHING",
+        (graph_id, time.time()),
+    )
+
+
+def coverage_sql() -> str:
+    """How many coverage rows say ``:graph_id``'s rollups are complete (0: read exact)."""
+    return (
+        f"SELECT count(*) FROM {COVERAGE_TABLE} WHERE graph_id IN ('{WHOLE_DATABASE}', :graph_id)"
+    )
 
 
 def _raw_totals(cursor: Any, mark: str, graph_id: str) -> dict[Key, Rollup]:

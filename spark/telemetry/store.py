@@ -38,7 +38,10 @@ from spark.telemetry.tables import FeedbackRow
 log = structlog.get_logger(__name__)
 
 Timestamp = float | datetime
-StatsSource = Literal["exact", "rollups"]
+StatsSource = Literal["exact", "rollups", "auto"]
+"""Where aggregates are read: raw spans, rollups, or rollups where they are complete."""
+COVERAGE_TTL_S = 30.0
+"""How long a store trusts what it read of a graph's rollup coverage."""
 FEEDBACK = FeedbackRow.__table__  # type: ignore[attr-defined]
 _IN_CHUNK = 500
 
@@ -62,6 +65,7 @@ class TelemetryStore:
         if not self.is_postgres:
             _queries.install_sqlite_functions(self._engine)
         self._analyze = None if self.is_postgres else self._analyze_schedule()
+        self._coverage: dict[str, tuple[bool, float]] = {}
         self._log = log.bind(backend=self.backend)
 
     # -- writes -----------------------------------------------------------------------------
@@ -99,12 +103,29 @@ class TelemetryStore:
             self._log.warning("telemetry.analyze_failed", error=str(exc))
 
     def rebuild_rollups(self, graph_id: str) -> int:
-        """Recompute the graph's rollups from its raw telemetry (needed once for telemetry
-        stored before migration 0006; afterwards ``write_runs`` keeps them). Returns the rows."""
+        """Recompute the graph's rollups from its raw telemetry and mark them complete (needed
+        once for a graph with telemetry stored before migration 0008; afterwards ``write_runs``
+        keeps them, and ``source="auto"`` reads them). Returns the rollup rows written."""
+        if graph_id == rollups.WHOLE_DATABASE:
+            raise InvalidInputError(f"{graph_id!r} is not a graph id: it marks every graph")
         with self._raw_transaction() as connection:
             written = rollups.rebuild(connection, self.is_postgres, graph_id)
+        self._coverage[graph_id] = (True, time.monotonic())
         self._log.info("telemetry.rollups_rebuilt", graph_id=graph_id, rows=written)
         return written
+
+    def rollups_complete(self, graph_id: str) -> bool:
+        """Whether the graph's rollups cover all its telemetry (``spark_rollup_coverage``); read
+        at most once per ``COVERAGE_TTL_S`` per graph."""
+        known = self._coverage.get(graph_id)
+        if known is not None and time.monotonic() - known[1] < COVERAGE_TTL_S:
+            return known[0]
+        complete = bool(self._fetch(rollups.coverage_sql(), {"graph_id": graph_id})[0][0])
+        self._coverage[graph_id] = (complete, time.monotonic())
+        return complete
+
+    def _reads_rollups(self, source: StatsSource, graph_id: str) -> bool:
+        return source == "rollups" or (source == "auto" and self.rollups_complete(graph_id))
 
     def add_feedback(
         self, trace_id: str, score: float, label: str | None = None, source: str = "user"
@@ -154,10 +175,11 @@ class TelemetryStore:
 
         ``source="rollups"`` reads ``spark.telemetry.rollups`` (cost independent of how many
         spans the window holds; counts, sums and error types equal the exact ones, percentiles
-        within 1% relative error, the distinct-input ratio estimated); ``"exact"`` scans spans.
+        within 1% relative error, the distinct-input ratio estimated); ``"exact"`` scans spans;
+        ``"auto"`` reads the rollups when ``rollups_complete(graph_id)``, else scans spans.
         """
         window = _window(graph_id, version_id, since, until)
-        if source == "rollups":
+        if self._reads_rollups(source, graph_id):
             merged = rollups.node_rollups(self._fetch, window)
             return [rollups.to_node_stats(window, node, r) for node, r in merged.items()]
         rows = self._fetch(_queries.node_stats_sql(window, self.is_postgres), window.params())
@@ -214,9 +236,10 @@ class TelemetryStore:
 
         ``source="rollups"`` gives the same sums (up to float rounding) from the rollups, the
         raw traces of the window's partial edge buckets and the window's feedback: its cost
-        does not grow with the number of runs in the window."""
+        does not grow with the number of runs in the window. ``"auto"``: rollups when
+        ``rollups_complete(graph_id)``, else exact."""
         window = _window(graph_id, version_id, since, until, routing_arm)
-        if source == "rollups":
+        if self._reads_rollups(source, graph_id):
             scored = self._fetch(rollups.feedback_quality_sql(window), window.params())
             return rollups.to_arm_moments(rollups.run_rollup(self._fetch, window), scored)
         row = self._fetch(_queries.arm_moments_sql(window), window.params())[0]

@@ -138,3 +138,13 @@ class RollupRow(SQLModel, table=True):
     error_types: str = Field(default="{}", sa_type=Text)
     latency_sketch: bytes = Field(default=b"", sa_type=LargeBinary)
     inputs_sketch: bytes = Field(default=b"", sa_type=LargeBinary)
+
+
+class RollupCoverageRow(SQLModel, table=True):
+    """A graph whose rollups cover all its telemetry (``graph_id='*'``: every graph), since
+    ``complete_since`` (epoch seconds). Reads with ``source="auto"`` use the rollups only then."""
+
+    __tablename__ = "spark_rollup_coverage"
+
+    graph_id: str = Field(primary_key=True)
+    complete_since: float
