@@ -15,6 +15,7 @@ from typing import Any
 
 from spark.experience import AttemptHistory, ExperienceStore
 from spark.experience.records import AttemptRecord
+from spark.registry import RegistryStore
 from spark.rsi.patterns import LearnedPattern
 from spark.settings import SparkSettings
 
@@ -33,7 +34,8 @@ def add_history_command(commands: Any, json_flag: argparse.ArgumentParser) -> No
 
 def run_history(args: argparse.Namespace) -> int:
     """``spark history``: query the experience store and print the attempts and patterns."""
-    store = ExperienceStore(SparkSettings.from_env().database_url)
+    database_url = SparkSettings.from_env().database_url
+    store = ExperienceStore(database_url)
     attempts = store.history(
         args.graph,
         hypothesis_type=args.hypothesis_type,
@@ -42,6 +44,9 @@ def run_history(args: argparse.Namespace) -> int:
         diagnosis=args.diagnosis,
         limit=args.limit,
     )
+    if not attempts and not store.history(args.graph, limit=1):
+        # nothing ever recorded: a typo'd graph id must not read as an empty history
+        RegistryStore(database_url).get_graph(args.graph)  # UnknownGraphError names it
     patterns = store.learned_patterns(args.graph)
     if args.json:
         print(json.dumps(history_json(args.graph, attempts, patterns), indent=2), flush=True)

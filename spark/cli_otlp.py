@@ -24,7 +24,18 @@ def add_otlp_command(commands: Any, json_flag: argparse.ArgumentParser) -> None:
     text = "serve POST /v1/traces (protobuf or JSON) until Ctrl-C"
     serve = actions.add_parser("serve", help=text, description=text, parents=[json_flag])
     serve.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="default: 4318")
+    serve.add_argument("--port", type=_port, default=DEFAULT_PORT, help="default: 4318")
+
+
+def _port(raw: str) -> int:
+    """A TCP port number (0 picks a free one), refused with a message otherwise."""
+    try:
+        port = int(raw)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65_535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 0 to 65535, got {raw!r}")
+    return port
 
 
 def run_otlp(args: argparse.Namespace) -> int:

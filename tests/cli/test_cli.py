@@ -121,3 +121,14 @@ def test_max_cycles_zero_is_refused_without_traceback(
     assert main(["start", "support-triage", "--max-cycles", "0"]) == EXIT_MISUSE
     err = capsys.readouterr().err
     assert "max_cycles" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("port", ["-5", "70000", "http"])
+def test_otlp_serve_refuses_a_port_that_is_not_one(
+    port: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad --port is a usage error naming what a port is, before anything is bound."""
+    with pytest.raises(SystemExit) as exited:
+        main(["otlp", "serve", "--port", port])
+    assert exited.value.code == 2
+    assert "a port is a number from 0 to 65535" in capsys.readouterr().err

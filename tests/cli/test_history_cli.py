@@ -70,3 +70,12 @@ def test_history_of_nothing_says_so(
     """A filter that matches nothing says so instead of printing an empty list."""
     assert main(["history", "g1", "--change-kind", "parallelize"]) == 0
     assert "no attempt recorded for graph 'g1'" in capsys.readouterr().out
+
+
+def test_history_of_an_unknown_graph_is_an_error(
+    store: ExperienceStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A graph neither registered nor with any attempt (a typo) is refused by name, not shown
+    as an empty history."""
+    assert main(["history", "no-such-graph"]) != 0
+    assert "no-such-graph" in capsys.readouterr().err
