@@ -3,16 +3,19 @@
     python -m bench.rollups --spans 1000000 --hours 24
 
 For each database (fresh SQLite file, fresh PostgreSQL database): ``write_runs`` in recorder-sized
-batches without rollups (``rollups.record`` disabled, its own fresh database) and with them;
-then ``node_stats`` of the whole graph and of one version, exact and from rollups, and the largest
-relative deviation of the rollup percentiles from the exact ones (``percentile_cont``) on the
-same data. Runs spread evenly over ``--hours`` (buckets are ``BUCKET_SECONDS``).
+batches without any rollup upkeep (``sealing.mark_pending`` disabled, its own fresh database)
+and with it (marking the units pending); then ``seal_rollups`` of every unit (the rollups'
+whole computation, which the write path no longer does); then ``node_stats`` of the whole graph
+and of one version, exact and from rollups, and the largest relative deviation of the rollup
+percentiles from the exact ones (``percentile_cont``) on the same data. Runs spread evenly over
+``--hours`` (buckets are ``BUCKET_SECONDS``).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,7 +29,7 @@ from bench.telemetry_write import (
     postgres_database,
     sqlite_database,
 )
-from spark.telemetry import RunTelemetry, TelemetryConfig, TraceRecord, rollups
+from spark.telemetry import RunTelemetry, TelemetryConfig, TraceRecord, rollups, sealing
 from spark.telemetry.aggregates import NodeStats
 
 BATCH_RUNS = 1000
@@ -47,13 +50,21 @@ def make_runs(spans: int, spans_per_run: int, hours: float) -> list[RunTelemetry
 
 @contextmanager
 def rollups_disabled() -> Iterator[None]:
-    """``write_runs`` without the rollup update (the baseline of the ingest overhead)."""
-    original = rollups.record
-    rollups.record = lambda *args, **kwargs: None
+    """``write_runs`` without marking units pending (the baseline of the ingest overhead)."""
+    original = sealing.mark_pending
+    sealing.mark_pending = lambda *args, **kwargs: None
     try:
         yield
     finally:
-        rollups.record = original
+        sealing.mark_pending = original
+
+
+def seal_seconds(url: str) -> float:
+    """Wall time of sealing every pending unit (computing all the rollups)."""
+    store = TelemetryConfig.from_url(url).open_store()
+    started = time.perf_counter()
+    store.seal_rollups(now=math.inf)
+    return time.perf_counter() - started
 
 
 def ingest_seconds(url: str, runs: list[RunTelemetry]) -> float:
@@ -97,11 +108,14 @@ def bench(database: Callable[[], Any], runs: list[RunTelemetry]) -> dict[str, An
         without = ingest_seconds(url, runs)
     with database() as url:
         with_rollups = ingest_seconds(url, runs)
+        seal = seal_seconds(url)
         figures = reads(url)
     return {
         "spans_per_s_without": spans / without,
         "spans_per_s_with": spans / with_rollups,
         "overhead": with_rollups / without - 1,
+        "seal_s": seal,
+        "seal_spans_per_s": spans / seal,
         **figures,
     }
 
@@ -118,17 +132,20 @@ def main() -> None:
     buckets = args.hours * 3600 / rollups.BUCKET_SECONDS
     print(f"{len(runs)} runs, {args.spans} spans, {VERSIONS} versions, {buckets:.0f} buckets")
     print(
-        "| db | write_runs spans/s, no rollups | with rollups | ingest overhead "
+        "| db | write_runs spans/s, no rollup upkeep | marking units | ingest overhead "
+        "| sealing all units: s (spans/s) "
         "| node_stats all: exact s | rollups s | one version: exact s | rollups s "
         "| max percentile deviation |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for label, database in (("sqlite", sqlite_database), ("postgres", postgres_database)):
         if args.only in (None, label):
             row = bench(database, runs)
             print(
                 f"| {label} | {row['spans_per_s_without']:,.0f} | {row['spans_per_s_with']:,.0f} "
-                f"| {row['overhead']:+.0%} | {row['exact_all_s']:.3f} | {row['rollups_all_s']:.3f} "
+                f"| {row['overhead']:+.0%} "
+                f"| {row['seal_s']:.2f} ({row['seal_spans_per_s']:,.0f}) "
+                f"| {row['exact_all_s']:.3f} | {row['rollups_all_s']:.3f} "
                 f"| {row['exact_version_s']:.3f} | {row['rollups_version_s']:.3f} "
                 f"| {max(row['p_error_all'], row['p_error_version']):.2%} |",
                 flush=True,

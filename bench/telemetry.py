@@ -10,9 +10,13 @@ PostgreSQL database, created and dropped, admin DSN from ``SPARK_TEST_POSTGRES_D
 - ``ingest``: spans/s through ``TelemetryRecorder`` (submit every run, flush) into the migrated
   schema; ``limit``: the bare driver (sqlite3 ``executemany`` / psycopg binary COPY) writing the
   same rows, same batches, into a plain logged table with no index; ``ratio`` = ingest / limit.
-- ``raw write``: ``write_runs`` directly with rollup maintenance switched off (the raw tables'
-  share of the ingest cost), same batches, new ids.
-- ``node_stats`` of the whole graph and of one version (exact), median of three.
+- ``raw write``: ``write_runs`` directly with rollup upkeep switched off (no units marked
+  pending: the raw tables' share of the ingest cost), same batches, new ids.
+- ``seal``: ``seal_rollups`` of every unit the ingest marked, which computes all the rollups
+  (off the write path: in production once per bucket after it closes); ``ingest + seal`` is the
+  rate both together would sustain.
+- ``node_stats`` of the whole graph and of one version, exact and (after the seal) from
+  rollups, median of three; the rollups' largest percentile deviation from the exact query.
 
 Helpers (fresh databases, medians, the recorder loop) come from ``bench.telemetry_write``.
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import sqlite3
 import time
@@ -34,6 +39,7 @@ from unittest.mock import patch
 
 import psycopg
 
+from bench.rollups import max_percentile_error
 from bench.telemetry_write import (
     T0,
     VERSIONS,
@@ -48,7 +54,7 @@ from spark.telemetry import (
     TelemetryConfig,
     TraceRecord,
     _bulk,
-    rollups,
+    sealing,
 )
 from spark.telemetry.ids import new_span_id, new_trace_id
 
@@ -97,7 +103,7 @@ def measure_raw_write(config: TelemetryConfig, runs: list[RunTelemetry]) -> floa
     store = config.open_store()
     renamed = [_renamed(run) for run in runs]
     spans = sum(len(run.spans) for run in renamed)
-    with patch.object(rollups, "record", lambda *args, **kwargs: None):
+    with patch.object(sealing, "mark_pending", lambda *args, **kwargs: None):
         started = time.perf_counter()
         for start in range(0, len(renamed), config.batch_size):
             store.write_runs(renamed[start : start + config.batch_size])
@@ -154,11 +160,20 @@ def bench(label: str, url: str, runs: list[RunTelemetry]) -> dict[str, Any]:
     """Every figure for one database, with the limit and ratio beside the ingest rate."""
     config = TelemetryConfig.from_url(url, max_queue=len(runs) + 1)
     ingest = measure_recorder(config, runs)
+    store = config.open_store()
+    spans = sum(len(run.spans) for run in runs)
+    started = time.perf_counter()
+    store.seal_rollups(now=math.inf)
+    seal_s = time.perf_counter() - started
     raw_write = measure_raw_write(config, runs)
     limit = measure_limit(config, runs)
-    store = config.open_store()
     node_stats_all = median_seconds(lambda: store.node_stats(GRAPH))
     node_stats_version = median_seconds(lambda: store.node_stats(GRAPH, "v0"))
+    rollups_all = median_seconds(lambda: store.node_stats(GRAPH, source="rollups"))
+    rollups_version = median_seconds(lambda: store.node_stats(GRAPH, "v0", source="rollups"))
+    deviation = max_percentile_error(
+        store.node_stats(GRAPH, source="rollups"), store.node_stats(GRAPH)
+    )
     return {
         "db": label,
         "ingest_spans_per_s": round(ingest["spans_per_s"]),
@@ -173,6 +188,13 @@ def bench(label: str, url: str, runs: list[RunTelemetry]) -> dict[str, Any]:
         "node_stats_all_s": round(node_stats_all, 3),
         "goal_node_stats_all_s": GOALS[label]["node_stats_all_s"],
         "node_stats_version_s": round(node_stats_version, 3),
+        "seal_s": round(seal_s, 2),
+        "seal_spans_per_s": round(spans / seal_s),
+        "ingest_and_seal_spans_per_s": round(1 / (1 / ingest["spans_per_s"] + seal_s / spans)),
+        "node_stats_all_rollups_s": round(rollups_all, 4),
+        "goal_node_stats_rollups_s": 0.05,
+        "node_stats_version_rollups_s": round(rollups_version, 4),
+        "rollup_percentile_max_deviation": round(deviation, 4),
     }
 
 

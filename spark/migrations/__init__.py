@@ -31,7 +31,7 @@ import importlib
 import re
 from pathlib import Path
 
-from sqlalchemy import MetaData
+from sqlalchemy import Index, MetaData
 
 VERSIONS = Path(__file__).resolve().parent / "versions"
 _REVISION_FILE = re.compile(r"^(\d{4})_\w+\.py$")
@@ -52,13 +52,29 @@ TABLE_MODULES = (
 """Every module that defines Spark tables."""
 
 
-def target_metadata() -> MetaData:
-    """The models' metadata with every Spark table loaded (what the head revision must match)."""
+def target_metadata(dialect: str | None = None) -> MetaData:
+    """The models' metadata with every Spark table loaded (what the head revision must match).
+
+    With ``dialect`` (``"sqlite"``, ``"postgresql"``), a copy without the indexes that exist on
+    other dialects only (``Index.ddl_if``), which Alembic's comparison does not know about."""
     from sqlmodel import SQLModel
 
     for module in TABLE_MODULES:
         importlib.import_module(module)
-    return SQLModel.metadata
+    if dialect is None:
+        return SQLModel.metadata
+    copy = MetaData()
+    for table in SQLModel.metadata.sorted_tables:
+        elsewhere = {index.name for index in table.indexes if not _exists_on(index, dialect)}
+        copied = table.to_metadata(copy)
+        for index in [index for index in copied.indexes if index.name in elsewhere]:
+            copied.indexes.discard(index)
+    return copy
+
+
+def _exists_on(index: Index, dialect: str) -> bool:
+    condition = index._ddl_if
+    return condition is None or condition.dialect in (None, dialect)
 
 
 @functools.cache

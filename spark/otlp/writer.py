@@ -1,24 +1,21 @@
 """Stores an ``OTLPBatch`` in the telemetry tables: one transaction, idempotent.
 
-A retried export (the same ids) adds nothing; a run's cost is recomputed from every stored span
-of its trace, so spans that arrive before or after their root are counted either way.
+Rows go through the store's bulk writers (``spark.telemetry._bulk``), so a retried export (the
+same ids) adds nothing, and mark their rollup units pending (``spark.telemetry.sealing``) like
+any other write. A run's cost is recomputed from every stored span of its trace, so spans that
+arrive before or after their root are counted either way.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Any
-
-from sqlalchemy import Table, bindparam, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
 from spark.db import get_engine, is_postgres, normalize_url
 from spark.otlp.mapping import OTLPBatch
-from spark.telemetry.tables import SpanRow, TraceRow
+from spark.telemetry import _bulk, sealing
 
-TRACES: Table = TraceRow.__table__  # type: ignore[attr-defined]
-SPANS: Table = SpanRow.__table__  # type: ignore[attr-defined]
+TRACES, SPANS = _bulk.TRACES, _bulk.SPANS
 
 
 class OTLPWriter:
@@ -27,20 +24,21 @@ class OTLPWriter:
     def __init__(self, database_url: str) -> None:
         self.database_url = normalize_url(database_url)
         self._engine = get_engine(self.database_url)
-        self._dialect = postgresql if is_postgres(self.database_url) else sqlite
+        self._postgres = is_postgres(self.database_url)
 
     def write(self, batch: OTLPBatch) -> None:
         """Store every run and span of ``batch`` (or, on any failure, none of them)."""
         if not batch.traces and not batch.spans:
             return
+        traces = [_bulk.trace_row(trace) for trace in batch.traces]
+        spans = [_bulk.span_row(span) for span in batch.spans]
+        writer = _bulk.write_postgres if self._postgres else _bulk.write_sqlite
         with self._engine.begin() as conn:
-            self._insert(conn, SPANS, [asdict(span) for span in batch.spans])
-            self._insert(conn, TRACES, [asdict(trace) for trace in batch.traces])
+            driver = conn.connection.driver_connection
+            stored_traces, stored_spans = writer(driver, traces, spans)  # type: ignore[arg-type]
+            units = sealing.touched_units(stored_traces, stored_spans)
+            sealing.mark_pending(driver, self._postgres, units)
             _recompute_costs(conn, batch.trace_ids)
-
-    def _insert(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            conn.execute(self._dialect.insert(table).on_conflict_do_nothing(), rows)
 
 
 def _recompute_costs(conn: Connection, trace_ids: list[str]) -> None:

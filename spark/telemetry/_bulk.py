@@ -1,7 +1,10 @@
 """Bulk writers of traces and spans: COPY on PostgreSQL, ``executemany`` on SQLite.
 
 Rows are plain tuples taken straight from the slotted records (``attrgetter`` in C), never ORM
-objects. Both paths skip rows whose primary key is already stored, so a retried batch is harmless.
+objects. Both paths skip what is already stored, so a retried batch is harmless: traces by their
+primary key; spans by their trace (a run's spans are stored with its trace, in one transaction,
+so the spans of a trace already stored are too), or, for a span whose trace is not in the batch
+(OTLP), by its id in ``spark_span_keys``. Spans themselves carry no unique index (migration 0010).
 The SQL names only our own tables and columns: no value is ever formatted into it.
 """
 
@@ -11,7 +14,7 @@ import sqlite3
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import fields
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import psycopg
@@ -19,17 +22,20 @@ from sqlalchemy import Boolean, Float, Integer, Table
 from sqlalchemy import exc as sa_exc
 
 from spark.telemetry.models import RunTelemetry, SpanRecord, TraceRecord
-from spark.telemetry.tables import SpanRow, TraceRow
+from spark.telemetry.tables import SPANS_TABLE, TraceRow
 
 Row = tuple[Any, ...]
 
 TRACE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(TraceRecord))
 SPAN_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(SpanRecord))
 TRACES: Table = TraceRow.__table__  # type: ignore[attr-defined]
-SPANS: Table = SpanRow.__table__  # type: ignore[attr-defined]
+SPANS: Table = SPANS_TABLE
+SPAN_KEYS = "spark_span_keys"
 
-_trace_row = attrgetter(*TRACE_COLUMNS)
-_span_row = attrgetter(*SPAN_COLUMNS)
+trace_row = _trace_row = attrgetter(*TRACE_COLUMNS)
+"""A ``TraceRecord`` as a row tuple in ``TRACE_COLUMNS`` order."""
+span_row = _span_row = attrgetter(*SPAN_COLUMNS)
+"""A ``SpanRecord`` as a row tuple in ``SPAN_COLUMNS`` order."""
 _IDS_PER_SELECT = 500
 
 
@@ -89,14 +95,53 @@ def span_rows(runs: Sequence[RunTelemetry]) -> list[Row]:
 def write_sqlite(
     conn: sqlite3.Connection, traces: Sequence[Row], spans: Sequence[Row]
 ) -> tuple[Sequence[Row], Sequence[Row]]:
-    """Insert the rows in the caller's transaction, skipping primary keys already stored;
-    returns the trace and span rows really stored (what the rollups may count)."""
+    """Insert the rows in the caller's transaction, skipping what is already stored; returns
+    the trace and span rows really stored (what the rollups may count)."""
     if not conn.in_transaction:
         conn.execute("BEGIN")  # so that releasing the savepoint below cannot commit
-    return (
-        _insert_new_rows(conn, TRACES, TRACE_COLUMNS, traces),
-        _insert_new_rows(conn, SPANS, SPAN_COLUMNS, spans),
+    stored_traces = _insert_new_rows(conn, TRACES, TRACE_COLUMNS, traces)
+    new_spans = spans_to_store(
+        traces, stored_traces, spans, lambda ids: _new_keys_sqlite(conn, ids)
     )
+    if new_spans:
+        conn.executemany(_insert_sql(SPANS, SPAN_COLUMNS, on_conflict=False), new_spans)
+    return stored_traces, new_spans
+
+
+def spans_to_store(
+    traces: Sequence[Row],
+    stored_traces: Sequence[Row],
+    spans: Sequence[Row],
+    new_keys: Callable[[list[str]], set[str]],
+) -> Sequence[Row]:
+    """The spans of ``spans`` not stored yet: those of the batch's newly stored traces, and of
+    the spans without their trace in the batch those whose ids ``new_keys`` records as new."""
+    batch = set(map(_first, traces))
+    trace_of = map(_second, spans)
+    if len(stored_traces) == len(traces) and all(map(batch.__contains__, trace_of)):
+        return spans  # every trace new, every span with its trace: the runtime's batches
+    fresh = batch if len(stored_traces) == len(traces) else set(map(_first, stored_traces))
+    orphans = [span for span in spans if span[1] not in batch]
+    kept = set(new_keys(list(dict.fromkeys(span[0] for span in orphans)))) if orphans else set()
+    return _once_each(
+        [span for span in spans if span[1] in fresh or span[0] in kept], lambda _id: True
+    )
+
+
+_first, _second = itemgetter(0), itemgetter(1)
+
+
+def _new_keys_sqlite(conn: sqlite3.Connection, span_ids: list[str]) -> set[str]:
+    """Record ``span_ids`` in ``spark_span_keys``; the ones not recorded before."""
+    seen: set[str] = set()
+    for start in range(0, len(span_ids), _IDS_PER_SELECT):
+        chunk = span_ids[start : start + _IDS_PER_SELECT]
+        marks = ", ".join("?" for _ in chunk)
+        query = f"SELECT span_id FROM {SPAN_KEYS} WHERE span_id IN ({marks})"
+        seen.update(found for (found,) in conn.execute(query, chunk))
+    new = [span_id for span_id in span_ids if span_id not in seen]
+    conn.executemany(f"INSERT INTO {SPAN_KEYS} (span_id) VALUES (?)", [(i,) for i in new])
+    return set(new)
 
 
 def _insert_new_rows(
@@ -130,18 +175,32 @@ def _unstored_rows(
 def write_postgres(
     conn: psycopg.Connection[Any], traces: Sequence[Row], spans: Sequence[Row]
 ) -> tuple[Sequence[Row], Sequence[Row]]:
-    """Binary-COPY the rows in the caller's transaction, skipping primary keys already stored.
+    """Binary-COPY the rows in the caller's transaction, skipping what is already stored.
 
-    COPY goes straight into the table under a savepoint. Only if that hits a stored key (a retried
-    batch) does it fall back to COPY into a session temp table and ``INSERT ... ON CONFLICT DO
-    NOTHING``, which is about a third slower than the direct COPY. Returns the trace and span
-    rows really stored (what the rollups may count).
+    Traces go straight into their table under a savepoint. Only if that hits a stored key (a
+    retried batch) does it fall back to COPY into a session temp table and ``INSERT ... ON
+    CONFLICT DO NOTHING``, about a third slower than the direct COPY. The new spans are then
+    COPied with no savepoint (no constraint can refuse them). Returns the trace and span rows
+    really stored (what the rollups may count).
     """
     with conn.cursor() as cursor:
-        return (
-            _copy_new_rows(cursor, TRACES, TRACE_COLUMNS, traces),
-            _copy_new_rows(cursor, SPANS, SPAN_COLUMNS, spans),
+        stored_traces = _copy_new_rows(cursor, TRACES, TRACE_COLUMNS, traces)
+        new_spans = spans_to_store(
+            traces, stored_traces, spans, lambda ids: _new_keys_postgres(cursor, ids)
         )
+        if new_spans:
+            _copy(cursor, SPANS.name, SPANS, SPAN_COLUMNS, new_spans)
+        return stored_traces, new_spans
+
+
+def _new_keys_postgres(cursor: psycopg.Cursor[Any], span_ids: list[str]) -> set[str]:
+    """Record ``span_ids`` in ``spark_span_keys``; the ones not recorded before."""
+    cursor.execute(
+        f"INSERT INTO {SPAN_KEYS} (span_id) SELECT unnest(%s::text[])"
+        " ON CONFLICT DO NOTHING RETURNING span_id",
+        (span_ids,),
+    )
+    return {span_id for (span_id,) in cursor.fetchall()}
 
 
 def _copy_new_rows(
@@ -212,8 +271,7 @@ def _binary_type(table: Table, column: str) -> str:
     return "text"
 
 
-def _insert_sql(table: Table, columns: tuple[str, ...]) -> str:
+def _insert_sql(table: Table, columns: tuple[str, ...], on_conflict: bool = True) -> str:
     marks = ", ".join("?" for _ in columns)
-    return (
-        f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks}) ON CONFLICT DO NOTHING"
-    )
+    conflict = " ON CONFLICT DO NOTHING" if on_conflict else ""
+    return f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks}){conflict}"

@@ -11,12 +11,17 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 
 from spark.telemetry import _statistics
 
 QUANTILES = (0.5, 0.95, 0.99)
+PURGE_SPAN_KEYS_SQL = text(
+    "DELETE FROM spark_span_keys WHERE span_id IN"
+    " (SELECT span_id FROM spark_spans WHERE started_at < :cutoff)"
+)
+"""Forget the recorded ids of spans a purge is about to delete."""
 _SQLITE_FUNCTIONS_READY = "spark_percentiles_ready"
 _SQLITE_STATISTICS_SEEN = "spark_statistics_generation"
 _SQLITE_MMAP_BYTES = 256 * 1024 * 1024

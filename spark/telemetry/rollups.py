@@ -23,18 +23,16 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from operator import itemgetter
 from typing import Any
 
 import numpy as np
 from sqlalchemy import TextClause, text
 
-from spark.telemetry import _bulk
 from spark.telemetry._grouped import Grouped
 from spark.telemetry._queries import Window
 from spark.telemetry.aggregates import ArmMoments, Moments, NodeStats
-from spark.telemetry.models import RunTelemetry
 from spark.telemetry.sketch import (
     DistinctSketch,
     LatencySketch,
@@ -45,9 +43,10 @@ from spark.telemetry.sketch import (
 BUCKET_SECONDS = 3600.0
 TABLE = "spark_rollups"
 COVERAGE_TABLE = "spark_rollup_coverage"
+PENDING_TABLE = "spark_rollup_pending"
+"""Units (graph, version, bucket) written since their last seal (``spark.telemetry.sealing``)."""
 WHOLE_DATABASE = "*"
 """The coverage row saying every graph's rollups are complete (migration 0008)."""
-_KEYS_PER_SELECT = 1000  # 5 parameters a key: well under PostgreSQL's 65535
 WHOLE_RUN = ""
 KEY_COLUMNS = ("graph_id", "version_id", "node_id", "routing_arm", "bucket_start")
 SUM_COLUMNS = (
@@ -277,72 +276,13 @@ def from_values(values: Sequence[Any]) -> Rollup:
     )
 
 
-def record(
-    connection: Any,
-    postgres: bool,
-    runs: Sequence[RunTelemetry],
-    traces: Sequence[Sequence[Any]],
-    spans: Sequence[Sequence[Any]],
-) -> None:
-    """Add the rows the raw insert stored (``traces``, ``spans``) to the rollups, in the caller's
-    transaction on the driver connection (sqlite3 or psycopg)."""
-    arms = {run.trace.trace_id: run.trace.routing_arm for run in runs}
-    rollups = group_rows(spans, _bulk.SPAN_COLUMNS, arms, node=True)
-    rollups |= group_rows(traces, _bulk.TRACE_COLUMNS, arms, node=False)
-    if rollups:
-        cursor = connection.cursor()
-        try:
-            _add(cursor, "%s" if postgres else "?", postgres, rollups)
-        finally:
-            cursor.close()
-
-
-def _add(cursor: Any, mark: str, postgres: bool, rollups: Mapping[Key, Rollup]) -> None:
-    """Ensure a row per key, lock the rows in key order, merge in Python, write the merged rows.
-
-    Locking before reading keeps concurrent writers of one key from losing each other's counts
-    (SQLite has one writer at a time anyway); the fixed order keeps them from deadlocking.
-    """
-    keys = sorted(rollups)
-    empty = to_values(Rollup())
-    cursor.executemany(_insert_sql(mark), [(*key, *empty) for key in keys])
-    stored = _locked(cursor, keys, mark, postgres)
-    merged = [(*to_values(_combined(stored[key], rollups[key])), *key) for key in keys]
-    cursor.executemany(_update_sql(mark), merged)
-
-
-def _combined(stored: Rollup, new: Rollup) -> Rollup:
-    """``new`` added to ``stored`` (just ``new`` when the stored row is the empty one)."""
-    return new if stored.n == 0 and stored.first_at is None else merge([stored, new])
-
-
-def _locked(cursor: Any, keys: Sequence[Key], mark: str, postgres: bool) -> dict[Key, Rollup]:
-    stored: dict[Key, Rollup] = {}
-    for start in range(0, len(keys), _KEYS_PER_SELECT):
-        chunk = keys[start : start + _KEYS_PER_SELECT]
-        row_marks = ", ".join(f"({', '.join([mark] * len(KEY_COLUMNS))})" for _ in chunk)
-        lock = " FOR UPDATE" if postgres else ""
-        cursor.execute(
-            f"SELECT {', '.join(KEY_COLUMNS + VALUE_COLUMNS)} FROM {TABLE}"
-            f" WHERE ({', '.join(KEY_COLUMNS)}) IN (VALUES {row_marks})"
-            f" ORDER BY {', '.join(KEY_COLUMNS)}{lock}",
-            [value for key in chunk for value in key],
-        )
-        for row in cursor.fetchall():
-            stored[tuple(row[: len(KEY_COLUMNS)])] = from_values(row[len(KEY_COLUMNS) :])
-    return stored
-
-
-def _insert_sql(mark: str) -> str:
+def insert_rows(cursor: Any, mark: str, rollups: Mapping[Key, Rollup]) -> None:
+    """Insert one ``spark_rollups`` row per key, in key order (the keys must have no row yet)."""
     columns = KEY_COLUMNS + VALUE_COLUMNS
-    marks = ", ".join([mark] * len(columns))
-    return f"INSERT INTO {TABLE} ({', '.join(columns)}) VALUES ({marks}) ON CONFLICT DO NOTHING"
-
-
-def _update_sql(mark: str) -> str:
-    assignments = ", ".join(f"{name} = {mark}" for name in VALUE_COLUMNS)
-    condition = " AND ".join(f"{name} = {mark}" for name in KEY_COLUMNS)
-    return f"UPDATE {TABLE} SET {assignments} WHERE {condition}"
+    cursor.executemany(
+        f"INSERT INTO {TABLE} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})",
+        [(*key, *to_values(rollups[key])) for key in sorted(rollups)],
+    )
 
 
 # -- reads ---------------------------------------------------------------------------------------
@@ -363,24 +303,50 @@ _EDGE_COLUMNS = (
 
 
 def node_rollups(fetch: Fetch, window: Window) -> dict[str, Rollup]:
-    """Per node (in node id order), the rollup of the window's non-skipped spans: the buckets
-    wholly inside ``[since, until)`` from ``spark_rollups``, the partial edge buckets from the raw
-    spans. The window's routing arm is not applied (spans have none; node statistics take
-    every arm)."""
-    low, high = _whole_buckets(window)
+    """Per node (in node id order), the rollup of the window's non-skipped spans: the sealed
+    buckets wholly inside ``[since, until)`` from ``spark_rollups``; the partial edge buckets
+    and the pending units (``spark.telemetry.sealing``) from the raw spans. The window's routing
+    arm is not applied (spans have none; node statistics take every arm)."""
     parts: dict[str, list[Rollup]] = {}
-    edges = [(window.since, window.until)]
-    if low is None or high is None or low <= high:
-        stored: dict[str, list[Sequence[Any]]] = {}
-        for row in fetch(_rollups_sql(window, low, high), _params(window, low, high)):
-            stored.setdefault(row[0], []).append(row[1:])
-        parts = {node_id: [_merge_stored(rows)] for node_id, rows in stored.items()}
-        edges = [(window.since, low), (high, window.until)]
-    for since, until in edges:
-        if since is not None and until is not None and since < until:
-            for node_id, rollup in _raw_nodes(fetch, window, since, until).items():
-                parts.setdefault(node_id, []).append(rollup)
+    stored: dict[str, list[Sequence[Any]]] = {}
+    raw: list[Window] = []
+    for row in _sealed_rows(fetch, window, whole_runs=False, raw=raw):
+        stored.setdefault(row[0], []).append(row[1:])
+    parts = {node_id: [_merge_stored(rows)] for node_id, rows in stored.items()}
+    for edge in raw:
+        for node_id, rollup in _raw_nodes(fetch, edge).items():
+            parts.setdefault(node_id, []).append(rollup)
     return {node_id: merge(parts[node_id]) for node_id in sorted(parts)}
+
+
+def _sealed_rows(
+    fetch: Fetch, window: Window, whole_runs: bool, raw: list[Window]
+) -> list[Sequence[Any]]:
+    """The stored rollup rows (first column, then ``VALUE_COLUMNS``) of the window's sealed
+    whole buckets; appends to ``raw`` the windows to read from raw rows instead: the partial
+    edge buckets and each pending unit."""
+    low, high = _whole_buckets(window)
+    if low is not None and high is not None and low > high:  # inside one bucket: all raw
+        raw.append(window)
+        return []
+    for since, until in ((window.since, low), (high, window.until)):
+        if since is not None and until is not None and since < until:
+            raw.append(replace(window, since=since, until=until))
+    params = _params(window, low, high)
+    pending = {
+        (version_id, bucket)
+        for version_id, bucket in fetch(
+            _pending_sql(window.version_id is not None, low is not None, high is not None),
+            params,
+        )
+    }
+    for version_id, bucket in sorted(pending, key=lambda unit: (unit[1], unit[0])):
+        raw.append(
+            replace(window, version_id=version_id, since=bucket, until=bucket + BUCKET_SECONDS)
+        )
+    sql = _rollups_sql(window, low, high, whole_runs)
+    rows = fetch(sql, _run_params(window, low, high) if whole_runs else params)
+    return [(row[0], *row[3:]) for row in rows if (row[1], row[2]) not in pending]
 
 
 def _merge_stored(rows: Sequence[Sequence[Any]]) -> Rollup:
@@ -429,7 +395,7 @@ def _rollups_sql(
         conditions.append("bucket_start >= :low")
     if high is not None:
         conditions.append("bucket_start < :high")
-    columns = ", ".join(("node_id", *VALUE_COLUMNS))
+    columns = ", ".join(("node_id", "version_id", "bucket_start", *VALUE_COLUMNS))
     return f"SELECT {columns} FROM {TABLE} WHERE {' AND '.join(conditions)}"
 
 
@@ -438,9 +404,9 @@ def _params(window: Window, low: float | None, high: float | None) -> dict[str, 
     return {"graph_id": window.graph_id} | {k: v for k, v in bounds.items() if v is not None}
 
 
-def _raw_nodes(fetch: Fetch, window: Window, since: float, until: float) -> dict[str, Rollup]:
-    """Rollups per node of the raw non-skipped spans in ``[since, until)``."""
-    edge = Window(window.graph_id, window.version_id, since, until)
+def _raw_nodes(fetch: Fetch, window: Window) -> dict[str, Rollup]:
+    """Rollups per node of the raw non-skipped spans of ``window`` (its arm not applied)."""
+    edge = replace(window, routing_arm=None)
     sql = (
         f"SELECT {', '.join(_EDGE_COLUMNS)} FROM spark_spans"
         f" WHERE {edge.where()} AND status <> 'skipped'"
@@ -477,29 +443,10 @@ def to_node_stats(window: Window, node_id: str, rollup: Rollup) -> NodeStats:
     )
 
 
-# -- rebuild -------------------------------------------------------------------------------------
-
-_REBUILD_CHUNK = 50_000
+# -- coverage ------------------------------------------------------------------------------------
 
 
-def rebuild(connection: Any, postgres: bool, graph_id: str) -> int:
-    """Recompute one graph's rollups from its raw traces and spans, in the caller's transaction
-    on the driver connection (for telemetry stored before the rollups existed). Returns the
-    number of rollup rows written."""
-    mark = "%s" if postgres else "?"
-    cursor = connection.cursor()
-    try:
-        cursor.execute(f"DELETE FROM {TABLE} WHERE graph_id = {mark}", (graph_id,))
-        totals = _raw_totals(cursor, mark, graph_id)
-        if totals:
-            _add(cursor, mark, postgres, totals)
-        _mark_complete(cursor, mark, graph_id)
-        return len(totals)
-    finally:
-        cursor.close()
-
-
-def _mark_complete(cursor: Any, mark: str, graph_id: str) -> None:
+def mark_complete(cursor: Any, mark: str, graph_id: str) -> None:
     """Record that the graph's rollups now cover all its telemetry (kept on a second rebuild)."""
     cursor.execute(
         f"INSERT INTO {COVERAGE_TABLE} (graph_id, complete_since) VALUES ({mark}, {mark})"
@@ -515,35 +462,27 @@ def coverage_sql() -> str:
     )
 
 
-def _raw_totals(cursor: Any, mark: str, graph_id: str) -> dict[Key, Rollup]:
-    """Rollups of every stored trace and span of the graph, read in chunks."""
-    trace_names = _bulk.TRACE_COLUMNS
-    span_names = (*_bulk.SPAN_COLUMNS, "routing_arm")
-    span_columns = ", ".join(f"s.{name}" for name in _bulk.SPAN_COLUMNS)
-    queries = (
-        (f"SELECT {', '.join(trace_names)} FROM spark_traces WHERE graph_id = {mark}", trace_names),
-        (
-            f"SELECT {span_columns}, COALESCE(t.routing_arm, 'direct') FROM spark_spans s"
-            " LEFT JOIN spark_traces t ON t.trace_id = s.trace_id"
-            f" WHERE s.graph_id = {mark}",
-            span_names,
-        ),
-    )
-    totals: dict[Key, list[Rollup]] = {}
-    for sql, names in queries:
-        cursor.execute(sql, (graph_id,))
-        node = names is span_names
-        arm_at = len(span_names) - 1
-        while chunk := cursor.fetchmany(_REBUILD_CHUNK):
-            arms = {row[1]: row[arm_at] for row in chunk} if node else {}
-            for key, rollup in group_rows(chunk, names, arms, node).items():
-                totals.setdefault(key, []).append(rollup)
-    return {key: merge(parts) for key, parts in totals.items()}
-
-
 def purge_sql() -> TextClause:
     """Delete the rollup buckets that end at or before ``:cutoff``."""
     return text(f"DELETE FROM {TABLE} WHERE bucket_start + {BUCKET_SECONDS} <= :cutoff")
+
+
+def purge_pending_sql() -> TextClause:
+    """Forget the pending units of buckets that end at or before ``:cutoff`` (purged rows)."""
+    return text(f"DELETE FROM {PENDING_TABLE} WHERE bucket_start + {BUCKET_SECONDS} <= :cutoff")
+
+
+def _pending_sql(version: bool, low: bool, high: bool) -> str:
+    """Pending units (``spark.telemetry.sealing``) of ``:graph_id`` (and ``:version_id``) with
+    buckets in ``[:low, :high)``, each bound only if given: read from raw rows."""
+    conditions = ["graph_id = :graph_id"]
+    if version:
+        conditions.append("version_id = :version_id")
+    if low:
+        conditions.append("bucket_start >= :low")
+    if high:
+        conditions.append("bucket_start < :high")
+    return f"SELECT version_id, bucket_start FROM {PENDING_TABLE} WHERE {' AND '.join(conditions)}"
 
 
 # -- whole runs (A/B looks, health checks) -------------------------------------------------------
@@ -561,19 +500,13 @@ _TRACE_EDGE_COLUMNS = (
 
 
 def run_rollup(fetch: Fetch, window: Window) -> Rollup:
-    """The rollup of the window's traces (arm and version filters applied): whole buckets from
-    ``spark_rollups``, partial edge buckets from the raw traces."""
-    low, high = _whole_buckets(window)
-    parts: list[Rollup] = []
-    edges = [(window.since, window.until)]
-    if low is None or high is None or low <= high:
-        sql = _rollups_sql(window, low, high, whole_runs=True)
-        rows = [row[1:] for row in fetch(sql, _run_params(window, low, high))]
-        parts = [_merge_stored(rows)] if rows else []
-        edges = [(window.since, low), (high, window.until)]
-    for since, until in edges:
-        if since is not None and until is not None and since < until:
-            parts.extend(_raw_runs(fetch, window, since, until))
+    """The rollup of the window's traces (arm and version filters applied): sealed whole
+    buckets from ``spark_rollups``; partial edge buckets and pending units from raw traces."""
+    raw: list[Window] = []
+    rows = [row[1:] for row in _sealed_rows(fetch, window, whole_runs=True, raw=raw)]
+    parts = [_merge_stored(rows)] if rows else []
+    for edge in raw:
+        parts.extend(_raw_runs(fetch, edge))
     return merge(parts) if parts else Rollup()
 
 
@@ -582,10 +515,9 @@ def _run_params(window: Window, low: float | None, high: float | None) -> dict[s
     return _params(window, low, high) | arm
 
 
-def _raw_runs(fetch: Fetch, window: Window, since: float, until: float) -> list[Rollup]:
-    edge = Window(window.graph_id, window.version_id, since, until, window.routing_arm)
-    sql = f"SELECT {', '.join(_TRACE_EDGE_COLUMNS)} FROM spark_traces WHERE {edge.where()}"
-    rows = fetch(sql, edge.params())
+def _raw_runs(fetch: Fetch, window: Window) -> list[Rollup]:
+    sql = f"SELECT {', '.join(_TRACE_EDGE_COLUMNS)} FROM spark_traces WHERE {window.where()}"
+    rows = fetch(sql, window.params())
     return [summarise(_columns(_TRACE_EDGE_COLUMNS, rows))] if rows else []
 
 

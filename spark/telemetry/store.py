@@ -22,7 +22,7 @@ from sqlalchemy.engine import Row
 
 from spark.db import get_engine, is_postgres, normalize_url
 from spark.errors import InvalidInputError
-from spark.telemetry import _bulk, _queries, _statistics, rollups
+from spark.telemetry import _bulk, _queries, _statistics, rollups, sealing
 from spark.telemetry._queries import Window
 from spark.telemetry.aggregates import (
     ArmMoments,
@@ -46,6 +46,14 @@ FEEDBACK = FeedbackRow.__table__  # type: ignore[attr-defined]
 _IN_CHUNK = 500
 
 
+class SealCounts(NamedTuple):
+    """What one ``seal_rollups`` call did: units sealed, rollup rows they now hold, seconds."""
+
+    units: int
+    rows: int
+    seconds: float
+
+
 class PurgeCounts(NamedTuple):
     """Rows removed by a retention purge, per table."""
 
@@ -66,6 +74,7 @@ class TelemetryStore:
             _queries.install_sqlite_functions(self._engine)
         self._analyze = None if self.is_postgres else self._analyze_schedule()
         self._coverage: dict[str, tuple[bool, float]] = {}
+        self._next_seal_check = time.monotonic() + sealing.SEAL_CHECK_INTERVAL_S
         self._log = log.bind(backend=self.backend)
 
     # -- writes -----------------------------------------------------------------------------
@@ -78,9 +87,50 @@ class TelemetryStore:
         writer = _bulk.write_postgres if self.is_postgres else _bulk.write_sqlite
         with self._raw_transaction() as connection:
             stored_traces, stored_spans = writer(connection, traces, spans)
-            rollups.record(connection, self.is_postgres, runs, stored_traces, stored_spans)
+            units = sealing.touched_units(stored_traces, stored_spans)
+            sealing.mark_pending(connection, self.is_postgres, units)
         if self._analyze is not None and self._analyze.due(len(stored_spans)):
             self._analyze_after_load()
+        if time.monotonic() >= self._next_seal_check:
+            self._seal_after_write()
+
+    def seal_rollups(
+        self, now: float | None = None, budget_s: float | None = None, graph_id: str | None = None
+    ) -> SealCounts:
+        """Compute the rollups of every pending unit whose bucket closed at least
+        ``sealing.SEAL_GRACE_S`` before ``now`` (default: the clock; ``math.inf`` seals all),
+        of ``graph_id`` only if given, each unit in its own transaction, until ``budget_s``
+        seconds have passed (default: no limit). Writes call this on their own every
+        ``sealing.SEAL_CHECK_INTERVAL_S``; see ``spark.telemetry.sealing``."""
+        cutoff = (time.time() if now is None else now) - sealing.SEAL_GRACE_S
+        deadline = math.inf if budget_s is None else time.monotonic() + budget_s
+        units = rows = 0
+        started = time.perf_counter()
+        while time.monotonic() < deadline:
+            with self._raw_transaction() as connection:
+                due = sealing.due_units(connection, self.is_postgres, cutoff, 64, graph_id)
+            if not due:
+                break
+            for unit in due:
+                with self._raw_transaction() as connection:
+                    written = sealing.seal_unit(connection, self.is_postgres, unit)
+                units, rows = units + (written is not None), rows + (written or 0)
+                if time.monotonic() >= deadline:
+                    break
+        counts = SealCounts(units, rows, round(time.perf_counter() - started, 3))
+        if units:
+            self._log.info("telemetry.rollups_sealed", **counts._asdict())
+        return counts
+
+    def _seal_after_write(self) -> None:
+        """Sealing is upkeep: the batch is stored; a failed seal is logged and retried later."""
+        self._next_seal_check = time.monotonic() + sealing.SEAL_CHECK_INTERVAL_S
+        try:
+            self.seal_rollups(budget_s=sealing.SEAL_BUDGET_S)
+        except Exception as exc:  # the write succeeded; sealing retries at the next check
+            self._log.warning(
+                "telemetry.seal_failed", error_type=type(exc).__name__, error=str(exc)[:200]
+            )
 
     def refresh_statistics(self) -> None:
         """``ANALYZE`` the database (SQLite's planner has no statistics until asked; the store
@@ -109,9 +159,16 @@ class TelemetryStore:
         if graph_id == rollups.WHOLE_DATABASE:
             raise InvalidInputError(f"{graph_id!r} is not a graph id: it marks every graph")
         with self._raw_transaction() as connection:
-            written = rollups.rebuild(connection, self.is_postgres, graph_id)
+            marked = sealing.mark_graph_pending(connection, self.is_postgres, graph_id)
+        written = self.seal_rollups(now=math.inf, graph_id=graph_id).rows
+        with self._raw_transaction() as connection:
+            cursor = connection.cursor()
+            try:
+                rollups.mark_complete(cursor, "%s" if self.is_postgres else "?", graph_id)
+            finally:
+                cursor.close()
         self._coverage[graph_id] = (True, time.monotonic())
-        self._log.info("telemetry.rollups_rebuilt", graph_id=graph_id, rows=written)
+        self._log.info("telemetry.rollups_rebuilt", graph_id=graph_id, units=marked, rows=written)
         return written
 
     def rollups_complete(self, graph_id: str) -> bool:
@@ -154,9 +211,11 @@ class TelemetryStore:
         old_traces = select(_bulk.TRACES.c.trace_id).where(_bulk.TRACES.c.started_at < before)
         with self._engine.begin() as conn:
             feedback = conn.execute(delete(FEEDBACK).where(FEEDBACK.c.trace_id.in_(old_traces)))
+            conn.execute(_queries.PURGE_SPAN_KEYS_SQL, {"cutoff": before})
             spans = conn.execute(delete(_bulk.SPANS).where(_bulk.SPANS.c.started_at < before))
             traces = conn.execute(delete(_bulk.TRACES).where(_bulk.TRACES.c.started_at < before))
             conn.execute(rollups.purge_sql(), {"cutoff": before})
+            conn.execute(rollups.purge_pending_sql(), {"cutoff": before})
         counts = PurgeCounts(traces.rowcount, spans.rowcount, feedback.rowcount)
         self._log.info("telemetry.purged", cutoff=before, **counts._asdict())
         return counts

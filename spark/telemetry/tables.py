@@ -8,7 +8,19 @@ one ORM object per row.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Index, LargeBinary, Text, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 _HAS_OUTPUT = text("output_json IS NOT NULL")
@@ -39,50 +51,67 @@ class TraceRow(SQLModel, table=True):
     sampling_rate: float = Field(default=1.0, sa_column_kwargs={"server_default": text("1.0")})
 
 
-class SpanRow(SQLModel, table=True):
-    """One node execution inside a trace (``SpanRecord``)."""
+# Spans have no primary key: a retried batch is recognised by its traces (a run's spans are
+# written with its trace, in one transaction), and the spans that come without their trace (an
+# OTLP export can carry a run's root in a later request) by ``spark_span_keys``. Every insert
+# then touches the table and the window index only (migration 0010 measured it).
+# The window index: what every span aggregation selects, a graph, a version, a time window. No
+# node_id: node_stats groups by node over the whole window anyway (migration 0007). PostgreSQL
+# keeps a BRIN index on the start time instead, a few pages maintained for almost nothing, as
+# spans arrive in time order: reads that must be fast read rollups, and raw reads are windows.
+# Partial indexes stay small and cheap to maintain: failures are rare (the error-type breakdown
+# reads only them), and only side-effect spans carry an output (replay).
+SPANS_TABLE = Table(
+    "spark_spans",
+    SQLModel.metadata,
+    Column("span_id", String, nullable=False),
+    Column("trace_id", String, nullable=False),
+    Column("graph_id", String, nullable=False),
+    Column("version_id", String, nullable=False),
+    Column("node_id", String, nullable=False),
+    Column("node_type", String, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("duration_ms", Float, nullable=False),
+    Column("status", String, nullable=False),
+    Column("error_type", String, nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("cache_hit", Boolean, nullable=False),
+    Column("tokens", Integer, nullable=False),
+    Column("cost", Float, nullable=False),
+    Column("input_fingerprint", String, nullable=True),
+    Column("output_json", Text, nullable=True),
+    Index("ix_spark_spans_graph_version_started", "graph_id", "version_id", "started_at").ddl_if(
+        dialect="sqlite"
+    ),
+    Index("ix_spark_spans_started_brin", "started_at", postgresql_using="brin").ddl_if(
+        dialect="postgresql"
+    ),
+    Index(
+        "ix_spark_spans_failed",
+        "graph_id",
+        "version_id",
+        "node_id",
+        "started_at",
+        sqlite_where=_FAILED,
+        postgresql_where=_FAILED,
+    ),
+    Index(
+        "ix_spark_spans_trace_with_output",
+        "trace_id",
+        sqlite_where=_HAS_OUTPUT,
+        postgresql_where=_HAS_OUTPUT,
+    ),
+)
+"""One node execution inside a trace (``SpanRecord``)."""
 
-    __tablename__ = "spark_spans"
-    __table_args__ = (
-        # What every span aggregation selects: a graph, a version, a time window. No node_id:
-        # node_stats groups by node over the whole window anyway, and a narrower index costs
-        # less on every insert (migration 0007 measured it).
-        Index("ix_spark_spans_graph_version_started", "graph_id", "version_id", "started_at"),
-        # Partial indexes stay small and cheap to maintain: failures are rare (the error-type
-        # breakdown reads only them), and only side-effect spans carry an output (replay).
-        Index(
-            "ix_spark_spans_failed",
-            "graph_id",
-            "version_id",
-            "node_id",
-            "started_at",
-            sqlite_where=_FAILED,
-            postgresql_where=_FAILED,
-        ),
-        Index(
-            "ix_spark_spans_trace_with_output",
-            "trace_id",
-            sqlite_where=_HAS_OUTPUT,
-            postgresql_where=_HAS_OUTPUT,
-        ),
-    )
+
+class SpanKeyRow(SQLModel, table=True):
+    """The id of a span stored without its trace in the same batch, so that a retried OTLP
+    export of it is recognised (spans written with their trace are recognised by the trace)."""
+
+    __tablename__ = "spark_span_keys"
 
     span_id: str = Field(primary_key=True)
-    trace_id: str
-    graph_id: str
-    version_id: str
-    node_id: str
-    node_type: str
-    started_at: float
-    duration_ms: float
-    status: str
-    error_type: str | None = None
-    attempts: int = 1
-    cache_hit: bool = False
-    tokens: int = 0
-    cost: float = 0.0
-    input_fingerprint: str | None = None
-    output_json: str | None = Field(default=None, sa_type=Text)
 
 
 class FeedbackRow(SQLModel, table=True):
@@ -148,3 +177,14 @@ class RollupCoverageRow(SQLModel, table=True):
 
     graph_id: str = Field(primary_key=True)
     complete_since: float
+
+
+class RollupPendingRow(SQLModel, table=True):
+    """A unit (graph, version, bucket) written since its rollups were last computed: reads take
+    it from raw rows until the sealer recomputes it (``spark.telemetry.sealing``)."""
+
+    __tablename__ = "spark_rollup_pending"
+
+    graph_id: str = Field(primary_key=True)
+    version_id: str = Field(primary_key=True)
+    bucket_start: float = Field(primary_key=True)

@@ -266,7 +266,7 @@ def test_models_match_the_head_revision(database_url: str) -> None:
         context = MigrationContext.configure(
             connection, opts={"version_table": VERSION_TABLE, "compare_type": True}
         )
-        differences = compare_metadata(context, target_metadata())
+        differences = compare_metadata(context, target_metadata(connection.dialect.name))
     assert differences == []
 
 

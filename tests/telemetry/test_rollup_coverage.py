@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from activities.deps import ActivityDeps
 from spark.db import normalize_url
 from spark.migrations import runner
-from spark.telemetry import RunTelemetry, TelemetryStore, rollups
+from spark.telemetry import RunTelemetry, TelemetryStore, rollups, sealing
 from spark.telemetry.aggregates import NodeStats
 from spark.telemetry.rollups import BUCKET_SECONDS as BUCKET
 from spark.telemetry.sketch import RELATIVE_ACCURACY
@@ -25,12 +25,14 @@ from tests.telemetry.factories import T0
 NODES = ("fetch", "rank")
 
 
-def _runs(graph_id: str, count: int, seed: int) -> list[RunTelemetry]:
-    """Runs of ``graph_id`` over three buckets with lognormal span latencies and some errors."""
+def _runs(graph_id: str, count: int, seed: int, first_bucket: int = 0) -> list[RunTelemetry]:
+    """Runs of ``graph_id`` over three buckets from ``first_bucket`` on, with lognormal span
+    latencies and some errors."""
     rng = random.Random(seed)
     runs = []
     for _ in range(count):
-        parent = factories.trace(graph_id=graph_id, started_at=T0 + rng.uniform(0, 3 * BUCKET))
+        started_at = T0 + (first_bucket + rng.uniform(0, 3)) * BUCKET
+        parent = factories.trace(graph_id=graph_id, started_at=started_at)
         spans = [
             factories.span(
                 parent,
@@ -48,12 +50,12 @@ def _runs(graph_id: str, count: int, seed: int) -> list[RunTelemetry]:
 
 def _write_without_rollups(store: TelemetryStore, runs: list[RunTelemetry]) -> None:
     """Store runs the way Spark did before migration 0006: raw rows, no rollup update."""
-    original = rollups.record
-    rollups.record = lambda *args, **kwargs: None
+    original = sealing.mark_pending
+    sealing.mark_pending = lambda *args, **kwargs: None
     try:
         store.write_runs(runs)
     finally:
-        rollups.record = original
+        sealing.mark_pending = original
 
 
 @contextmanager
@@ -111,7 +113,10 @@ def test_older_telemetry_reads_exact_until_its_graph_is_rebuilt(database_url: st
     _write_without_rollups(store, _runs("g", 200, seed=2) + _runs("h", 50, seed=3))
     _migrate_as_an_older_database(database_url)
     store = TelemetryStore(database_url)
-    store.write_runs(_runs("g", 100, seed=4))  # written after 0008: rollups kept
+    later = _runs("g", 100, seed=4, first_bucket=4)  # written after 0008, in later buckets
+    store.write_runs(later)
+    buckets = {rollups.bucket_of(s.started_at) for run in later for s in [run.trace, *run.spans]}
+    assert store.seal_rollups().units == len(buckets)  # only theirs: the older have no rollups
 
     exact = store.node_stats("g", source="exact")
     assert not store.rollups_complete("g")

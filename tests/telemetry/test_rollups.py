@@ -3,6 +3,7 @@ batched writes that include retried (duplicate) and partly stored batches."""
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -17,6 +18,7 @@ from spark.telemetry import (
     TraceRecord,
     _bulk,
     rollups,
+    sealing,
 )
 from spark.telemetry.aggregates import NodeStats
 from spark.telemetry.rollups import BUCKET_SECONDS as BUCKET
@@ -80,9 +82,12 @@ def _write_with_retries(store: TelemetryStore, runs: list[RunTelemetry]) -> None
 
 @pytest.fixture
 def store(database_url: str) -> TelemetryStore:
-    """A store holding 600 random runs written in retried and overlapping batches."""
+    """A store holding 600 random runs written in retried and overlapping batches, every unit
+    sealed (the buckets lie in the past: ``seal_rollups`` with the clock seals them all)."""
     store = TelemetryStore(database_url)
     _write_with_retries(store, _runs(random.Random(11), 600))
+    sealed = store.seal_rollups()
+    assert sealed.units == 2 * 7 and sealed.rows > 0  # two versions, up to seven hourly buckets
     return store
 
 
@@ -170,7 +175,9 @@ def test_a_retried_batch_adds_nothing(database_url: str) -> None:
     runs = [factories.run(n_spans=2) for _ in range(6)]
     store.write_runs(runs[:4])
     store.write_runs(runs[:4])
-    store.write_runs(runs[2:])
+    store.seal_rollups(now=math.inf)
+    store.write_runs(runs[2:])  # after the seal: the unit is recomputed, not added to
+    store.seal_rollups(now=math.inf)
     rolled = store.node_stats("g", source="rollups")
     assert [(s.node_id, s.count) for s in rolled] == [("n0", 6), ("n1", 6)]
     assert rolled == store.node_stats("g", source="rollups")
@@ -180,12 +187,12 @@ def test_rebuild_recomputes_rollups_of_telemetry_stored_without_them(database_ur
     """Telemetry stored with no rollup update (as before migration 0006) reads back right from
     rollups once rebuilt, and rebuilding twice changes nothing."""
     store = TelemetryStore(database_url)
-    original = rollups.record
-    rollups.record = lambda *args, **kwargs: None
+    original = sealing.mark_pending
+    sealing.mark_pending = lambda *args, **kwargs: None
     try:
         _write_with_retries(store, _runs(random.Random(2), 200))
     finally:
-        rollups.record = original
+        sealing.mark_pending = original
     assert store.node_stats("g", source="rollups") == []
     assert store.rebuild_rollups("g") > 0
     rebuilt = store.node_stats("g", source="rollups")

@@ -13,7 +13,14 @@ from sqlmodel import SQLModel
 import spark.telemetry.tables  # noqa: F401  (registers the tables)
 from spark.db import get_engine
 from spark.errors import InvalidInputError
-from spark.telemetry import FeedbackRecord, RunTelemetry, SpanRecord, TelemetryStore, TraceRecord
+from spark.telemetry import (
+    FeedbackRecord,
+    RunTelemetry,
+    SpanRecord,
+    TelemetryStore,
+    TraceRecord,
+    _bulk,
+)
 from tests.telemetry import factories
 from tests.telemetry.factories import T0
 
@@ -74,6 +81,26 @@ def test_duplicates_inside_one_batch_are_stored_once(database_url: str) -> None:
     one = factories.run(n_spans=2)
     store.write_runs([one, one, RunTelemetry(one.trace, list(one.spans))])
     assert (_count(database_url, "spark_traces"), _count(database_url, "spark_spans")) == (1, 2)
+
+
+def test_spans_written_without_their_trace_are_recognised_by_id(database_url: str) -> None:
+    """Spans that come without their trace (an OTLP export before the run's root) are stored
+    once though the export is retried, their trace coming later adds it alone, and a purge
+    forgets their recorded ids."""
+    store = TelemetryStore(database_url)
+    run = factories.run(n_spans=3)
+    orphans = RunTelemetry(run.trace, run.spans[:2])
+    writer = _bulk.write_postgres if store.is_postgres else _bulk.write_sqlite
+    for attempt in range(2):  # an export and its retry
+        with store._raw_transaction() as connection:
+            stored = writer(connection, [], _bulk.span_rows([orphans]))
+        assert len(stored[1]) == (2 if attempt == 0 else 0)
+    store.write_runs([RunTelemetry(run.trace, run.spans[2:])])  # the root, with one more span
+    store.write_runs([RunTelemetry(run.trace, run.spans[2:])])  # and its retry
+    assert (_count(database_url, "spark_traces"), _count(database_url, "spark_spans")) == (1, 3)
+    assert _count(database_url, "spark_span_keys") == 2
+    store.purge_older_than(T0 + 1)
+    assert _count(database_url, "spark_span_keys") == 0
 
 
 def test_empty_batch_is_a_noop(sqlite_database_url: str) -> None:
