@@ -56,6 +56,7 @@ Unit = tuple[str, str, float]
 """``(graph_id, version_id, bucket_start)``: what one seal recomputes."""
 
 _CHUNK = 50_000
+_IDS_PER_SELECT = 500
 _LOCK_KEY = struct.Struct("<q")
 
 
@@ -126,6 +127,14 @@ def due_units(
         cursor.close()
 
 
+def by_bucket(units: Sequence[Unit]) -> list[list[Unit]]:
+    """``units`` grouped by bucket (each group sealed in one transaction, one read)."""
+    groups: dict[float, list[Unit]] = {}
+    for unit in units:
+        groups.setdefault(unit[2], []).append(unit)
+    return list(groups.values())
+
+
 def mark_graph_pending(connection: Any, postgres: bool, graph_id: str) -> int:
     """Mark every unit holding telemetry of ``graph_id`` pending (to recompute all of its
     rollups: ``TelemetryStore.rebuild_rollups``); how many units that is."""
@@ -148,56 +157,102 @@ def mark_graph_pending(connection: Any, postgres: bool, graph_id: str) -> int:
     return len(found)
 
 
-def seal_unit(connection: Any, postgres: bool, unit: Unit) -> int | None:
-    """Recompute ``unit``'s rollups from its raw rows in the caller's transaction; the number
-    of rollup rows it now has, or None if it was no longer pending (sealed by someone else)."""
+def seal_units(connection: Any, postgres: bool, units: Sequence[Unit]) -> tuple[int, int]:
+    """Recompute the rollups of ``units`` (all of one bucket) from their raw rows in the
+    caller's transaction, reading the bucket's rows once for all of them; how many of them were
+    still pending (the others were sealed by someone else meanwhile) and the rollup rows they
+    now have."""
+    bucket = units[0][2]
+    if any(unit[2] != bucket for unit in units):
+        raise ValueError("seal_units takes units of one bucket")
     mark = "%s" if postgres else "?"
     cursor = connection.cursor()
     try:
         if postgres:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(unit),))
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k",
+                ([lock_key(unit) for unit in sorted(units)],),
+            )
         elif not connection.in_transaction:
             cursor.execute("BEGIN IMMEDIATE")  # the write lock before reading: no stale read
+        cursor.execute(
+            f"SELECT graph_id, version_id FROM {PENDING_TABLE} WHERE bucket_start = {mark}",
+            (bucket,),
+        )
+        wanted = {(unit[0], unit[1]) for unit in units}
+        pending = {(str(g), str(v)) for g, v in cursor.fetchall()} & wanted
+        if not pending:
+            return 0, 0
+        totals = _bucket_totals(connection, postgres, bucket, pending)
+        keys = [(g, v, bucket) for g, v in sorted(pending)]
         unit_where = f"graph_id = {mark} AND version_id = {mark} AND bucket_start = {mark}"
-        cursor.execute(f"SELECT 1 FROM {PENDING_TABLE} WHERE {unit_where}", unit)
-        if cursor.fetchone() is None:
-            return None
-        totals = _unit_totals(cursor, mark, unit)
-        cursor.execute(f"DELETE FROM {TABLE} WHERE {unit_where}", unit)
+        cursor.executemany(f"DELETE FROM {TABLE} WHERE {unit_where}", keys)
         insert_rows(cursor, mark, totals)
-        cursor.execute(f"DELETE FROM {PENDING_TABLE} WHERE {unit_where}", unit)
-        return len(totals)
+        cursor.executemany(f"DELETE FROM {PENDING_TABLE} WHERE {unit_where}", keys)
+        return len(pending), len(totals)
     finally:
         cursor.close()
 
 
-def _unit_totals(cursor: Any, mark: str, unit: Unit) -> dict[Key, Rollup]:
-    """Rollups of every stored trace and span of ``unit``, read in chunks."""
-    graph_id, version_id, bucket = unit
-    params = (graph_id, version_id, bucket, bucket + BUCKET_SECONDS)
-    window = (
-        f"graph_id = {mark} AND version_id = {mark}"
-        f" AND started_at >= {mark} AND started_at < {mark}"
+def _bucket_totals(
+    connection: Any, postgres: bool, bucket: float, pending: set[tuple[str, str]]
+) -> dict[Key, Rollup]:
+    """Rollups of every stored trace and span of the ``pending`` (graph, version) pairs in
+    ``bucket``: one read of each table, filtered by the pairs' graphs and versions (an index
+    range each on SQLite, the bucket's BRIN range on PostgreSQL), in chunks."""
+    mark = "%s" if postgres else "?"
+    graphs = sorted({graph for graph, _ in pending})
+    versions = sorted({version for _, version in pending})
+    where = (
+        f"started_at >= {mark} AND started_at < {mark}"
+        f" AND graph_id IN ({', '.join([mark] * len(graphs))})"
+        f" AND version_id IN ({', '.join([mark] * len(versions))})"
     )
-    trace_names = _bulk.TRACE_COLUMNS
-    span_names = (*_bulk.SPAN_COLUMNS, "routing_arm")
-    span_columns = ", ".join(f"s.{name}" for name in _bulk.SPAN_COLUMNS)
-    span_window = " AND ".join(f"s.{part}" for part in window.split(" AND "))
-    queries = (
-        (f"SELECT {', '.join(trace_names)} FROM spark_traces WHERE {window}", trace_names),
-        (
-            f"SELECT {span_columns}, COALESCE(t.routing_arm, 'direct') FROM spark_spans s"
-            f" LEFT JOIN spark_traces t ON t.trace_id = s.trace_id WHERE {span_window}",
-            span_names,
-        ),
-    )
+    params = (bucket, bucket + BUCKET_SECONDS, *graphs, *versions)
+    arms: dict[str, str] = {}
     parts: dict[Key, list[Rollup]] = {}
-    for sql, names in queries:
-        cursor.execute(sql, params)
-        node = names is span_names
-        arm_at = len(span_names) - 1
-        while chunk := cursor.fetchmany(_CHUNK):
-            arms = {row[1]: row[arm_at] for row in chunk} if node else {}
-            for key, rollup in group_rows(chunk, names, arms, node).items():
-                parts.setdefault(key, []).append(rollup)
+    for table, names in (
+        ("spark_traces", _bulk.TRACE_COLUMNS),
+        ("spark_spans", _bulk.SPAN_COLUMNS),
+    ):
+        node = table == "spark_spans"
+        pick = itemgetter(names.index("graph_id"), names.index("version_id"))
+        # PostgreSQL streams through a server-side cursor; its client cursor would hold the
+        # whole bucket in memory.
+        rows_cursor = (
+            connection.cursor(name=f"spark_seal_{table}") if postgres else connection.cursor()
+        )
+        try:
+            rows_cursor.execute(f"SELECT {', '.join(names)} FROM {table} WHERE {where}", params)
+            while chunk := rows_cursor.fetchmany(_CHUNK):
+                rows = [row for row in chunk if pick(row) in pending]
+                if not node:
+                    arms.update((row[0], row[names.index("routing_arm")]) for row in rows)
+                else:
+                    _add_arms_of_earlier_traces(connection, mark, rows, arms)
+                for key, rollup in group_rows(rows, names, arms, node).items():
+                    parts.setdefault(key, []).append(rollup)
+        finally:
+            rows_cursor.close()
     return {key: pieces[0] if len(pieces) == 1 else merge(pieces) for key, pieces in parts.items()}
+
+
+def _add_arms_of_earlier_traces(
+    connection: Any, mark: str, spans: Sequence[Sequence[Any]], arms: dict[str, str]
+) -> None:
+    """The routing arms of the spans' traces that started before the bucket (a run going on
+    across the bucket's start), read by trace id; a span whose trace is not stored (OTLP, root
+    not yet received) counts as ``direct``."""
+    missing = sorted({row[1] for row in spans} - arms.keys())
+    cursor = connection.cursor()
+    try:
+        for start in range(0, len(missing), _IDS_PER_SELECT):
+            chunk = missing[start : start + _IDS_PER_SELECT]
+            cursor.execute(
+                "SELECT trace_id, routing_arm FROM spark_traces"
+                f" WHERE trace_id IN ({', '.join([mark] * len(chunk))})",
+                chunk,
+            )
+            arms.update((str(trace_id), str(arm)) for trace_id, arm in cursor.fetchall())
+    finally:
+        cursor.close()

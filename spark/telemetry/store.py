@@ -108,15 +108,16 @@ class TelemetryStore:
         started = time.perf_counter()
         while time.monotonic() < deadline:
             with self._raw_transaction() as connection:
-                due = sealing.due_units(connection, self.is_postgres, cutoff, 64, graph_id)
-            if not due:
-                break
-            for unit in due:
+                due = sealing.due_units(connection, self.is_postgres, cutoff, 256, graph_id)
+            sealed_before = units
+            for group in sealing.by_bucket(due):
                 with self._raw_transaction() as connection:
-                    written = sealing.seal_unit(connection, self.is_postgres, unit)
-                units, rows = units + (written is not None), rows + (written or 0)
+                    sealed, written = sealing.seal_units(connection, self.is_postgres, group)
+                units, rows = units + sealed, rows + written
                 if time.monotonic() >= deadline:
                     break
+            if units == sealed_before:  # nothing due, or sealed by others meanwhile
+                break
         counts = SealCounts(units, rows, round(time.perf_counter() - started, 3))
         if units:
             self._log.info("telemetry.rollups_sealed", **counts._asdict())

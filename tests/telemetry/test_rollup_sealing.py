@@ -107,7 +107,7 @@ def test_a_write_during_a_seal_waits_and_reopens_the_unit(
     unit = ("g", "v1", BUCKET_START)
     writer = threading.Thread(target=store.write_runs, args=(_runs(2, T0 + 50),))
     with store._raw_transaction() as connection:
-        assert sealing.seal_unit(connection, True, unit) == 3
+        assert sealing.seal_units(connection, True, [unit]) == (1, 3)
         writer.start()
         _wait_for_a_blocked_advisory_lock(store)
         assert writer.is_alive()
@@ -129,3 +129,17 @@ def _wait_for_a_blocked_advisory_lock(store: TelemetryStore) -> None:
             assert time.monotonic() < deadline, "the writer never waited for the seal's lock"
             time.sleep(0.02)
             conn.rollback()
+
+
+def test_a_span_in_the_bucket_after_its_trace_keeps_the_trace_arm(database_url: str) -> None:
+    """A run going on across a bucket's start: its span's rollup row carries the routing arm
+    of its trace, which was stored in the bucket before."""
+    store = TelemetryStore(database_url)
+    edge = BUCKET_START + BUCKET
+    parent = factories.trace(started_at=edge - 0.1, routing_arm="candidate")
+    store.write_runs([RunTelemetry(parent, [factories.span(parent, "n0", started_at=edge + 0.2)])])
+    assert store.seal_rollups().units == 2
+    sql = f"SELECT node_id, routing_arm, bucket_start FROM {rollups.TABLE} ORDER BY node_id"
+    with get_engine(database_url).connect() as conn:
+        rows = [tuple(row) for row in conn.execute(text(sql))]
+    assert rows == [("", "candidate", BUCKET_START), ("n0", "candidate", edge)]
