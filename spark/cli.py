@@ -20,6 +20,8 @@ spark history GRAPH [--type T] [--change-kind K] [--node-type N] [--diagnosis D]
                                    every attempt with its full record, and learned patterns
 spark otlp serve [--host H] [--port 4318]
                                    receive OpenTelemetry traces (OTLP/HTTP) of an app
+spark rollups seal [--all] | rebuild GRAPH
+                                   compute closed buckets' rollups; recompute a graph's
 spark bench run FILE [--json] [--cycles N] [--reviewer approve-all|reject-all]
                                    run a scenario file on the real workflow (private dev server)
 
@@ -47,6 +49,7 @@ from spark.cli_history import add_history_command, run_history
 from spark.cli_otlp import add_otlp_command, run_otlp
 from spark.cli_register import load_target
 from spark.cli_review import add_review_command, review_argv, run_review
+from spark.cli_rollups import add_rollups_command, run_rollups
 from spark.client import SparkClient
 from spark.devserver import port_open, start_dev_server, stop
 from spark.errors import InvalidInputError
@@ -282,6 +285,7 @@ def _parser() -> argparse.ArgumentParser:
     add_diff_command(commands, json_flag)
     add_history_command(commands, json_flag)
     add_otlp_command(commands, json_flag)
+    add_rollups_command(commands, json_flag)
     return parser
 
 
@@ -361,6 +365,8 @@ def _run(argv: list[str] | None) -> int:
             return run_history(args)
         if args.command == "otlp":
             return run_otlp(args)
+        if args.command == "rollups":
+            return run_rollups(args)
         return asyncio.run(_workflow_command(args))
     except HANDLED as exc:
         message, code = explain(exc, args.command, getattr(args, "graph", None))
