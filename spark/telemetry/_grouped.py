@@ -27,7 +27,10 @@ class Grouped:
         self.index, self.keys = index, keys
         duration = np.asarray(columns["duration_ms"], dtype=np.float64)
         cost = np.asarray(columns["cost"], dtype=np.float64)
-        failed = np.array([status == "error" for status in columns["status"]], dtype=np.float64)
+        self.failed = np.fromiter(
+            map("error".__eq__, columns["status"]), np.float64, len(columns["status"])
+        )
+        failed = self.failed
         self.sums = self._moment_sums(duration, cost, failed) | self._optional_sums(columns)
         started = np.asarray(columns["started_at"], dtype=np.float64)
         self.first = np.full(keys, np.inf)
@@ -82,10 +85,10 @@ class Grouped:
 
     def _error_types(self, columns: Mapping[str, Sequence[Any]]) -> list[Counter[str]]:
         counters: list[Counter[str]] = [Counter() for _ in range(self.keys)]
-        rows = zip(self.index.tolist(), columns["status"], columns["error_type"], strict=True)
-        for key, status, kind in rows:
-            if status == "error":
-                counters[key][kind or "unknown"] += 1
+        failed = np.flatnonzero(self.failed)
+        kinds = columns["error_type"]
+        for key, at in zip(self.index[failed].tolist(), failed.tolist(), strict=True):
+            counters[key][kinds[at] or "unknown"] += 1
         return counters
 
     def _latency(self, duration: Array) -> list[LatencySketch]:

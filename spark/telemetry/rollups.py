@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import compress, repeat
 from operator import itemgetter
 from typing import Any
 
@@ -177,19 +179,40 @@ def bucket_of(started_at: float) -> float:
 
 
 def group_rows(
-    rows: Iterable[Sequence[Any]], names: Sequence[str], arms: Mapping[str, str], node: bool
+    rows: Sequence[Sequence[Any]], names: Sequence[str], arms: Mapping[str, str], node: bool
 ) -> dict[Key, Rollup]:
     """Rollups of span rows (``node``, skipped spans left out) or trace rows, by key.
 
-    ``names`` are the rows' column names; a span's routing arm is its trace's, from ``arms``.
+    ``names`` are the rows' column names; a span's routing arm is its trace's, from ``arms``
+    (``direct`` when unknown). Keys are built column-wise by ``map``/``zip`` and numbered by a
+    dict of the distinct keys, so no bytecode runs per row (this runs per span).
     """
-    numbers: dict[Key, int] = {}
-    keyed = list(_keyed(rows, names, arms, node))
-    index = [numbers.setdefault(key, len(numbers)) for key, _ in keyed]
-    kept = [row for _, row in keyed]
-    if not kept:
+    if node:
+        skipped = list(map("skipped".__eq__, map(itemgetter(names.index("status")), rows)))
+        if any(skipped):
+            rows = list(compress(rows, map(operator.not_, skipped)))
+    if not rows:
         return {}
-    grouped = Grouped(_columns(names, kept), np.array(index, dtype=np.int64), len(numbers))
+
+    def column(name: str) -> Iterator[Any]:
+        return map(itemgetter(names.index(name)), rows)
+
+    started = np.fromiter(column("started_at"), np.float64, len(rows))
+    buckets = (np.floor(started / BUCKET_SECONDS) * BUCKET_SECONDS).tolist()
+    if node:
+        arm_of: Iterator[Any] = map(arms.get, column("trace_id"), repeat("direct"))
+        nodes = column("node_id")
+        keys = list(
+            zip(column("graph_id"), column("version_id"), nodes, arm_of, buckets, strict=True)
+        )
+    else:
+        whole, arm_of = repeat(WHOLE_RUN, len(rows)), column("routing_arm")
+        keys = list(
+            zip(column("graph_id"), column("version_id"), whole, arm_of, buckets, strict=True)
+        )
+    numbers = {key: number for number, key in enumerate(dict.fromkeys(keys))}
+    index = np.fromiter(map(numbers.__getitem__, keys), np.int64, len(keys))
+    grouped = Grouped(_columns(names, rows), index, len(numbers))
     return {key: _rollup_of(grouped, number) for key, number in numbers.items()}
 
 
@@ -203,22 +226,6 @@ def _rollup_of(grouped: Grouped, number: int) -> Rollup:
         latency=grouped.latency[number],
         inputs=grouped.inputs[number],
     )
-
-
-def _keyed(
-    rows: Iterable[Sequence[Any]], names: Sequence[str], arms: Mapping[str, str], node: bool
-) -> Iterator[tuple[Key, Sequence[Any]]]:
-    """Each row with its key (one C-level ``itemgetter`` call a row: this runs per span)."""
-    fields = ("graph_id", "version_id", "node_id" if node else "routing_arm", "trace_id")
-    pick = itemgetter(*(names.index(name) for name in (*fields, "started_at", "status")))
-    floor, size = math.floor, BUCKET_SECONDS
-    for row in rows:
-        graph_id, version_id, node_or_arm, trace_id, started_at, status = pick(row)
-        bucket = floor(started_at / size) * size
-        if not node:
-            yield (graph_id, version_id, WHOLE_RUN, node_or_arm, bucket), row
-        elif status != "skipped":
-            yield (graph_id, version_id, node_or_arm, arms.get(trace_id, "direct"), bucket), row
 
 
 _SUMMARISED = frozenset(

@@ -20,9 +20,10 @@ exclusive one, so a seal sees every batch committed before it, and a batch that 
 it re-marks the unit. SQLite has one writer at a time anyway; the sealer takes the write lock
 before it reads.
 
-Sealing is opportunistic: ``TelemetryStore.write_runs`` seals due units at most every
-``SEAL_CHECK_INTERVAL_S`` (bounded by ``SEAL_BUDGET_S`` a check), and ``spark rollups seal``
-seals everything due.
+Sealing is opportunistic: ``TelemetryStore.write_runs`` starts a background sealer at most
+every ``SEAL_CHECK_INTERVAL_S`` (it stops starting new seals after ``SEAL_BUDGET_S``; each
+seal covers at most ``UNITS_PER_SEAL`` units of one bucket), and ``spark rollups seal`` seals
+everything due.
 """
 
 from __future__ import annotations
@@ -52,10 +53,42 @@ SEAL_GRACE_S = 600.0
 at the bucket's end land in the meantime instead of re-opening it."""
 SEAL_CHECK_INTERVAL_S = 60.0
 SEAL_BUDGET_S = 5.0
+UNITS_PER_SEAL = 16
 Unit = tuple[str, str, float]
 """``(graph_id, version_id, bucket_start)``: what one seal recomputes."""
 
 _CHUNK = 50_000
+# What a seal reads: the key and summarised columns only (not ids, inputs or outputs), trace id
+# first.
+_TRACE_COLUMNS = (
+    "trace_id",
+    "graph_id",
+    "version_id",
+    "routing_arm",
+    "started_at",
+    "duration_ms",
+    "status",
+    "error_type",
+    "cost",
+    "quality",
+    "sampling_rate",
+    "input_fingerprint",
+)
+_SPAN_COLUMNS = (
+    "trace_id",
+    "graph_id",
+    "version_id",
+    "node_id",
+    "started_at",
+    "duration_ms",
+    "status",
+    "error_type",
+    "attempts",
+    "cache_hit",
+    "tokens",
+    "cost",
+    "input_fingerprint",
+)
 _IDS_PER_SELECT = 500
 _LOCK_KEY = struct.Struct("<q")
 
@@ -127,12 +160,13 @@ def due_units(
         cursor.close()
 
 
-def by_bucket(units: Sequence[Unit]) -> list[list[Unit]]:
-    """``units`` grouped by bucket (each group sealed in one transaction, one read)."""
+def by_bucket(units: Sequence[Unit], size: int) -> list[list[Unit]]:
+    """``units`` grouped by bucket, at most ``size`` a group (each group is sealed in one
+    transaction with one read: a bound on how long a seal holds its locks)."""
     groups: dict[float, list[Unit]] = {}
     for unit in units:
         groups.setdefault(unit[2], []).append(unit)
-    return list(groups.values())
+    return [group[at : at + size] for group in groups.values() for at in range(0, len(group), size)]
 
 
 def mark_graph_pending(connection: Any, postgres: bool, graph_id: str) -> int:
@@ -211,10 +245,8 @@ def _bucket_totals(
     params = (bucket, bucket + BUCKET_SECONDS, *graphs, *versions)
     arms: dict[str, str] = {}
     parts: dict[Key, list[Rollup]] = {}
-    for table, names in (
-        ("spark_traces", _bulk.TRACE_COLUMNS),
-        ("spark_spans", _bulk.SPAN_COLUMNS),
-    ):
+    every_pair_pending = len(pending) == len(graphs) * len(versions)
+    for table, names in (("spark_traces", _TRACE_COLUMNS), ("spark_spans", _SPAN_COLUMNS)):
         node = table == "spark_spans"
         pick = itemgetter(names.index("graph_id"), names.index("version_id"))
         # PostgreSQL streams through a server-side cursor; its client cursor would hold the
@@ -225,7 +257,7 @@ def _bucket_totals(
         try:
             rows_cursor.execute(f"SELECT {', '.join(names)} FROM {table} WHERE {where}", params)
             while chunk := rows_cursor.fetchmany(_CHUNK):
-                rows = [row for row in chunk if pick(row) in pending]
+                rows = chunk if every_pair_pending else [r for r in chunk if pick(r) in pending]
                 if not node:
                     arms.update((row[0], row[names.index("routing_arm")]) for row in rows)
                 else:
@@ -243,7 +275,7 @@ def _add_arms_of_earlier_traces(
     """The routing arms of the spans' traces that started before the bucket (a run going on
     across the bucket's start), read by trace id; a span whose trace is not stored (OTLP, root
     not yet received) counts as ``direct``."""
-    missing = sorted({row[1] for row in spans} - arms.keys())
+    missing = sorted({row[0] for row in spans} - arms.keys())
     cursor = connection.cursor()
     try:
         for start in range(0, len(missing), _IDS_PER_SELECT):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -75,6 +76,8 @@ class TelemetryStore:
         self._analyze = None if self.is_postgres else self._analyze_schedule()
         self._coverage: dict[str, tuple[bool, float]] = {}
         self._next_seal_check = time.monotonic() + sealing.SEAL_CHECK_INTERVAL_S
+        self._sealer: threading.Thread | None = None
+        self._sealer_lock = threading.Lock()
         self._log = log.bind(backend=self.backend)
 
     # -- writes -----------------------------------------------------------------------------
@@ -92,7 +95,7 @@ class TelemetryStore:
         if self._analyze is not None and self._analyze.due(len(stored_spans)):
             self._analyze_after_load()
         if time.monotonic() >= self._next_seal_check:
-            self._seal_after_write()
+            self._start_sealer()
 
     def seal_rollups(
         self, now: float | None = None, budget_s: float | None = None, graph_id: str | None = None
@@ -110,7 +113,7 @@ class TelemetryStore:
             with self._raw_transaction() as connection:
                 due = sealing.due_units(connection, self.is_postgres, cutoff, 256, graph_id)
             sealed_before = units
-            for group in sealing.by_bucket(due):
+            for group in sealing.by_bucket(due, sealing.UNITS_PER_SEAL):
                 with self._raw_transaction() as connection:
                     sealed, written = sealing.seal_units(connection, self.is_postgres, group)
                 units, rows = units + sealed, rows + written
@@ -123,12 +126,29 @@ class TelemetryStore:
             self._log.info("telemetry.rollups_sealed", **counts._asdict())
         return counts
 
-    def _seal_after_write(self) -> None:
-        """Sealing is upkeep: the batch is stored; a failed seal is logged and retried later."""
+    def _start_sealer(self) -> None:
+        """Seal due units in a daemon thread, so the writer goes on writing meanwhile (one
+        sealer per store at a time)."""
         self._next_seal_check = time.monotonic() + sealing.SEAL_CHECK_INTERVAL_S
+        with self._sealer_lock:
+            if self._sealer is not None and self._sealer.is_alive():
+                return
+            self._sealer = threading.Thread(
+                target=self._seal_in_background, name="spark-rollup-sealer", daemon=True
+            )
+            self._sealer.start()
+
+    def wait_for_sealer(self, timeout: float | None = None) -> None:
+        """Until the background sealer started by a write (if any) has finished."""
+        sealer = self._sealer
+        if sealer is not None:
+            sealer.join(timeout)
+
+    def _seal_in_background(self) -> None:
+        """Sealing is upkeep: the batches are stored; a failed seal is logged, retried later."""
         try:
             self.seal_rollups(budget_s=sealing.SEAL_BUDGET_S)
-        except Exception as exc:  # the write succeeded; sealing retries at the next check
+        except Exception as exc:  # the writes succeeded; sealing retries at the next check
             self._log.warning(
                 "telemetry.seal_failed", error_type=type(exc).__name__, error=str(exc)[:200]
             )

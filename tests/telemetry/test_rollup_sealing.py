@@ -88,10 +88,12 @@ def test_writes_seal_due_units_on_their_own(
     monkeypatch.setattr(sealing, "SEAL_CHECK_INTERVAL_S", 0.0)
     store = TelemetryStore(database_url)
     store.write_runs(_runs(3, T0))  # a bucket closed long ago
+    store.wait_for_sealer(timeout=60)
     assert _pending(store) == set()
     assert _count(store, rollups.TABLE) == 3
     now = time.time()
     store.write_runs(_runs(3, now))  # the current bucket: still open
+    store.wait_for_sealer(timeout=60)
     assert _pending(store) == {("g", "v1", rollups.bucket_of(now))}
 
 

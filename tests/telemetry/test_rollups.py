@@ -278,7 +278,7 @@ def test_batch_rollups_equal_per_key_summaries() -> None:
     ):
         batch = rollups.group_rows(rows, names, arms, is_node)
         by_key: dict[rollups.Key, list[tuple[object, ...]]] = {}
-        for key, row in rollups._keyed(rows, names, arms, is_node):
+        for key, row in _keyed(rows, names, arms, is_node):
             by_key.setdefault(key, []).append(tuple(row))
         assert batch.keys() == by_key.keys() and len(batch) > 10
         for key, group in by_key.items():
@@ -293,3 +293,24 @@ def test_batch_rollups_equal_per_key_summaries() -> None:
             assert (got.latency.zero, got.latency.offset) == (one.latency.zero, one.latency.offset)
             assert got.latency.counts.tolist() == one.latency.counts.tolist()
             assert got.inputs.hashes.tolist() == one.inputs.hashes.tolist()
+
+
+def _keyed(
+    rows: list[tuple[object, ...]], names: tuple[str, ...], arms: dict[str, str], node: bool
+) -> list[tuple[rollups.Key, tuple[object, ...]]]:
+    """The key rule written out row by row (the oracle of the column-wise ``group_rows``): a
+    span's key is its graph, version, node, its trace's arm and bucket; skipped spans have none;
+    a trace's key has node ``''`` and its own arm."""
+    keyed = []
+    for row in rows:
+        value = dict(zip(names, row, strict=True))
+        bucket = rollups.bucket_of(float(value["started_at"]))  # type: ignore[arg-type]
+        if not node:
+            key = (value["graph_id"], value["version_id"], "", value["routing_arm"], bucket)
+        elif value["status"] == "skipped":
+            continue
+        else:
+            arm = arms.get(str(value["trace_id"]), "direct")
+            key = (value["graph_id"], value["version_id"], value["node_id"], arm, bucket)
+        keyed.append((key, row))
+    return keyed  # type: ignore[return-value]
