@@ -11,7 +11,9 @@ Configuration from the environment (local defaults): ``TEMPORAL_ADDRESS`` (local
 process; ``workflows`` or ``activities``: one side only, so the workflow worker never loads
 scipy, SQLAlchemy or networkx, which only the activities import), ``SPARK_MAX_CACHED_WORKFLOWS``
 (100: loops asleep on their interval timer for an hour are evicted rather than held in memory;
-a woken loop replays its current run, one cycle, from history).
+a woken loop replays its current run, one cycle, from history), ``SPARK_MALLOC_TRIM_INTERVAL_S``
+(10: freed heap memory is handed back to the system this often, on glibc; ``0``: never; see
+``spark.memory``).
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ from temporalio.worker import Worker
 
 from spark.errors import ConfigurationError
 from spark.logging import configure_logging
+from spark.memory import start_trimming, trim_interval_from_env
 from spark.observability import runtime as metrics_runtime
 from spark.observability.settings import MetricsSettings
+from spark.sandbox_code import share_module_code
 from spark.settings import SparkSettings
 from spark.temporal import connect
 from workflows.rsi import RSIWorkflow
@@ -99,12 +103,17 @@ def build_worker(
 ) -> Worker:
     """A worker for the RSI workflow and/or activities (``role``), bound to the configured
     database. The client's ``SparkPlugin`` gives it the sandbox runner with our pass-through
-    list (``spark.temporal.workflow_runner``)."""
+    list (``spark.temporal.workflow_runner``); the workflow module is compiled once for every
+    sandboxed run (``spark.sandbox_code``)."""
+    if role != "activities":
+        share_module_code(RSIWorkflow.__module__)
     return Worker(client, **worker_options(settings, role, deps))
 
 
 async def run_worker(settings: SparkSettings, role: WorkerRole = "all") -> None:
-    """Connect, then poll until SIGINT/SIGTERM; in-flight activities get time to finish."""
+    """Connect, then poll until SIGINT/SIGTERM; in-flight activities get time to finish. Freed
+    heap memory goes back to the system meanwhile (``spark.memory``)."""
+    trim_interval_s = trim_interval_from_env()
     client = await connect(settings)
     worker = build_worker(client, settings, role=role)
     stop = asyncio.Event()
@@ -117,8 +126,11 @@ async def run_worker(settings: SparkSettings, role: WorkerRole = "all") -> None:
         address=settings.temporal_address,
         role=role,
     )
+    trimming = start_trimming(trim_interval_s)
     async with worker:
         await stop.wait()
+    if trimming is not None:
+        trimming.cancel()
     log.info("worker stopped")
 
 
