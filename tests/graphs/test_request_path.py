@@ -22,10 +22,18 @@ from tests.graphs.helpers import ListSink, make_spec
 from tests.telemetry import factories
 
 
-class DeferringSink(ListSink):
+class DeferringSink:
     """A sink that takes runs with their fingerprints left to compute (as the recorder does)."""
 
     defers_fingerprints = True
+
+    def __init__(self) -> None:
+        self.runs: list[PendingRun] = []
+
+    def submit(self, run: RunTelemetry | PendingRun) -> None:
+        """Keep ``run``, which must be pending."""
+        assert isinstance(run, PendingRun)
+        self.runs.append(run)
 
 
 @pytest.fixture
