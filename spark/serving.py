@@ -4,7 +4,8 @@ registered ``Graph.run``.
 ``VersionRouter`` reads the routing table through ``RoutingCache`` (never a database read per
 request), picks the arm with ``assign_arm`` (sticky per routing key) and hands back the routed
 version's spec, cached forever once read (versions are immutable), so requests keep being served
-while the database is away.
+while the database is away. A graph without a candidate sends every request to its active
+version, so that decision is kept until the routing cache hands out another state.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class VersionRouter:
             clock=clock,
         )
         self._specs: dict[str, GraphSpec] = {}
+        self._settled: dict[str, tuple[RoutingState, RoutedVersion]] = {}
         self._unregistered_until: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -76,9 +78,15 @@ class VersionRouter:
         """The version serving this request; ``UnknownGraphError`` when the graph has no
         routing, ``RoutingUnavailableError`` when neither the table nor the spec can be read."""
         state = self._cache.get(graph_id)
+        settled = self._settled.get(graph_id)
+        if settled is not None and settled[0] is state:
+            return settled[1]  # the same state, no candidate: the same answer for every request
         self._load_specs(state.active_version_id, state.candidate_version_id)
         version_id, arm = choose_version(state, routing_key)
-        return RoutedVersion(version_id, arm, self.spec(version_id))
+        routed = RoutedVersion(version_id, arm, self.spec(version_id))
+        if same_for_every_request(state):
+            self._settled[graph_id] = (state, routed)
+        return routed
 
     def route_if_registered(self, graph_id: str, routing_key: str | None) -> RoutedVersion | None:
         """Like ``route``, but None for a graph not registered in this database; that answer is
@@ -119,6 +127,13 @@ class VersionRouter:
             if version_id is not None and version_id not in self._specs:
                 with contextlib.suppress(SQLAlchemyError):
                     self.spec(version_id)
+
+
+def same_for_every_request(state: RoutingState) -> bool:
+    """Whether ``state`` routes every request alike, whatever its key and time: without a
+    candidate (or with a share of 0) each goes to the active version, on the active arm. Routing
+    states are not changed in place: the cache reads a new one."""
+    return state.candidate_version_id is None or state.candidate_share <= 0.0
 
 
 def choose_version(state: RoutingState, routing_key: str | None) -> tuple[str, RoutingArm]:

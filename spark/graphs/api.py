@@ -45,7 +45,7 @@ from spark.graphs.spec import (
     NodeTag,
     parse_graph_spec,
 )
-from spark.telemetry.models import RoutingArm, RunTelemetry
+from spark.telemetry.models import PendingRun, RoutingArm, RunTelemetry
 
 if TYPE_CHECKING:
     from spark.serving import RoutedVersion, VersionRouter
@@ -60,8 +60,8 @@ NodeT = TypeVar("NodeT", bound="Node")
 class TelemetryRecorderLike(Protocol):
     """A telemetry sink that can be flushed and closed (sync or async methods)."""
 
-    def submit(self, run: RunTelemetry) -> None:
-        """Accept a finished run without blocking."""
+    def submit(self, run: RunTelemetry | PendingRun) -> None:
+        """Accept a finished run without blocking (pending if the recorder defers fingerprints)."""
         ...
 
     def flush(self) -> object:

@@ -17,9 +17,9 @@ Semantics of one run:
 - every node gets exactly one span (``skipped`` included) and the run one trace, handed to the sink
   in a single ``submit`` call;
 - a node's input fingerprint is computed on the request path only for its result cache
-  (``cache_ttl_s``); for telemetry a sink that ``defers_fingerprints`` gets the inputs captured
-  (``spark.telemetry.fingerprints``, which also mints its span ids), and without a sink nothing
-  is hashed or serialised.
+  (``cache_ttl_s``); a sink that ``defers_fingerprints`` gets a ``PendingRun`` holding the inputs
+  each node ran on (``spark.telemetry.fingerprints`` builds the trace record off the request
+  path, hashes and mints the span ids), and without a sink nothing is hashed or serialised.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from spark.graphs.spec import EdgeSpec, GraphSpec, NodeSpec
 from spark.telemetry.fingerprints import fingerprint_of_json
 from spark.telemetry.ids import new_span_id, new_trace_id
 from spark.telemetry.models import (
-    CapturedInputs,
+    PendingRun,
     RoutingArm,
     RunStatus,
     RunTelemetry,
@@ -204,13 +204,14 @@ class GraphRuntime:
             return "off"
         return "deferred" if getattr(self.sink, "defers_fingerprints", False) else "eager"
 
-    def _submit(self, run: RunTelemetry) -> None:
+    def _submit(self, run: RunTelemetry | PendingRun) -> None:
         if self.sink is None:
             return
         try:
             self.sink.submit(run)
         except Exception:
-            log.exception("telemetry_submit_failed", trace_id=run.trace.trace_id)
+            trace_id = run.trace_id if isinstance(run, PendingRun) else run.trace.trace_id
+            log.exception("telemetry_submit_failed", trace_id=trace_id)
 
 
 def _same_lists(topology: _Topology, spec: GraphSpec) -> bool:
@@ -550,11 +551,15 @@ class _Execution:
             output_json,
         )
 
-    def telemetry(self, routing_arm: RoutingArm, routing_key: str | None) -> RunTelemetry:
-        """The trace and the spans (in spec node order) of the finished run."""
+    def telemetry(
+        self, routing_arm: RoutingArm, routing_key: str | None
+    ) -> RunTelemetry | PendingRun:
+        """The trace and the spans (in spec node order) of the finished run: complete for an
+        eager sink, left pending for a deferring one."""
         spans = [self.spans[node.id] for node in self.spec.nodes]
+        if self.request.telemetry == "deferred":
+            return self._pending(spans, routing_arm, routing_key)
         inputs_json = try_canonical_json(self.request.inputs)
-        deferred = self.request.telemetry == "deferred"
         trace = TraceRecord(
             trace_id=self.request.trace_id,
             graph_id=self.spec.id,
@@ -564,13 +569,36 @@ class _Execution:
             status=self._status(),
             routing_arm=routing_arm,
             routing_key=routing_key,
-            input_fingerprint=None if deferred else fingerprint_of_json(inputs_json),
+            input_fingerprint=fingerprint_of_json(inputs_json),
             inputs_json=inputs_json,
             error_type=self._error_type(),
             cost=sum(span.cost for span in spans),
         )
-        captured = CapturedInputs(self.captured) if deferred else None
-        return RunTelemetry(trace=trace, spans=spans, captured=captured)
+        return RunTelemetry(trace=trace, spans=spans)
+
+    def _pending(
+        self, spans: list[SpanRecord], routing_arm: RoutingArm, routing_key: str | None
+    ) -> PendingRun:
+        """The run for a deferring sink: no trace record, no hashing, and the inputs JSON left
+        to the writer when the inputs cannot change before it runs (``_unchanging``)."""
+        request = self.request
+        inputs = request.inputs
+        later = _unchanging(inputs)
+        return PendingRun(  # positional: this runs once per request
+            request.trace_id,
+            self.spec.id,
+            request.version_id,
+            self.started_at,
+            _ms(self.finished_at - self.started_at),
+            self._status(),
+            routing_arm,
+            routing_key,
+            self._error_type(),
+            inputs if later else None,
+            None if later else try_canonical_json(inputs),
+            spans,
+            self.captured,
+        )
 
     def result(self) -> RunResult:
         """The caller-facing result of the finished run."""
@@ -595,6 +623,19 @@ class _Execution:
 
     def _error_type(self) -> str | None:
         return type(self.failure.error).__name__ if self.failure is not None else None
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _unchanging(inputs: dict[str, Any]) -> bool:
+    """Whether ``inputs`` (the runtime's own copy of the request inputs, given to no node and
+    no caller) serialises to the same JSON whenever it is read: every key a ``str`` and every
+    value exactly a ``str``, number, bool or None (immutable; subclasses could change how they
+    serialise). Anything else (a list, a nested dict, a model) the caller or a node could
+    still change, so its JSON is taken on the request path."""
+    scalars = _SCALARS
+    return all(type(key) is str and type(value) in scalars for key, value in inputs.items())
 
 
 def _edge_holds(edge: EdgeSpec, state: dict[str, Any]) -> bool:

@@ -390,6 +390,9 @@ class RoutingCache:
     def get(self, graph_id: str) -> RoutingState:
         """The routing state of ``graph_id``, read from the store when older than the TTL."""
         entry = self._entry(graph_id)
+        state = entry.state
+        if state is not None and entry.outage_since is None and self._clock() < entry.next_read_at:
+            return state  # fresh: what the locked path below would serve, without the lock
         if entry.state is None:
             entry.lock.acquire()
         elif not entry.lock.acquire(blocking=False):

@@ -1,27 +1,30 @@
-"""Input fingerprints (and span ids) computed off the request path.
+"""Completing a deferred run off the request path: its trace record, input fingerprints and span
+ids.
 
-The runtime hands a sink that sets ``defers_fingerprints`` (the recorder) each run with the inputs
-its nodes ran on (``RunTelemetry.captured``) and empty ``input_fingerprint`` fields; the recorder's
-writer thread fills them in here, just before writing, so a request pays for no hashing. It
-mints the spans' ids here too (``spark.telemetry.ids``; once per run, so a retried batch keeps
-them).
+The runtime hands a sink that sets ``defers_fingerprints`` (the recorder) each run as a
+``PendingRun``: the raw fields, the inputs its nodes ran on and spans with empty ids and
+fingerprints. The recorder's writer thread builds the ``RunTelemetry`` here, just before writing,
+so a request pays for no hashing, no span id and no trace record. A ``PendingRun`` is completed
+once (its spans are completed in place), so a retried batch keeps its ids.
 
-The trace's fingerprint is the SHA-256 of its ``inputs_json`` (the canonical JSON the runtime
-records on the request path, so replay keeps exactly the inputs the request had); a span's is the
-fingerprint of its node's inputs, as ``spark.graphs.policies.input_fingerprint`` computes on the
-request path for a cached node. Values a node or the caller mutates in place after the run (a
-list appended to) can make a span's fingerprint differ from the one taken at call time; the
-fingerprint only feeds repeat statistics (``NodeStats.distinct_input_ratio``).
+The trace's inputs JSON is the canonical JSON of the request inputs: taken on the request path
+when the inputs hold values that could change after the run (a list, a nested dict), otherwise
+here (the runtime's own copy of inputs holding only strings, numbers, booleans and None cannot
+change), so replay keeps exactly the inputs the request had. The trace's fingerprint is the
+SHA-256 of that JSON; a span's is the fingerprint of its node's inputs, as
+``spark.graphs.policies.input_fingerprint`` computes on the request path for a cached node.
+Values a node or the caller mutates in place after the run (a list appended to) can make a span's
+fingerprint differ from the one taken at call time; the fingerprint only feeds repeat statistics
+(``NodeStats.distinct_input_ratio``).
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 from typing import Any
 
 from spark.telemetry.ids import new_span_id
-from spark.telemetry.models import RunTelemetry, SpanRecord
+from spark.telemetry.models import PendingRun, RunTelemetry, SpanRecord, TraceRecord
 
 FINGERPRINT_DIGITS = 16
 
@@ -33,19 +36,39 @@ def fingerprint_of_json(text: str | None) -> str | None:
     return hashlib.sha256(text.encode()).hexdigest()[:FINGERPRINT_DIGITS]
 
 
-def complete_run(run: RunTelemetry) -> RunTelemetry:
-    """``run`` with the fingerprints and span ids its capture allows filled in (unchanged without
-    one). The spans are completed in place: a deferred run belongs to the sink it was handed to,
-    and copying ten records per run would double the writer's share of the GIL."""
-    captured = run.captured
-    if captured is None:
+def complete_run(run: RunTelemetry | PendingRun) -> RunTelemetry:
+    """The ``RunTelemetry`` of a pending run, its fingerprints and span ids filled in (a
+    ``RunTelemetry`` is returned as it is). The spans are completed in place: a pending run
+    belongs to the sink it was handed to, and copying ten records per run would double the
+    writer's share of the GIL."""
+    if isinstance(run, RunTelemetry):
         return run
-    trace = run.trace
-    if trace.input_fingerprint is None and trace.inputs_json is not None:
-        trace = replace(trace, input_fingerprint=fingerprint_of_json(trace.inputs_json))
+    node_inputs = run.node_inputs
     for span in run.spans:
-        _complete_span(span, captured.node_inputs)
-    return RunTelemetry(trace, run.spans)
+        _complete_span(span, node_inputs)
+    return RunTelemetry(trace_record(run), run.spans)
+
+
+def trace_record(run: PendingRun) -> TraceRecord:
+    """The trace of a pending run, as the request path would have recorded it."""
+    inputs_json = run.inputs_json
+    if inputs_json is None and run.inputs is not None:
+        inputs_json = _try_canonical_json(run.inputs)
+    return TraceRecord(
+        trace_id=run.trace_id,
+        graph_id=run.graph_id,
+        version_id=run.version_id,
+        started_at=run.started_at,
+        duration_ms=run.duration_ms,
+        status=run.status,
+        routing_arm=run.routing_arm,
+        routing_key=run.routing_key,
+        input_fingerprint=fingerprint_of_json(inputs_json),
+        inputs_json=inputs_json,
+        error_type=run.error_type,
+        cost=sum(span.cost for span in run.spans),
+        sampling_rate=run.sampling_rate,
+    )
 
 
 def _complete_span(span: SpanRecord, node_inputs: dict[str, dict[str, Any]]) -> None:
@@ -54,6 +77,12 @@ def _complete_span(span: SpanRecord, node_inputs: dict[str, dict[str, Any]]) -> 
         span.input_fingerprint = _safe_fingerprint(inputs)
     if not span.span_id:
         span.span_id = new_span_id()
+
+
+def _try_canonical_json(value: Any) -> str | None:
+    from spark.graphs.policies import try_canonical_json  # the runtime's own definition
+
+    return try_canonical_json(value)
 
 
 def _safe_fingerprint(inputs: dict[str, Any]) -> str | None:

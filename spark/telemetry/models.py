@@ -70,35 +70,51 @@ class FeedbackRecord:
     source: str = "user"
 
 
-@dataclass(slots=True, frozen=True)
-class CapturedInputs:
-    """What a run's input fingerprints are computed from, later and off the request path: the
-    inputs each executed node ran on, by node id (see ``spark.telemetry.fingerprints``)."""
-
-    node_inputs: dict[str, dict[str, Any]]
-
-
 @dataclass(slots=True)
 class RunTelemetry:
-    """A finished run: the trace and its spans, handed to a sink in one call.
-
-    ``captured`` is set only for sinks that ask for it (``defers_fingerprints``): the trace's and
-    spans' ``input_fingerprint`` (and the spans' ids) are then left empty for the sink to fill in
-    (``spark.telemetry.fingerprints.complete_run``) off the request path.
-    """
+    """A finished run: the trace and its spans, handed to a sink in one call."""
 
     trace: TraceRecord
     spans: list[SpanRecord] = field(default_factory=list)
-    captured: CapturedInputs | None = None
+
+
+@dataclass(slots=True)
+class PendingRun:
+    """A finished run as the request path hands it to a sink that ``defers_fingerprints``: the
+    raw fields, from which ``spark.telemetry.fingerprints.complete_run`` builds the
+    ``RunTelemetry`` off the request path (the trace record, its inputs JSON when the request
+    left it to do, every input fingerprint and span id). One object per run instead of a trace
+    record, an inputs JSON and a capture; built positionally, in this field order.
+
+    ``inputs`` is set instead of ``inputs_json`` only when serialising it later gives the same
+    text (see ``spark.graphs.runtime``); ``node_inputs`` holds the inputs each executed node ran
+    on, by node id. Owned by the sink once submitted.
+    """
+
+    trace_id: str
+    graph_id: str
+    version_id: str
+    started_at: float  # epoch seconds, UTC
+    duration_ms: float
+    status: RunStatus
+    routing_arm: RoutingArm
+    routing_key: str | None
+    error_type: str | None
+    inputs: dict[str, Any] | None  # the request inputs, still to serialise
+    inputs_json: str | None  # or already serialised on the request path
+    spans: list[SpanRecord]  # span ids empty, input fingerprints None
+    node_inputs: dict[str, dict[str, Any]]
+    sampling_rate: float = 1.0
 
 
 class TelemetrySink(Protocol):
     """Where the runtime hands finished runs. Must not block the request path.
 
-    A sink with a true ``defers_fingerprints`` attribute receives runs whose input fingerprints
-    are still to be computed from ``RunTelemetry.captured``; others receive them filled in.
+    A sink with a true ``defers_fingerprints`` attribute receives ``PendingRun``s (to complete
+    with ``spark.telemetry.fingerprints.complete_run``); others receive ``RunTelemetry`` with
+    every field filled in.
     """
 
-    def submit(self, run: RunTelemetry) -> None:
+    def submit(self, run: RunTelemetry | PendingRun) -> None:
         """Accept a finished run for (asynchronous) persistence."""
         ...

@@ -18,9 +18,9 @@ Feedback scores (``submit_feedback``) take the same road: queued with the runs (
 bound), written in the same batches, retried through an outage, counted in the same counters
 (``stats.feedback_written`` says how many of ``written`` were scores), and covered by ``flush``.
 
-The writer also does the hashing the request path skipped: the runtime leaves input fingerprints
-empty for a sink that ``defers_fingerprints`` and the writer fills them in before writing
-(``spark.telemetry.fingerprints``).
+The writer also does the work the request path skipped: the runtime hands a sink that
+``defers_fingerprints`` a ``PendingRun`` and the writer builds its trace record, inputs JSON,
+fingerprints and span ids before writing (``spark.telemetry.fingerprints``).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ import tenacity
 
 from spark.telemetry._bulk import is_connection_failure
 from spark.telemetry.fingerprints import complete_run
-from spark.telemetry.models import FeedbackRecord, RunTelemetry
+from spark.telemetry.models import FeedbackRecord, PendingRun, RunTelemetry
 from spark.telemetry.sampling import trace_sampled
 
 log = structlog.get_logger(__name__)
@@ -68,7 +68,7 @@ class FeedbackWriter(Protocol):
         ...
 
 
-Record = RunTelemetry | FeedbackRecord  # what the queue holds, besides flush markers
+Record = RunTelemetry | PendingRun | FeedbackRecord  # what the queue holds, besides flush markers
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +150,7 @@ class TelemetryRecorder:
 
     # -- request path -----------------------------------------------------------------------
 
-    def submit(self, run: RunTelemetry) -> None:
+    def submit(self, run: RunTelemetry | PendingRun) -> None:
         """Queue a finished run for writing; O(1), never blocks on I/O, refuses (counted) if full."""
         if self._store is None:
             return
@@ -191,15 +191,17 @@ class TelemetryRecorder:
         """Whether this recorder writes anywhere (a disabled one ignores everything)."""
         return self._store is not None
 
-    def _sampled(self, run: RunTelemetry) -> RunTelemetry | None:
+    def _sampled(self, run: RunTelemetry | PendingRun) -> RunTelemetry | PendingRun | None:
         """The run stamped with the sampling rate, or None (counted) when its trace is not kept."""
         rate = self._sampling_rate
         if rate >= 1.0:
             return run
-        if not trace_sampled(run.trace.trace_id, rate):
+        if not trace_sampled(_trace_id(run), rate):
             with self._lock:
                 self._unsampled += 1
             return None
+        if isinstance(run, PendingRun):
+            return replace(run, sampling_rate=rate)
         return replace(run, trace=replace(run.trace, sampling_rate=rate))
 
     # -- control ----------------------------------------------------------------------------
@@ -335,8 +337,8 @@ class TelemetryRecorder:
         return [self._completed(item) for item in runs], markers
 
     def _completed(self, item: Record) -> Record:
-        """A run with its deferred fingerprints computed (and inputs stripped if not captured)."""
-        if not isinstance(item, RunTelemetry):
+        """A pending run completed (and inputs stripped if not captured)."""
+        if isinstance(item, FeedbackRecord):
             return item
         run = complete_run(item)
         return run if self._capture_inputs else _without_inputs(run)
@@ -504,7 +506,7 @@ def _without_inputs(run: RunTelemetry) -> RunTelemetry:
 
 
 def _span_count(records: list[Record]) -> int:
-    return sum(len(item.spans) for item in records if isinstance(item, RunTelemetry))
+    return sum(len(item.spans) for item in records if not isinstance(item, FeedbackRecord))
 
 
 def _trace_id(record: Record) -> str:

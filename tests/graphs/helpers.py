@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from spark.graphs import GraphSpec, parse_graph_spec
-from spark.telemetry.models import RunTelemetry
+from spark.telemetry.models import PendingRun, RunTelemetry
 
 
 class ListSink:
@@ -15,8 +15,9 @@ class ListSink:
     def __init__(self) -> None:
         self.runs: list[RunTelemetry] = []
 
-    def submit(self, run: RunTelemetry) -> None:
-        """Keep ``run``."""
+    def submit(self, run: RunTelemetry | PendingRun) -> None:
+        """Keep ``run`` (complete: this sink does not defer fingerprints)."""
+        assert isinstance(run, RunTelemetry)
         self.runs.append(run)
 
 

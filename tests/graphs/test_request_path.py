@@ -4,6 +4,7 @@ no timeout scope for a node without a timeout, a chain scheduled in one task (is
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -15,16 +16,24 @@ from spark.graphs import runtime as runtime_module
 from spark.graphs.policies import input_fingerprint
 from spark.telemetry import TelemetryRecorder
 from spark.telemetry.fingerprints import complete_run
-from spark.telemetry.models import CapturedInputs, RunTelemetry
+from spark.telemetry.models import PendingRun, RunTelemetry
 from spark.telemetry.sampling import trace_sampled
 from tests.graphs.helpers import ListSink, make_spec
 from tests.telemetry import factories
 
 
-class DeferringSink(ListSink):
+class DeferringSink:
     """A sink that takes runs with their fingerprints left to compute (as the recorder does)."""
 
     defers_fingerprints = True
+
+    def __init__(self) -> None:
+        self.runs: list[PendingRun] = []
+
+    def submit(self, run: RunTelemetry | PendingRun) -> None:
+        """Keep ``run``, which must be pending."""
+        assert isinstance(run, PendingRun)
+        self.runs.append(run)
 
 
 @pytest.fixture
@@ -78,9 +87,9 @@ async def test_a_cached_node_is_fingerprinted_for_its_cache_key(
 async def test_a_deferring_sink_gets_the_inputs_and_the_writer_hashes_them(
     registry: NodeRegistry, counted_fingerprints: list[Any]
 ) -> None:
-    """A sink that defers fingerprints costs the request no hashing and no span ids; completing
-    the run mints the ids and gives the very fingerprints an eager sink gets on the request
-    path."""
+    """A sink that defers fingerprints costs the request no hashing, no span ids and no trace
+    record; completing the pending run mints the ids and gives the very trace and fingerprints
+    an eager sink gets on the request path."""
     spec = _chain(registry, 3)
     deferring, eager = DeferringSink(), ListSink()
 
@@ -90,17 +99,22 @@ async def test_a_deferring_sink_gets_the_inputs_and_the_writer_hashes_them(
     assert len(counted_fingerprints) == 3
 
     (deferred,), (hashed,) = deferring.runs, eager.runs
-    assert deferred.trace.input_fingerprint is None
+    assert isinstance(deferred, PendingRun) and isinstance(hashed, RunTelemetry)
     assert {span.input_fingerprint for span in deferred.spans} == {None}
     assert {span.span_id for span in deferred.spans} == {""}
     completed = complete_run(deferred)  # completes the deferred run's spans in place
     assert len({span.span_id for span in completed.spans} - {""}) == 3
-    assert completed.captured is None
     assert completed.trace.input_fingerprint == hashed.trace.input_fingerprint is not None
     assert [s.input_fingerprint for s in completed.spans] == [
         s.input_fingerprint for s in hashed.spans
     ]
-    assert deferred.trace.inputs_json == hashed.trace.inputs_json == '{"q":"x"}'
+    assert completed.trace.inputs_json == hashed.trace.inputs_json == '{"q":"x"}'
+    timing = {"started_at", "duration_ms"}
+    assert _fields(completed.trace, timing) == _fields(hashed.trace, timing)
+
+
+def _fields(record: Any, leaving_out: set[str]) -> dict[str, Any]:
+    return {k: v for k, v in dataclasses.asdict(record).items() if k not in leaving_out}
 
 
 async def test_a_run_without_capture_is_completed_unchanged() -> None:
@@ -206,8 +220,7 @@ def test_the_recorder_hashes_deferred_inputs_even_for_a_sampled_trace() -> None:
     """Through trace sampling (which re-stamps the trace) the capture survives: the writer
     fills in the span's fingerprint from the inputs the node ran on."""
     trace_id = next(f"t{i}" for i in range(1000) if trace_sampled(f"t{i}", 0.5))
-    parent = factories.trace(trace_id=trace_id)
-    run = RunTelemetry(parent, [factories.span(parent, "n0")], CapturedInputs({"n0": {"q": 1}}))
+    run = factories.pending_run({"n0": {"q": 1}}, {"q": 1}, trace_id=trace_id)
     writer = BatchWriter()
     with TelemetryRecorder(writer, sampling_rate=0.5) as recorder:
         recorder.submit(run)
@@ -216,3 +229,28 @@ def test_the_recorder_hashes_deferred_inputs_even_for_a_sampled_trace() -> None:
     (written,) = writer.runs
     assert written.trace.sampling_rate == 0.5
     assert written.spans[0].input_fingerprint == input_fingerprint({"q": 1}) is not None
+    assert written.trace.inputs_json == '{"q":1}'
+
+
+async def test_replay_keeps_the_request_inputs_when_the_caller_changes_them_after(
+    registry: NodeRegistry,
+) -> None:
+    """The trace's inputs JSON is the request's, whenever the writer completes the run: inputs
+    holding a list are serialised on the request path, scalar inputs are read from the
+    runtime's own copy; changing the caller's objects after the run changes neither."""
+    spec = _chain(registry, 2)
+    sink = DeferringSink()
+    runtime = GraphRuntime(registry, sink)
+    scalar: dict[str, Any] = {"q": "x", "n": 1}
+    nested: dict[str, Any] = {"q": "x", "tags": ["a"]}
+
+    await runtime.run(spec, scalar, version_id="v1")
+    await runtime.run(spec, nested, version_id="v1")
+    scalar["q"], scalar["extra"] = "changed", True
+    nested["q"] = "changed"
+    nested["tags"].append("b")
+
+    later, now = sink.runs
+    assert later.inputs_json is None and now.inputs_json == '{"q":"x","tags":["a"]}'
+    assert complete_run(later).trace.inputs_json == '{"n":1,"q":"x"}'
+    assert complete_run(now).trace.inputs_json == '{"q":"x","tags":["a"]}'

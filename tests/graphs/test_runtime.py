@@ -10,7 +10,7 @@ import pytest
 
 from spark.errors import InvalidInputError, ReplayRefusedError, UnknownNodeTypeError
 from spark.graphs import GraphRuntime, NodeContext, NodeRegistry, node
-from spark.telemetry.models import RunTelemetry
+from spark.telemetry.models import PendingRun, RunTelemetry
 from tests.graphs.helpers import ListSink, ManualClock, make_spec
 
 
@@ -559,7 +559,7 @@ async def test_a_failing_sink_does_not_fail_the_run(registry: NodeRegistry) -> N
     """Telemetry problems are logged, never raised into the request path."""
 
     class BrokenSink:
-        def submit(self, run: RunTelemetry) -> None:
+        def submit(self, run: RunTelemetry | PendingRun) -> None:
             raise RuntimeError("disk full")
 
     _register_constant(registry, "main", {"x": 1})

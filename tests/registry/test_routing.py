@@ -16,6 +16,7 @@ from spark.registry import (
     RoutingStore,
     assign_arm,
 )
+from spark.serving import VersionRouter
 from tests.registry.conftest import make_spec
 
 GRAPH = "support-triage"
@@ -334,3 +335,31 @@ def test_age_s_is_none_for_a_graph_never_read(database_url: str) -> None:
     cache.get(GRAPH)
     clock.now += 3
     assert cache.age_s(GRAPH) == 3.0
+
+
+def test_the_router_keeps_a_decision_only_while_it_holds_for_every_request(
+    database_url: str,
+) -> None:
+    """Without a candidate every key is sent to the active version (one decision, kept while the
+    cached state lasts); a candidate read after the TTL is routed per key at once, and clearing
+    it brings every key back to the active version."""
+    root, candidate = _versions(database_url, 2)
+    store, clock = RoutingStore(database_url), _Clock()
+    router = VersionRouter(RegistryStore(database_url), store, routing_ttl_s=1.0, clock=clock)
+    keys = [f"user-{i}" for i in range(200)]
+
+    assert {router.route(GRAPH, key).version_id for key in keys} == {root.version_id}
+    assert router.route(GRAPH, "a") is router.route(GRAPH, "b")
+    _canary(store, candidate.version_id)
+    clock.now += 1.5
+    arms = [router.route(GRAPH, key) for key in keys]
+    assert {(r.arm, r.version_id) for r in arms} == {
+        ("active", root.version_id),
+        ("candidate", candidate.version_id),
+    }
+    assert [r.arm for r in arms] == [router.route(GRAPH, key).arm for key in keys]  # sticky
+    store.apply(
+        GRAPH, idempotency_key="c1:clear", action="clear_candidate", actor="rsi", reason="x"
+    )
+    clock.now += 1.5
+    assert {router.route(GRAPH, key).arm for key in keys} == {"active"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from spark.telemetry.models import RunTelemetry, SpanRecord, TraceRecord
+from spark.telemetry.models import PendingRun, RunTelemetry, SpanRecord, TraceRecord
 
 T0 = 1_700_000_000.0
 _ids = itertools.count()
@@ -49,3 +49,27 @@ def run(n_spans: int = 2, **trace_overrides: Any) -> RunTelemetry:
     """A run with ``n_spans`` spans over nodes ``n0``, ``n1``, ..."""
     parent = trace(**trace_overrides)
     return RunTelemetry(parent, [span(parent, f"n{i}") for i in range(n_spans)])
+
+
+def pending_run(
+    node_inputs: dict[str, dict[str, Any]], inputs: dict[str, Any], **trace_overrides: Any
+) -> PendingRun:
+    """A run as the request path leaves it for a deferring sink: one span per node of
+    ``node_inputs`` (no span id, no fingerprint), ``inputs`` not yet serialised."""
+    parent = trace(**trace_overrides)
+    spans = [span(parent, node_id, span_id="") for node_id in node_inputs]
+    return PendingRun(
+        parent.trace_id,
+        parent.graph_id,
+        parent.version_id,
+        parent.started_at,
+        parent.duration_ms,
+        parent.status,
+        parent.routing_arm,
+        parent.routing_key,
+        parent.error_type,
+        inputs,
+        None,
+        spans,
+        node_inputs,
+    )
