@@ -29,7 +29,9 @@ from __future__ import annotations
 import functools
 import importlib
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Index, MetaData
 
@@ -70,6 +72,16 @@ def target_metadata(dialect: str | None = None) -> MetaData:
         for index in [index for index in copied.indexes if index.name in elsewhere]:
             copied.indexes.discard(index)
     return copy
+
+
+_PARTITION = re.compile(r"^spark_(traces|spans)_(p\d{8}|default)$")
+
+
+def include_name(name: str | None, type_: str, parent_names: Mapping[str, Any]) -> bool:
+    """Alembic's ``include_name`` hook for comparisons with the models: the day partitions of
+    PostgreSQL's telemetry tables (migration 0011) are tables to the catalog but no model's;
+    they are made by the write path (``spark.telemetry.partitions``)."""
+    return not (type_ == "table" and name is not None and _PARTITION.match(name))
 
 
 def _exists_on(index: Index, dialect: str) -> bool:

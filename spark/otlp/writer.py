@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from spark.db import get_engine, is_postgres, normalize_url
 from spark.otlp.mapping import OTLPBatch
-from spark.telemetry import _bulk, sealing
+from spark.telemetry import _bulk, partitions, sealing
 
 TRACES, SPANS = _bulk.TRACES, _bulk.SPANS
 
@@ -25,6 +25,7 @@ class OTLPWriter:
         self.database_url = normalize_url(database_url)
         self._engine = get_engine(self.database_url)
         self._postgres = is_postgres(self.database_url)
+        self._partitions = partitions.DayPartitions(self._engine) if self._postgres else None
 
     def write(self, batch: OTLPBatch) -> None:
         """Store every run and span of ``batch`` (or, on any failure, none of them)."""
@@ -33,6 +34,8 @@ class OTLPWriter:
         traces = [_bulk.trace_row(trace) for trace in batch.traces]
         spans = [_bulk.span_row(span) for span in batch.spans]
         writer = _bulk.write_postgres if self._postgres else _bulk.write_sqlite
+        if self._partitions is not None:
+            self._partitions.ensure(traces, spans, now=None)
         with self._engine.begin() as conn:
             driver = conn.connection.driver_connection
             stored_traces, stored_spans = writer(driver, traces, spans)  # type: ignore[arg-type]

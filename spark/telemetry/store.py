@@ -23,7 +23,7 @@ from sqlalchemy.engine import Row
 
 from spark.db import get_engine, is_postgres, normalize_url
 from spark.errors import InvalidInputError
-from spark.telemetry import _bulk, _queries, _statistics, rollups, sealing
+from spark.telemetry import _bulk, _queries, _statistics, partitions, rollups, sealing
 from spark.telemetry._queries import Window
 from spark.telemetry.aggregates import (
     ArmMoments,
@@ -74,6 +74,7 @@ class TelemetryStore:
         if not self.is_postgres:
             _queries.install_sqlite_functions(self._engine)
         self._analyze = None if self.is_postgres else self._analyze_schedule()
+        self._partitions = partitions.DayPartitions(self._engine) if self.is_postgres else None
         self._coverage: dict[str, tuple[bool, float]] = {}
         self._next_seal_check = time.monotonic() + sealing.SEAL_CHECK_INTERVAL_S
         self._sealer: threading.Thread | None = None
@@ -88,6 +89,8 @@ class TelemetryStore:
             return
         traces, spans = _bulk.trace_rows(runs), _bulk.span_rows(runs)
         writer = _bulk.write_postgres if self.is_postgres else _bulk.write_sqlite
+        if self._partitions is not None:
+            self._partitions.ensure(traces, spans, now=None)
         with self._raw_transaction() as connection:
             stored_traces, stored_spans = writer(connection, traces, spans)
             units = sealing.touched_units(stored_traces, stored_spans)
@@ -227,18 +230,40 @@ class TelemetryStore:
 
     def purge_older_than(self, cutoff: Timestamp) -> PurgeCounts:
         """Delete traces and spans started before ``cutoff``, the feedback of those traces, and
-        the rollup buckets that end by ``cutoff`` (the bucket holding it keeps its totals)."""
+        the rollup buckets that end by ``cutoff`` (the bucket holding it keeps its totals).
+
+        On PostgreSQL the day partitions that end by ``cutoff`` are dropped whole (their rows
+        counted first); only the rows of the day holding ``cutoff`` and of the default
+        partition are deleted one by one (``spark.telemetry.partitions``)."""
         before = _epoch(cutoff)
+        assert before is not None  # a Timestamp is a float or a datetime
         old_traces = select(_bulk.TRACES.c.trace_id).where(_bulk.TRACES.c.started_at < before)
         with self._engine.begin() as conn:
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            # on PostgreSQL, the day partitions before the cutoff, both tables locked
+            old_days = partitions.old_partitions(cursor, before) if self.is_postgres else {}
             feedback = conn.execute(delete(FEEDBACK).where(FEEDBACK.c.trace_id.in_(old_traces)))
             conn.execute(_queries.PURGE_SPAN_KEYS_SQL, {"cutoff": before})
+            dropped = {
+                table: partitions.drop_partitions(cursor, old_days[table]) for table in old_days
+            }
             spans = conn.execute(delete(_bulk.SPANS).where(_bulk.SPANS.c.started_at < before))
             traces = conn.execute(delete(_bulk.TRACES).where(_bulk.TRACES.c.started_at < before))
             conn.execute(rollups.purge_sql(), {"cutoff": before})
             conn.execute(rollups.purge_pending_sql(), {"cutoff": before})
-        counts = PurgeCounts(traces.rowcount, spans.rowcount, feedback.rowcount)
-        self._log.info("telemetry.purged", cutoff=before, **counts._asdict())
+        if self._partitions is not None:
+            self._partitions.forget(day for days in old_days.values() for _, day in days)
+        counts = PurgeCounts(
+            traces.rowcount + dropped.get(_bulk.TRACES.name, 0),
+            spans.rowcount + dropped.get(_bulk.SPANS.name, 0),
+            feedback.rowcount,
+        )
+        self._log.info(
+            "telemetry.purged",
+            cutoff=before,
+            partitions_dropped=sum(map(len, old_days.values())),
+            **counts._asdict(),
+        )
         return counts
 
     # -- aggregations -----------------------------------------------------------------------

@@ -28,11 +28,19 @@ _FAILED = text("status = 'error'")
 
 
 class TraceRow(SQLModel, table=True):
-    """One graph run (``TraceRecord``)."""
+    """One graph run (``TraceRecord``).
+
+    On PostgreSQL traces and spans are partitioned by UTC day of ``started_at`` (migration
+    0011, ``spark.telemetry.partitions``), and as a partitioned table's key must hold the
+    partition key, the traces' primary key there is ``(trace_id, started_at)``: a retried trace
+    (same id, same start) is still recognised, and lookups by id use its leading column.
+    Alembic compares no primary keys; ``tests/telemetry/test_partitions.py`` checks both.
+    """
 
     __tablename__ = "spark_traces"
     __table_args__ = (
         Index("ix_spark_traces_graph_version_started", "graph_id", "version_id", "started_at"),
+        {"postgresql_partition_by": "RANGE (started_at)"},
     )
 
     trace_id: str = Field(primary_key=True)
@@ -101,6 +109,7 @@ SPANS_TABLE = Table(
         sqlite_where=_HAS_OUTPUT,
         postgresql_where=_HAS_OUTPUT,
     ),
+    postgresql_partition_by="RANGE (started_at)",
 )
 """One node execution inside a trace (``SpanRecord``)."""
 

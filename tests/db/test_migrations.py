@@ -28,6 +28,7 @@ from spark.migrations import (
     VERSION_TABLE,
     VERSIONS,
     head_revision,
+    include_name,
     runner,
     target_metadata,
 )
@@ -264,7 +265,12 @@ def test_models_match_the_head_revision(database_url: str) -> None:
     get_engine(database_url)
     with _transaction(database_url) as connection:
         context = MigrationContext.configure(
-            connection, opts={"version_table": VERSION_TABLE, "compare_type": True}
+            connection,
+            opts={
+                "version_table": VERSION_TABLE,
+                "compare_type": True,
+                "include_name": include_name,
+            },
         )
         differences = compare_metadata(context, target_metadata(connection.dialect.name))
     assert differences == []

@@ -145,3 +145,17 @@ def test_a_span_in_the_bucket_after_its_trace_keeps_the_trace_arm(database_url: 
     with get_engine(database_url).connect() as conn:
         rows = [tuple(row) for row in conn.execute(text(sql))]
     assert rows == [("", "candidate", BUCKET_START), ("n0", "candidate", edge)]
+
+
+def test_a_span_days_after_its_trace_keeps_the_trace_arm(database_url: str) -> None:
+    """A run going on for two days (its trace outside the day before the span's bucket, where
+    the sealer looks first): its span still carries the trace's routing arm."""
+    store = TelemetryStore(database_url)
+    parent = factories.trace(started_at=BUCKET_START - 2 * 86_400, routing_arm="candidate")
+    store.write_runs(
+        [RunTelemetry(parent, [factories.span(parent, "n0", started_at=BUCKET_START)])]
+    )
+    store.seal_rollups()
+    sql = f"SELECT routing_arm FROM {rollups.TABLE} WHERE node_id = 'n0'"
+    with get_engine(database_url).connect() as conn:
+        assert conn.execute(text(sql)).scalar_one() == "candidate"
