@@ -115,7 +115,9 @@ def test_older_telemetry_reads_exact_until_its_graph_is_rebuilt(database_url: st
     store = TelemetryStore(database_url)
     later = _runs("g", 100, seed=4, first_bucket=4)  # written after 0008, in later buckets
     store.write_runs(later)
-    buckets = {rollups.bucket_of(s.started_at) for run in later for s in [run.trace, *run.spans]}
+    starts = [span.started_at for run in later for span in run.spans]
+    starts += [run.trace.started_at for run in later]
+    buckets = {rollups.bucket_of(started_at) for started_at in starts}
     assert store.seal_rollups().units == len(buckets)  # only theirs: the older have no rollups
 
     exact = store.node_stats("g", source="exact")

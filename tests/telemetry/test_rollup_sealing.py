@@ -77,7 +77,8 @@ def test_a_late_row_reopens_its_sealed_unit(database_url: str) -> None:
     assert store.arm_moments("g", source="rollups").runs == 6
     assert store.seal_rollups().units == 1
     with get_engine(database_url).connect() as conn:
-        counts = dict(conn.execute(text(f"SELECT node_id, n FROM {rollups.TABLE}")).all())
+        sql = f"SELECT node_id, n FROM {rollups.TABLE}"
+        counts = {str(node): int(n) for node, n in conn.execute(text(sql))}
     assert counts == {"": 6, "n0": 6, "n1": 6}
 
 

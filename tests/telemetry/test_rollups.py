@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping
 
 import pytest
 from sqlalchemy import text
@@ -296,21 +297,19 @@ def test_batch_rollups_equal_per_key_summaries() -> None:
 
 
 def _keyed(
-    rows: list[tuple[object, ...]], names: tuple[str, ...], arms: dict[str, str], node: bool
+    rows: list[tuple[object, ...]], names: tuple[str, ...], arms: Mapping[str, str], node: bool
 ) -> list[tuple[rollups.Key, tuple[object, ...]]]:
     """The key rule written out row by row (the oracle of the column-wise ``group_rows``): a
     span's key is its graph, version, node, its trace's arm and bucket; skipped spans have none;
     a trace's key has node ``''`` and its own arm."""
-    keyed = []
+    keyed: list[tuple[rollups.Key, tuple[object, ...]]] = []
     for row in rows:
-        value = dict(zip(names, row, strict=True))
-        bucket = rollups.bucket_of(float(value["started_at"]))  # type: ignore[arg-type]
+        value = {name: str(cell) for name, cell in zip(names, row, strict=True)}
+        bucket = rollups.bucket_of(float(value["started_at"]))
+        graph_version = (value["graph_id"], value["version_id"])
         if not node:
-            key = (value["graph_id"], value["version_id"], "", value["routing_arm"], bucket)
-        elif value["status"] == "skipped":
-            continue
-        else:
-            arm = arms.get(str(value["trace_id"]), "direct")
-            key = (value["graph_id"], value["version_id"], value["node_id"], arm, bucket)
-        keyed.append((key, row))
-    return keyed  # type: ignore[return-value]
+            keyed.append(((*graph_version, "", value["routing_arm"], bucket), row))
+        elif value["status"] != "skipped":
+            arm = arms.get(value["trace_id"], "direct")
+            keyed.append(((*graph_version, value["node_id"], arm, bucket), row))
+    return keyed
