@@ -2,13 +2,16 @@
 
 Rows go through the store's bulk writers (``spark.telemetry._bulk``), so a retried export (the
 same ids) adds nothing, and mark their rollup units pending (``spark.telemetry.sealing``) like
-any other write. A run's cost is recomputed from every stored span of its trace, so spans that
-arrive before or after their root are counted either way.
+any other write. A run costs the sum of its stored spans, whether they arrive before, with or
+after its root (``_add_costs``: no scan of the span table).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, func, select, update
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
 from spark.db import get_engine, is_postgres, normalize_url
@@ -16,6 +19,7 @@ from spark.otlp.mapping import OTLPBatch
 from spark.telemetry import _bulk, partitions, sealing
 
 TRACES, SPANS = _bulk.TRACES, _bulk.SPANS
+Row = tuple[Any, ...]
 
 
 class OTLPWriter:
@@ -41,15 +45,32 @@ class OTLPWriter:
             stored_traces, stored_spans = writer(driver, traces, spans)  # type: ignore[arg-type]
             units = sealing.touched_units(stored_traces, stored_spans)
             sealing.mark_pending(driver, self._postgres, units)
-            _recompute_costs(conn, batch.trace_ids)
+            _add_costs(conn, stored_traces, stored_spans, traces)
 
 
-def _recompute_costs(conn: Connection, trace_ids: list[str]) -> None:
-    """A run costs the sum of its stored spans."""
-    total = (
-        select(func.coalesce(func.sum(SPANS.c.cost), 0.0))
-        .where(SPANS.c.trace_id == TRACES.c.trace_id)
-        .scalar_subquery()
-    )
-    statement = update(TRACES).where(TRACES.c.trace_id.in_(bindparam("ids", expanding=True)))
-    conn.execute(statement.values(cost=total), {"ids": trace_ids})
+def _add_costs(
+    conn: Connection, stored_traces: Sequence[Row], stored_spans: Sequence[Row], runs: Sequence[Row]
+) -> None:
+    """A run costs the sum of its stored spans, kept without scanning the span table. A run
+    stored now (``stored_traces``, costed by the mapping with the spans it came with) adds the
+    spans stored earlier without it (``spark_span_keys``); spans stored now without their run
+    (their trace is not among the batch's ``runs``) add their cost to the run if it is stored
+    already (if not, it takes them from ``spark_span_keys`` when it comes)."""
+    additions: dict[str, float] = {}
+    new_runs = [row[0] for row in stored_traces]
+    if new_runs:
+        for trace_id, cost in conn.execute(_EARLIER_ORPHANS, {"ids": new_runs}):
+            additions[trace_id] = float(cost)
+    in_batch = {row[0] for row in runs}
+    for span in stored_spans:
+        if span[1] not in in_batch:
+            additions[span[1]] = additions.get(span[1], 0.0) + float(span[_COST])
+    if additions:
+        conn.execute(_ADD_COST, [{"id": trace_id, "cost": c} for trace_id, c in additions.items()])
+
+
+_COST = _bulk.SPAN_COLUMNS.index("cost")
+_EARLIER_ORPHANS = text(
+    "SELECT trace_id, sum(cost) FROM spark_span_keys WHERE trace_id IN :ids GROUP BY trace_id"
+).bindparams(bindparam("ids", expanding=True))
+_ADD_COST = text("UPDATE spark_traces SET cost = cost + :cost WHERE trace_id = :id")

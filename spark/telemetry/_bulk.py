@@ -112,36 +112,40 @@ def spans_to_store(
     traces: Sequence[Row],
     stored_traces: Sequence[Row],
     spans: Sequence[Row],
-    new_keys: Callable[[list[str]], set[str]],
+    new_keys: Callable[[list[SpanKey]], set[str]],
 ) -> Sequence[Row]:
     """The spans of ``spans`` not stored yet: those of the batch's newly stored traces, and of
-    the spans without their trace in the batch those whose ids ``new_keys`` records as new."""
+    the spans without their trace in the batch those whose keys ``new_keys`` records as new."""
     batch = set(map(_first, traces))
     trace_of = map(_second, spans)
     if len(stored_traces) == len(traces) and all(map(batch.__contains__, trace_of)):
         return spans  # every trace new, every span with its trace: the runtime's batches
     fresh = batch if len(stored_traces) == len(traces) else set(map(_first, stored_traces))
     orphans = [span for span in spans if span[1] not in batch]
-    kept = set(new_keys(list(dict.fromkeys(span[0] for span in orphans)))) if orphans else set()
+    keys = {span[0]: (span[0], span[1], float(span[_COST])) for span in orphans}
+    kept = new_keys(list(keys.values())) if keys else set()
     return _once_each(
         [span for span in spans if span[1] in fresh or span[0] in kept], lambda _id: True
     )
 
 
 _first, _second = itemgetter(0), itemgetter(1)
+_COST = SPAN_COLUMNS.index("cost")
+SpanKey = tuple[str, str, float]
+"""``(span_id, trace_id, cost)`` of a span stored without its trace."""
 
 
-def _new_keys_sqlite(conn: sqlite3.Connection, span_ids: list[str]) -> set[str]:
-    """Record ``span_ids`` in ``spark_span_keys``; the ones not recorded before."""
+def _new_keys_sqlite(conn: sqlite3.Connection, keys: list[SpanKey]) -> set[str]:
+    """Record ``keys`` in ``spark_span_keys``; the span ids not recorded before."""
     seen: set[str] = set()
-    for start in range(0, len(span_ids), _IDS_PER_SELECT):
-        chunk = span_ids[start : start + _IDS_PER_SELECT]
+    for start in range(0, len(keys), _IDS_PER_SELECT):
+        chunk = [key[0] for key in keys[start : start + _IDS_PER_SELECT]]
         marks = ", ".join("?" for _ in chunk)
         query = f"SELECT span_id FROM {SPAN_KEYS} WHERE span_id IN ({marks})"
         seen.update(found for (found,) in conn.execute(query, chunk))
-    new = [span_id for span_id in span_ids if span_id not in seen]
-    conn.executemany(f"INSERT INTO {SPAN_KEYS} (span_id) VALUES (?)", [(i,) for i in new])
-    return set(new)
+    new = [key for key in keys if key[0] not in seen]
+    conn.executemany(f"INSERT INTO {SPAN_KEYS} (span_id, trace_id, cost) VALUES (?, ?, ?)", new)
+    return {key[0] for key in new}
 
 
 def _insert_new_rows(
@@ -193,12 +197,14 @@ def write_postgres(
         return stored_traces, new_spans
 
 
-def _new_keys_postgres(cursor: psycopg.Cursor[Any], span_ids: list[str]) -> set[str]:
-    """Record ``span_ids`` in ``spark_span_keys``; the ones not recorded before."""
+def _new_keys_postgres(cursor: psycopg.Cursor[Any], keys: list[SpanKey]) -> set[str]:
+    """Record ``keys`` in ``spark_span_keys``; the span ids not recorded before."""
+    span_ids, trace_ids, costs = (list(column) for column in zip(*keys, strict=True))
     cursor.execute(
-        f"INSERT INTO {SPAN_KEYS} (span_id) SELECT unnest(%s::text[])"
+        f"INSERT INTO {SPAN_KEYS} (span_id, trace_id, cost)"
+        " SELECT * FROM unnest(%s::text[], %s::text[], %s::float8[])"
         " ON CONFLICT DO NOTHING RETURNING span_id",
-        (span_ids,),
+        (span_ids, trace_ids, costs),
     )
     return {span_id for (span_id,) in cursor.fetchall()}
 

@@ -115,12 +115,16 @@ SPANS_TABLE = Table(
 
 
 class SpanKeyRow(SQLModel, table=True):
-    """The id of a span stored without its trace in the same batch, so that a retried OTLP
-    export of it is recognised (spans written with their trace are recognised by the trace)."""
+    """A span stored without its trace in the same batch: its id, so that a retried OTLP export
+    of it is recognised (spans written with their trace are recognised by the trace), and its
+    trace and cost, so that the trace, when it arrives, costs what its spans cost without a scan
+    of the span table."""
 
     __tablename__ = "spark_span_keys"
 
     span_id: str = Field(primary_key=True)
+    trace_id: str = Field(index=True)
+    cost: float = 0.0
 
 
 class FeedbackRow(SQLModel, table=True):

@@ -117,6 +117,19 @@ def test_spans_before_their_root_are_kept_and_costed(
     assert cost == pytest.approx(0.002)
 
 
+def test_spans_after_their_root_add_their_cost(database_url: str, receiver: OTLPReceiver) -> None:
+    """A span exported after its run's root (the run stored already) adds its cost to the run
+    once, though the export is retried."""
+    trace = _trace_id()
+    root, first, second = app_run(trace, "v-app")
+    assert _post(receiver, json_request(trace, [root, first]), JSON)[0] == 200
+    for _ in range(2):
+        assert _post(receiver, json_request(trace, [second]), JSON)[0] == 200
+    assert _counts(database_url) == (1, 2)
+    [(cost,)] = _rows(database_url, "SELECT cost FROM spark_traces")
+    assert cost == pytest.approx(0.002)
+
+
 def _bad_payloads() -> list[tuple[str, bytes, str]]:
     trace = _trace_id()
     good = app_run(trace, "v-app")

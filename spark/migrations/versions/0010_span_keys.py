@@ -4,7 +4,7 @@ A span's uniqueness guarded against retried batches only, and every insert paid 
 for it. A retried batch is now recognised by its traces: a run's spans are written with its
 trace, in one transaction, so a trace already stored means its spans are too. Spans written
 without their trace (an OTLP export may carry a run's root in a later request) record their ids
-in ``spark_span_keys``. On PostgreSQL the ``(graph_id, version_id, started_at)`` B-tree gives way
+in ``spark_span_keys`` (with their trace and cost, which the trace takes when it arrives). On PostgreSQL the ``(graph_id, version_id, started_at)`` B-tree gives way
 to a BRIN index on ``started_at``: spans arrive in time order, so a few summary pages locate any
 window, and maintaining them costs almost nothing (the B-tree cost more than half of COPY's
 throughput in ``bench.telemetry``). SQLite, which has no BRIN, keeps the B-tree.
@@ -45,8 +45,13 @@ def _postgres() -> bool:
 def upgrade() -> None:
     """Drop the span primary key, add ``spark_span_keys``, swap PostgreSQL's window index."""
     op.create_table(
-        _KEYS, sa.Column("span_id", sa.String(), nullable=False), sa.PrimaryKeyConstraint("span_id")
+        _KEYS,
+        sa.Column("span_id", sa.String(), nullable=False),
+        sa.Column("trace_id", sa.String(), nullable=False),
+        sa.Column("cost", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("span_id"),
     )
+    op.create_index("ix_spark_span_keys_trace_id", _KEYS, ["trace_id"])
     if _postgres():
         op.drop_constraint("spark_spans_pkey", _SPANS, type_="primary")
         op.drop_index(_WINDOW, table_name=_SPANS)
