@@ -295,7 +295,7 @@ def insert_rows(cursor: Any, mark: str, rollups: Mapping[Key, Rollup]) -> None:
 # -- reads ---------------------------------------------------------------------------------------
 
 Fetch = Callable[[str, dict[str, Any]], Sequence[Any]]
-_EDGE_COLUMNS = (
+SPAN_SUMMARY_COLUMNS = _EDGE_COLUMNS = (
     "node_id",
     "started_at",
     "duration_ms",
@@ -307,6 +307,7 @@ _EDGE_COLUMNS = (
     "cost",
     "input_fingerprint",
 )
+"""A span's node and the columns its rollup summarises (what a raw read of spans selects)."""
 
 
 def node_rollups(fetch: Fetch, window: Window) -> dict[str, Rollup]:

@@ -40,6 +40,7 @@ from spark.telemetry import _bulk
 from spark.telemetry.rollups import (
     BUCKET_SECONDS,
     PENDING_TABLE,
+    SPAN_SUMMARY_COLUMNS,
     TABLE,
     Key,
     Rollup,
@@ -74,21 +75,7 @@ _TRACE_COLUMNS = (
     "sampling_rate",
     "input_fingerprint",
 )
-_SPAN_COLUMNS = (
-    "trace_id",
-    "graph_id",
-    "version_id",
-    "node_id",
-    "started_at",
-    "duration_ms",
-    "status",
-    "error_type",
-    "attempts",
-    "cache_hit",
-    "tokens",
-    "cost",
-    "input_fingerprint",
-)
+_SPAN_COLUMNS = ("trace_id", "graph_id", "version_id", *SPAN_SUMMARY_COLUMNS)
 RECENT_TRACE_S = 86_400.0
 """How far before a bucket the traces of its spans are looked for first (runs last less)."""
 _IDS_PER_SELECT = 500
