@@ -55,15 +55,18 @@ CacheKey = tuple[str, str, str]  # (version_id, node_id, input fingerprint)
 
 
 def canonical_json(value: Any) -> str:
-    """Deterministic JSON (sorted keys, no spaces); raises ``TypeError``/``ValueError`` if unable."""
-    return _CANONICAL.encode(value)
+    """Deterministic JSON (sorted keys, no spaces); raises ``TypeError``/``ValueError`` if unable
+    (``RecursionError`` for a structure that contains itself)."""
+    if _C_CANONICAL is None:
+        return _CANONICAL.encode(value)
+    return "".join(_C_CANONICAL(value, 0))
 
 
 def try_canonical_json(value: Any) -> str | None:
     """``canonical_json(value)``, or ``None`` when the value is not JSON-representable."""
     try:
         return canonical_json(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return None
 
 
@@ -92,6 +95,28 @@ def _jsonable(value: Any) -> Any:
 # One encoder for every call: ``json.dumps`` with these options builds a new one each time.
 _CANONICAL = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), default=_jsonable, allow_nan=False
+)
+# The same options as the C encoder ``_CANONICAL.encode`` would build for each call, built once
+# (a fingerprint is taken per node run: this is 1.4 -> 0.4 us for a small dict). No circular-
+# reference markers: a shared markers dict would be touched by several threads at once, and a
+# structure that contains itself ends in ``RecursionError`` instead of ``ValueError``.
+_MAKE_C_ENCODER: Callable[..., Callable[[Any, int], Any]] | None = getattr(
+    json.encoder, "c_make_encoder", None
+)  # the C accelerator CPython builds ``JSONEncoder.iterencode`` on; absent on some builds
+_C_CANONICAL = (
+    _MAKE_C_ENCODER(
+        None,  # no circular-reference markers (see above)
+        _jsonable,
+        json.encoder.encode_basestring_ascii,
+        None,  # no indent
+        ":",
+        ",",
+        True,  # sort_keys
+        False,  # skipkeys
+        False,  # allow_nan
+    )
+    if _MAKE_C_ENCODER is not None
+    else None
 )
 
 

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import json
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from spark.errors import InvalidInputError, NodeTimeoutError, SparkMisuseError
 from spark.graphs import NodeConfig, NodeContext, ResultCache, input_fingerprint
-from spark.graphs.policies import MAX_BACKOFF_S, backoff_delay, execute_node
+from spark.graphs.policies import (
+    MAX_BACKOFF_S,
+    _jsonable,
+    backoff_delay,
+    canonical_json,
+    execute_node,
+    try_canonical_json,
+)
 from tests.graphs.helpers import ManualClock
 
 
@@ -48,6 +59,48 @@ def test_fingerprint_ignores_key_order_and_has_16_hex_digits() -> None:
 def test_fingerprint_is_none_for_unrepresentable_inputs() -> None:
     """Inputs that have no JSON form get no fingerprint (and are never cached)."""
     assert input_fingerprint({"handle": object()}) is None
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(_JSON_VALUES)
+def test_canonical_json_is_sorted_compact_ascii_json(value: Any) -> None:
+    """Fingerprints stored by earlier releases stay comparable: the canonical form is exactly
+    ``json.dumps`` with sorted keys, no spaces, ASCII escapes and no NaN."""
+    expected = json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+    assert canonical_json(value) == expected
+
+
+def test_canonical_json_encodes_models_sets_dates_and_refuses_the_rest() -> None:
+    """Sets sort, dates are ISO strings, non-finite floats and objects have no JSON form."""
+    value = {"when": dt.date(2026, 1, 2), "tags": {"b", "a"}, "n": 1.5}
+
+    assert canonical_json(value) == json.dumps(
+        value, sort_keys=True, separators=(",", ":"), default=_jsonable
+    )
+    assert try_canonical_json({"x": float("nan")}) is None
+    assert try_canonical_json({"x": object()}) is None
+
+
+def test_inputs_that_contain_themselves_get_no_fingerprint() -> None:
+    """A structure that contains itself has no JSON form: no fingerprint, nothing raised."""
+    looped: dict[str, Any] = {"a": 1}
+    looped["self"] = looped
+
+    assert try_canonical_json(looped) is None
+    assert input_fingerprint(looped) is None
 
 
 def test_backoff_doubles_and_is_capped() -> None:
