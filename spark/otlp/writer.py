@@ -1,9 +1,11 @@
 """Stores an ``OTLPBatch`` in the telemetry tables: one transaction, idempotent.
 
-Rows go through the store's bulk writers (``spark.telemetry._bulk``), so a retried export (the
-same ids) adds nothing, and mark their rollup units pending (``spark.telemetry.sealing``) like
-any other write. A run costs the sum of its stored spans, whether they arrive before, with or
-after its root (``_add_costs``: no scan of the span table).
+Rows go through the store's bulk writers (``spark.telemetry._bulk``) and mark their rollup
+units pending (``spark.telemetry.sealing``) like any other write. Every span is recorded by id in
+``spark_span_keys``, so an export sent again adds nothing however its spans are split between
+requests (a child before its root and again with it, or with its root and again alone). A run
+costs the sum of its stored spans, whether they arrive before, with or after its root
+(``_settle_costs``: no scan of the span table).
 """
 
 from __future__ import annotations
@@ -42,35 +44,42 @@ class OTLPWriter:
             self._partitions.ensure(traces, spans, now=None)
         with self._engine.begin() as conn:
             driver = conn.connection.driver_connection
-            stored_traces, stored_spans = writer(driver, traces, spans)  # type: ignore[arg-type]
+            stored_traces, stored_spans = writer(
+                driver,  # type: ignore[arg-type]
+                traces,
+                spans,
+                key_every_span=True,
+            )
             units = sealing.touched_units(stored_traces, stored_spans)
             sealing.mark_pending(driver, self._postgres, units)
-            _add_costs(conn, stored_traces, stored_spans, traces)
+            _settle_costs(conn, stored_traces, stored_spans)
 
 
-def _add_costs(
-    conn: Connection, stored_traces: Sequence[Row], stored_spans: Sequence[Row], runs: Sequence[Row]
+def _settle_costs(
+    conn: Connection, stored_traces: Sequence[Row], stored_spans: Sequence[Row]
 ) -> None:
     """A run costs the sum of its stored spans, kept without scanning the span table. A run
-    stored now (``stored_traces``, costed by the mapping with the spans it came with) adds the
-    spans stored earlier without it (``spark_span_keys``); spans stored now without their run
-    (their trace is not among the batch's ``runs``) add their cost to the run if it is stored
-    already (if not, it takes them from ``spark_span_keys`` when it comes)."""
-    additions: dict[str, float] = {}
+    stored now costs what its recorded span keys cost (every span of it stored so far, in this
+    batch or earlier, each once); a span stored now for a run stored earlier adds its cost to
+    it (a run not stored yet takes it from ``spark_span_keys`` when it comes)."""
     new_runs = [row[0] for row in stored_traces]
     if new_runs:
-        for trace_id, cost in conn.execute(_EARLIER_ORPHANS, {"ids": new_runs}):
-            additions[trace_id] = float(cost)
-    in_batch = {row[0] for row in runs}
+        costs = dict.fromkeys(new_runs, 0.0)
+        for trace_id, cost in conn.execute(_KEYED_COSTS, {"ids": new_runs}):
+            costs[trace_id] = float(cost)
+        conn.execute(_SET_COST, [{"id": trace_id, "cost": c} for trace_id, c in costs.items()])
+    fresh = set(new_runs)
+    additions: dict[str, float] = {}
     for span in stored_spans:
-        if span[1] not in in_batch:
+        if span[1] not in fresh:
             additions[span[1]] = additions.get(span[1], 0.0) + float(span[_COST])
     if additions:
         conn.execute(_ADD_COST, [{"id": trace_id, "cost": c} for trace_id, c in additions.items()])
 
 
 _COST = _bulk.SPAN_COLUMNS.index("cost")
-_EARLIER_ORPHANS = text(
+_KEYED_COSTS = text(
     "SELECT trace_id, sum(cost) FROM spark_span_keys WHERE trace_id IN :ids GROUP BY trace_id"
 ).bindparams(bindparam("ids", expanding=True))
+_SET_COST = text("UPDATE spark_traces SET cost = :cost WHERE trace_id = :id")
 _ADD_COST = text("UPDATE spark_traces SET cost = cost + :cost WHERE trace_id = :id")

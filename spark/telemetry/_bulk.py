@@ -93,15 +93,24 @@ def span_rows(runs: Sequence[RunTelemetry]) -> list[Row]:
 
 
 def write_sqlite(
-    conn: sqlite3.Connection, traces: Sequence[Row], spans: Sequence[Row]
+    conn: sqlite3.Connection,
+    traces: Sequence[Row],
+    spans: Sequence[Row],
+    *,
+    key_every_span: bool = False,
 ) -> tuple[Sequence[Row], Sequence[Row]]:
     """Insert the rows in the caller's transaction, skipping what is already stored; returns
-    the trace and span rows really stored (what the rollups may count)."""
+    the trace and span rows really stored (what the rollups may count). ``key_every_span``:
+    see ``spans_to_store``."""
     if not conn.in_transaction:
         conn.execute("BEGIN")  # so that releasing the savepoint below cannot commit
     stored_traces = _insert_new_rows(conn, TRACES, TRACE_COLUMNS, traces)
     new_spans = spans_to_store(
-        traces, stored_traces, spans, lambda ids: _new_keys_sqlite(conn, ids)
+        traces,
+        stored_traces,
+        spans,
+        lambda ids: _new_keys_sqlite(conn, ids),
+        key_every_span=key_every_span,
     )
     if new_spans:
         conn.executemany(_insert_sql(SPANS, SPAN_COLUMNS, on_conflict=False), new_spans)
@@ -113,9 +122,18 @@ def spans_to_store(
     stored_traces: Sequence[Row],
     spans: Sequence[Row],
     new_keys: Callable[[list[SpanKey]], set[str]],
+    *,
+    key_every_span: bool = False,
 ) -> Sequence[Row]:
     """The spans of ``spans`` not stored yet: those of the batch's newly stored traces, and of
-    the spans without their trace in the batch those whose keys ``new_keys`` records as new."""
+    the spans without their trace in the batch those whose keys ``new_keys`` records as new.
+
+    With ``key_every_span`` (OTLP exports, whose retries may split a run's spans differently
+    from the first attempt) every span is recognised by its recorded key alone, with its trace
+    in the batch or not: a child stored before its root and sent again with it, or stored with
+    its root and sent again alone, is stored once."""
+    if key_every_span:
+        return _new_by_key(spans, new_keys)
     batch = set(map(_first, traces))
     trace_of = map(_second, spans)
     if len(stored_traces) == len(traces) and all(map(batch.__contains__, trace_of)):
@@ -127,6 +145,12 @@ def spans_to_store(
     return _once_each(
         [span for span in spans if span[1] in fresh or span[0] in kept], lambda _id: True
     )
+
+
+def _new_by_key(spans: Sequence[Row], new_keys: Callable[[list[SpanKey]], set[str]]) -> list[Row]:
+    keys = {span[0]: (span[0], span[1], float(span[_COST])) for span in spans}
+    kept = new_keys(list(keys.values())) if keys else set()
+    return _once_each([span for span in spans if span[0] in kept], lambda _id: True)
 
 
 _first, _second = itemgetter(0), itemgetter(1)
@@ -177,7 +201,11 @@ def _unstored_rows(
 
 
 def write_postgres(
-    conn: psycopg.Connection[Any], traces: Sequence[Row], spans: Sequence[Row]
+    conn: psycopg.Connection[Any],
+    traces: Sequence[Row],
+    spans: Sequence[Row],
+    *,
+    key_every_span: bool = False,
 ) -> tuple[Sequence[Row], Sequence[Row]]:
     """Binary-COPY the rows in the caller's transaction, skipping what is already stored.
 
@@ -185,12 +213,16 @@ def write_postgres(
     retried batch) does it fall back to COPY into a session temp table and ``INSERT ... ON
     CONFLICT DO NOTHING``, about a third slower than the direct COPY. The new spans are then
     COPied with no savepoint (no constraint can refuse them). Returns the trace and span rows
-    really stored (what the rollups may count).
+    really stored (what the rollups may count). ``key_every_span``: see ``spans_to_store``.
     """
     with conn.cursor() as cursor:
         stored_traces = _copy_new_rows(cursor, TRACES, TRACE_COLUMNS, traces)
         new_spans = spans_to_store(
-            traces, stored_traces, spans, lambda ids: _new_keys_postgres(cursor, ids)
+            traces,
+            stored_traces,
+            spans,
+            lambda ids: _new_keys_postgres(cursor, ids),
+            key_every_span=key_every_span,
         )
         if new_spans:
             _copy(cursor, SPANS.name, SPANS, SPAN_COLUMNS, new_spans)

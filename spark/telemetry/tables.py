@@ -60,8 +60,9 @@ class TraceRow(SQLModel, table=True):
 
 
 # Spans have no primary key: a retried batch is recognised by its traces (a run's spans are
-# written with its trace, in one transaction), and the spans that come without their trace (an
-# OTLP export can carry a run's root in a later request) by ``spark_span_keys``. Every insert
+# written with its trace, in one transaction), and the spans that come through OTLP (an export
+# can carry a run's root in a later request, or a span again in another split) by
+# ``spark_span_keys``. Every insert
 # then touches the table and the window index only (migration 0010 measured it).
 # The window index: what every span aggregation selects, a graph, a version, a time window. No
 # node_id: node_stats groups by node over the whole window anyway (migration 0007). PostgreSQL
@@ -115,10 +116,11 @@ SPANS_TABLE = Table(
 
 
 class SpanKeyRow(SQLModel, table=True):
-    """A span stored without its trace in the same batch: its id, so that a retried OTLP export
-    of it is recognised (spans written with their trace are recognised by the trace), and its
-    trace and cost, so that the trace, when it arrives, costs what its spans cost without a scan
-    of the span table."""
+    """A span stored without its trace in the same batch, or any span that came through OTLP:
+    its id, so that an export sent again is recognised however its spans are split between
+    requests (the runtime's spans, always written with their trace, are recognised by the
+    trace), and its trace and cost, so that the trace, when it arrives, costs what its spans
+    cost without a scan of the span table."""
 
     __tablename__ = "spark_span_keys"
 

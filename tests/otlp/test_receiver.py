@@ -130,6 +130,35 @@ def test_spans_after_their_root_add_their_cost(database_url: str, receiver: OTLP
     assert cost == pytest.approx(0.002)
 
 
+def test_children_sent_again_with_their_root_are_stored_once(
+    database_url: str, receiver: OTLPReceiver
+) -> None:
+    """Children exported before their root and again in the request that carries it (an
+    exporter that re-batched its retry) are stored once, and the run costs them once."""
+    trace = _trace_id()
+    root, *children = app_run(trace, "v-app")
+    assert _post(receiver, json_request(trace, children), JSON)[0] == 200
+    assert _post(receiver, json_request(trace, [root, *children]), JSON)[0] == 200
+    assert _counts(database_url) == (1, 2)
+    [(cost,)] = _rows(database_url, "SELECT cost FROM spark_traces")
+    assert cost == pytest.approx(0.002)
+
+
+def test_children_sent_again_without_their_root_are_stored_once(
+    database_url: str, receiver: OTLPReceiver
+) -> None:
+    """A run exported whole, then some of its spans again alone, keeps each span once and its
+    cost unchanged."""
+    trace = _trace_id()
+    root, first, second = app_run(trace, "v-app")
+    assert _post(receiver, json_request(trace, [root, first, second]), JSON)[0] == 200
+    assert _post(receiver, json_request(trace, [second]), JSON)[0] == 200
+    assert _post(receiver, json_request(trace, [first, second]), JSON)[0] == 200
+    assert _counts(database_url) == (1, 2)
+    [(cost,)] = _rows(database_url, "SELECT cost FROM spark_traces")
+    assert cost == pytest.approx(0.002)
+
+
 def _bad_payloads() -> list[tuple[str, bytes, str]]:
     trace = _trace_id()
     good = app_run(trace, "v-app")
