@@ -22,7 +22,8 @@
     │   ├── GeneratorUnavailableError  an LLM generator got no usable answer and has no fallback
     │   ├── ModelUnavailableError   an LLM call failed in a way a retry may cure (5xx, timeout)
     │   │   └── ModelRateLimitError the provider answered 429
-    │   └── RoutingUnavailableError  routing cannot be read and no earlier copy may stand in
+    │   ├── RoutingUnavailableError  routing cannot be read and no earlier copy may stand in
+    │   └── TelemetryBusyError  a purge could not lock the telemetry tables in time; retry later
     └── ReplayRefusedError          offline replay would repeat a real side effect
 
 Activities turn ``SparkMisuseError`` into a non-retryable Temporal ``ApplicationError`` whose
@@ -132,6 +133,12 @@ class ModelRateLimitError(ModelUnavailableError):
 
 class RoutingUnavailableError(SparkRuntimeError):
     """The routing store cannot be reached and this client holds no usable earlier copy."""
+
+
+class TelemetryBusyError(SparkRuntimeError):
+    """A telemetry maintenance step (a retention purge) could not lock its tables in time
+    because other sessions hold them (a long query, an idle transaction); nothing was changed,
+    run it again later."""
 
 
 class ReplayRefusedError(SparkError):

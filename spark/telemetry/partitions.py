@@ -13,13 +13,22 @@ a partition whose range the default partition already holds rows of fails in Pos
 rows are then moved into the new partition in the same transaction that attaches it. A writer
 whose list of partitions is stale (another process purged a day) loses nothing either: rows of
 a dropped day go to the default partition. SQLite is not partitioned.
+
+Creating a partition locks its parent table exclusively, and PostgreSQL queues every later
+reader and writer of the table behind a lock request that waits: one long query or one session
+left idle in a transaction would stall all telemetry for as long as it lasts. Partition DDL
+therefore waits at most ``LOCK_TIMEOUT_MS`` for its lock; if it gets none, the writer goes on
+writing (a row of a day without its partition is stored in the default partition, and moved
+when the partition is made) and tries again ``RETRY_AFTER_S`` later. Today's and tomorrow's
+partitions are made a day ahead, so a busy moment rarely sends a row to the default partition.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
@@ -34,6 +43,12 @@ log = structlog.get_logger(__name__)
 DAY_SECONDS = 86_400
 FUTURE_DAYS = 1
 """Partitions are created up to this many days after today (UTC); later rows go to DEFAULT."""
+LOCK_TIMEOUT_MS = 1_000
+"""The longest partition DDL waits for its table's lock before giving up for now."""
+RETRY_AFTER_S = 60.0
+"""How long a writer whose partition DDL gave up waits before trying again."""
+PURGE_LOCK_TIMEOUT_MS = 5_000
+"""The longest a purge waits to lock both tables before failing with ``TelemetryBusyError``."""
 TABLES = ("spark_traces", "spark_spans")
 """The partitioned tables, in the order every writer writes them (and purges lock them)."""
 _STARTED_AT = {"spark_traces": 3, "spark_spans": 6}
@@ -78,9 +93,11 @@ def batch_days(traces: Sequence[Sequence[Any]], spans: Sequence[Sequence[Any]]) 
 class DayPartitions:
     """The day partitions one writer knows exist, creating the missing ones on demand."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Callable[[], float] = time.monotonic) -> None:
         self._engine = engine
         self._known: set[int] = set()
+        self._clock = clock
+        self._retry_at = -math.inf
 
     def ensure(
         self, traces: Sequence[Sequence[Any]], spans: Sequence[Sequence[Any]], now: float | None
@@ -91,7 +108,7 @@ class DayPartitions:
         today = int((time.time() if now is None else now) // DAY_SECONDS)
         wanted = {today, today + 1} | batch_days(traces, spans)
         missing = sorted(day for day in wanted - self._known if 0 <= day <= today + FUTURE_DAYS)
-        if missing:
+        if missing and self._clock() >= self._retry_at:
             self._create(missing)
 
     def forget(self, days: Iterable[int]) -> None:
@@ -103,19 +120,23 @@ class DayPartitions:
         try:
             connection: Any = pooled.driver_connection
             for day in days:
-                for table in TABLES:
-                    create_partition(connection, table, day)
+                if not all(create_partition(connection, table, day) for table in TABLES):
+                    self._retry_at = self._clock() + RETRY_AFTER_S
+                    return
                 self._known.add(day)
         finally:
             pooled.close()
 
 
-def create_partition(connection: psycopg.Connection[Any], table: str, day: int) -> None:
+def create_partition(connection: psycopg.Connection[Any], table: str, day: int) -> bool:
     """Create ``table``'s partition for ``day`` in a transaction of its own; a partition made
-    meanwhile by another writer is fine; rows of the day in the default partition are moved."""
+    meanwhile by another writer is fine; rows of the day in the default partition are moved.
+    False when the table's lock could not be had within ``LOCK_TIMEOUT_MS`` (or the move
+    failed): nothing changed, try again later."""
     low, high = day * DAY_SECONDS, (day + 1) * DAY_SECONDS
     name = partition_name(table, day)
     try:
+        _limit_lock_wait(connection)
         connection.execute(
             f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table}"
             f" FOR VALUES FROM ({low}) TO ({high})"
@@ -123,21 +144,40 @@ def create_partition(connection: psycopg.Connection[Any], table: str, day: int) 
         connection.commit()
     except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
         connection.rollback()  # another writer created it between our check and our insert
+    except psycopg.errors.LockNotAvailable:
+        connection.rollback()
+        log.warning(
+            "telemetry.partition_deferred",
+            partition=name,
+            reason="the table is locked by another session (a long query or an idle transaction)",
+            lock_timeout_ms=LOCK_TIMEOUT_MS,
+            retry_after_s=RETRY_AFTER_S,
+        )
+        return False
     except psycopg.errors.CheckViolation:
         connection.rollback()  # the default partition holds rows of the day
-        _move_from_default(connection, table, name, low, high)
+        return _move_from_default(connection, table, name, low, high)
+    return True
+
+
+def _limit_lock_wait(connection: psycopg.Connection[Any]) -> None:
+    """Let the statements of the transaction now beginning wait ``LOCK_TIMEOUT_MS`` at most
+    for a lock (``LockNotAvailable`` then)."""
+    connection.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
 
 
 def _move_from_default(
     connection: psycopg.Connection[Any], table: str, name: str, low: int, high: int
-) -> None:
+) -> bool:
     """Make the partition from the default partition's rows of ``[low, high)``, then attach it.
 
     Writers of the default partition wait for the lock (the move is rare and small: rows
-    written while their day was too far ahead). If it still fails (another writer raced us),
-    the rows stay where they are, which loses nothing; the next writer process retries."""
+    written while their day was too far ahead). If it fails (another writer raced us, or the
+    lock could not be had in time), the rows stay where they are, which loses nothing; this
+    writer tries again ``RETRY_AFTER_S`` later."""
     default = default_name(table)
     try:
+        _limit_lock_wait(connection)
         connection.execute(f"LOCK TABLE {default} IN EXCLUSIVE MODE")
         connection.execute(f"CREATE TABLE {name} (LIKE {table} INCLUDING DEFAULTS)")
         moved = connection.execute(
@@ -152,8 +192,13 @@ def _move_from_default(
     except psycopg.Error as exc:
         connection.rollback()
         log.warning(
-            "telemetry.partition_not_created", partition=name, error_type=type(exc).__name__
+            "telemetry.partition_not_created",
+            partition=name,
+            error_type=type(exc).__name__,
+            retry_after_s=RETRY_AFTER_S,
         )
+        return False
+    return True
 
 
 def old_partitions(cursor: Any, cutoff: float) -> dict[str, list[tuple[str, int]]]:
@@ -161,9 +206,11 @@ def old_partitions(cursor: Any, cutoff: float) -> dict[str, list[tuple[str, int]
     caller's transaction. If there are any, both tables are locked first, in the writers'
     order: dropping a partition locks its table, and taking the two locks one at a time could
     deadlock with a writer holding the other. The list is read again under the locks (another
-    purge may have dropped some meanwhile)."""
+    purge may have dropped some meanwhile). Waiting more than ``PURGE_LOCK_TIMEOUT_MS`` for
+    the locks raises ``psycopg.errors.LockNotAvailable`` (the purge deletes nothing)."""
     if not any(droppable_partitions(cursor, table, cutoff) for table in TABLES):
         return {}
+    cursor.execute(f"SET LOCAL lock_timeout = {PURGE_LOCK_TIMEOUT_MS}")  # see the module doc
     cursor.execute(f"LOCK TABLE {', '.join(TABLES)} IN ACCESS EXCLUSIVE MODE")
     return {table: droppable_partitions(cursor, table, cutoff) for table in TABLES}
 

@@ -17,12 +17,14 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
+import psycopg
 import structlog
 from sqlalchemy import bindparam, delete, insert, select, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Row
 
 from spark.db import get_engine, is_postgres, normalize_url
-from spark.errors import InvalidInputError
+from spark.errors import InvalidInputError, TelemetryBusyError
 from spark.telemetry import _bulk, _queries, _statistics, partitions, rollups, sealing
 from spark.telemetry._queries import Window
 from spark.telemetry.aggregates import (
@@ -237,6 +239,19 @@ class TelemetryStore:
         partition are deleted one by one (``spark.telemetry.partitions``)."""
         before = _epoch(cutoff)
         assert before is not None  # a Timestamp is a float or a datetime
+        try:
+            return self._purge(before)
+        except (psycopg.errors.LockNotAvailable, sa_exc.OperationalError) as exc:
+            orig = exc.orig if isinstance(exc, sa_exc.OperationalError) else exc
+            if not isinstance(orig, psycopg.errors.LockNotAvailable):
+                raise
+            raise TelemetryBusyError(
+                "purge could not lock spark_traces and spark_spans within "
+                f"{partitions.PURGE_LOCK_TIMEOUT_MS} ms: another session holds them (a long "
+                "query or a transaction left open); nothing was deleted, run it again later"
+            ) from exc
+
+    def _purge(self, before: float) -> PurgeCounts:
         old_traces = select(_bulk.TRACES.c.trace_id).where(_bulk.TRACES.c.started_at < before)
         with self._engine.begin() as conn:
             cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]

@@ -13,6 +13,7 @@ from alembic import command
 from sqlalchemy import create_engine, inspect, text
 
 from spark.db import get_engine, normalize_url
+from spark.errors import TelemetryBusyError
 from spark.migrations import runner
 from spark.telemetry import RunTelemetry, TelemetryStore, _bulk, partitions
 from spark.telemetry.partitions import DAY_SECONDS, partition_name
@@ -263,3 +264,100 @@ def test_only_partition_names_have_a_day(name: str) -> None:
     """Retention drops only tables named as day partitions."""
     assert partitions.day_of_name(name) is None
     assert partitions.day_of_name("spark_spans_p20231114") == DAY0
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _holding_the_span_table(url: str) -> Any:
+    """A session with a transaction left open after reading the span table: it holds the
+    table's ACCESS SHARE lock until it ends (a long query or an idle BI session)."""
+    engine = create_engine(normalize_url(url))
+    conn = engine.connect()
+    conn.execute(text("SELECT count(*) FROM spark_spans"))
+    return conn
+
+
+def _in_thread(work: Callable[[], Any], wait_s: float) -> list[Any]:
+    """Run ``work`` in a thread; what it returned or raised, if it ended within ``wait_s``."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(work())
+        except Exception as exc:  # handed to the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(wait_s)
+    return outcome
+
+
+def test_a_locked_table_defers_the_new_partition_and_writes_go_on(
+    postgres_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session holding the span table cannot stall the writers: the new day's partition
+    waits for its lock only ``LOCK_TIMEOUT_MS``, the batch is stored in the default partition
+    meanwhile, and a later write, once the lock is free, makes the partition and moves it."""
+    url = postgres_database_url
+    monkeypatch.setattr(partitions, "LOCK_TIMEOUT_MS", 200)
+    store, clock = TelemetryStore(url), _Clock()
+    store._partitions = partitions.DayPartitions(get_engine(url), clock=clock)
+    holder = _holding_the_span_table(url)
+    try:
+        outcome = _in_thread(lambda: store.write_runs([_run_at(START + 10)]), wait_s=60)
+        assert outcome == [None]  # written while the other session still holds the table
+    finally:
+        holder.close()
+    assert _where(url, "spark_spans") == {"spark_spans_default": 2}
+
+    store.write_runs([_run_at(START + 20)])  # within RETRY_AFTER_S: no new attempt
+    assert _where(url, "spark_spans") == {"spark_spans_default": 4}
+    clock.now += partitions.RETRY_AFTER_S
+    store.write_runs([_run_at(START + 30)])
+    assert _where(url, "spark_spans") == {partition_name("spark_spans", DAY0): 6}
+    assert _where(url, "spark_traces") == {partition_name("spark_traces", DAY0): 3}
+
+
+def test_writes_into_existing_partitions_ignore_a_locked_table(
+    postgres_database_url: str,
+) -> None:
+    """A new writer process finding its days' partitions made already takes no table lock."""
+    url = postgres_database_url
+    TelemetryStore(url).write_runs([_run_at(START + 10)])
+    holder = _holding_the_span_table(url)
+    try:
+        fresh = TelemetryStore(url)
+        outcome = _in_thread(lambda: fresh.write_runs([_run_at(START + 20)]), wait_s=60)
+        assert outcome == [None]
+        assert fresh._partitions is not None and DAY0 in fresh._partitions._known
+    finally:
+        holder.close()
+    assert _where(url, "spark_spans") == {partition_name("spark_spans", DAY0): 4}
+
+
+def test_a_purge_that_cannot_lock_the_tables_fails_clearly_and_deletes_nothing(
+    postgres_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dropping partitions needs both tables to itself: while another session holds them the
+    purge gives up after ``PURGE_LOCK_TIMEOUT_MS`` with ``TelemetryBusyError`` instead of
+    queueing every writer behind it, and deletes nothing; run again later, it purges."""
+    url = postgres_database_url
+    monkeypatch.setattr(partitions, "PURGE_LOCK_TIMEOUT_MS", 200)
+    store = TelemetryStore(url)
+    store.write_runs([_run_at(START + 10), _run_at(START + DAY_SECONDS + 10)])
+    holder = _holding_the_span_table(url)
+    try:
+        [outcome] = _in_thread(lambda: store.purge_older_than(START + DAY_SECONDS), wait_s=60)
+        assert isinstance(outcome, TelemetryBusyError)
+        assert "run it again later" in str(outcome)
+    finally:
+        holder.close()
+    assert _count(url, "spark_spans") == 4
+    assert store.purge_older_than(START + DAY_SECONDS).spans == 2
