@@ -10,6 +10,7 @@ The SQL names only our own tables and columns: no value is ever formatted into i
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -113,7 +114,7 @@ def write_sqlite(
         key_every_span=key_every_span,
     )
     if new_spans:
-        conn.executemany(_insert_sql(SPANS, SPAN_COLUMNS, on_conflict=False), new_spans)
+        _insert_rows(conn, SPANS, SPAN_COLUMNS, new_spans, on_conflict=False)
     return stored_traces, new_spans
 
 
@@ -178,12 +179,44 @@ def _insert_new_rows(
     """All rows in one ``executemany``; only if some key was stored already (a retried batch)
     is that undone and redone with just the rows whose key is new."""
     conn.execute("SAVEPOINT spark_insert")
-    if conn.executemany(_insert_sql(table, columns), rows).rowcount != len(rows):
+    if _insert_rows(conn, table, columns, rows) != len(rows):
         conn.execute("ROLLBACK TO spark_insert")
         rows = _unstored_rows(conn, table, columns, rows)
-        conn.executemany(_insert_sql(table, columns), rows)
+        _insert_rows(conn, table, columns, rows)
     conn.execute("RELEASE spark_insert")
     return rows
+
+
+_ROWS_PER_INSERT = 50
+"""Rows per multi-row ``INSERT`` on SQLite (50 x 16 columns stays under the 999 parameters of
+the oldest SQLite builds)."""
+
+
+def _insert_rows(
+    conn: sqlite3.Connection,
+    table: Table,
+    columns: tuple[str, ...],
+    rows: Sequence[Row],
+    on_conflict: bool = True,
+) -> int:
+    """Insert ``rows`` with ``INSERT ... VALUES (...), (...), ...`` statements of
+    ``_ROWS_PER_INSERT`` rows (one statement run per 50 rows instead of per row), the remainder
+    one by one; how many rows were inserted."""
+    whole = len(rows) - len(rows) % _ROWS_PER_INSERT
+    inserted = 0
+    if whole:
+        flat = itertools.chain.from_iterable
+        groups = [
+            tuple(flat(rows[at : at + _ROWS_PER_INSERT]))
+            for at in range(0, whole, _ROWS_PER_INSERT)
+        ]
+        sql = _insert_sql(table, columns, on_conflict, rows_per_statement=_ROWS_PER_INSERT)
+        inserted += conn.executemany(sql, groups).rowcount
+    if whole < len(rows):
+        inserted += conn.executemany(
+            _insert_sql(table, columns, on_conflict), rows[whole:]
+        ).rowcount
+    return inserted
 
 
 def _unstored_rows(
@@ -309,7 +342,10 @@ def _binary_type(table: Table, column: str) -> str:
     return "text"
 
 
-def _insert_sql(table: Table, columns: tuple[str, ...], on_conflict: bool = True) -> str:
+def _insert_sql(
+    table: Table, columns: tuple[str, ...], on_conflict: bool = True, rows_per_statement: int = 1
+) -> str:
     marks = ", ".join("?" for _ in columns)
+    values = ", ".join(f"({marks})" for _ in range(rows_per_statement))
     conflict = " ON CONFLICT DO NOTHING" if on_conflict else ""
-    return f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks}){conflict}"
+    return f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES {values}{conflict}"
