@@ -115,11 +115,21 @@ def _schema_transaction(engine: Engine, url: str) -> Iterator[Connection]:
         connection.commit()
 
 
+WAL_AUTOCHECKPOINT_PAGES = 10_000
+"""The WAL size (4 KiB pages: 40 MiB) at which a committing connection checkpoints it itself:
+a backstop, as the telemetry store checkpoints in the background (``spark.telemetry
+.checkpoints``) instead of inside its writes (SQLite's default is 1,000)."""
+WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
+"""What the WAL file is truncated back to when it restarts after a long burst."""
+
+
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+    cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
     try:
         cursor.execute("SELECT ln(1.0)")
     except sqlite3.OperationalError:  # SQLite built without its math functions

@@ -25,7 +25,15 @@ from sqlalchemy.engine import Row
 
 from spark.db import get_engine, is_postgres, normalize_url
 from spark.errors import InvalidInputError, TelemetryBusyError
-from spark.telemetry import _bulk, _queries, _statistics, partitions, rollups, sealing
+from spark.telemetry import (
+    _bulk,
+    _queries,
+    _statistics,
+    checkpoints,
+    partitions,
+    rollups,
+    sealing,
+)
 from spark.telemetry._queries import Window
 from spark.telemetry.aggregates import (
     ArmMoments,
@@ -76,6 +84,12 @@ class TelemetryStore:
         if not self.is_postgres:
             _queries.install_sqlite_functions(self._engine)
         self._analyze = None if self.is_postgres else self._analyze_schedule()
+        database_path = None if self.is_postgres else self._engine.url.database
+        self._checkpointer = (
+            checkpoints.BackgroundCheckpointer(database_path)
+            if database_path and database_path != ":memory:"
+            else None
+        )
         self._partitions = partitions.DayPartitions(self._engine) if self.is_postgres else None
         self._coverage: dict[str, tuple[bool, float]] = {}
         self._next_seal_check = time.monotonic() + sealing.SEAL_CHECK_INTERVAL_S
@@ -97,6 +111,8 @@ class TelemetryStore:
             stored_traces, stored_spans = writer(connection, traces, spans)
             units = sealing.touched_units(stored_traces, stored_spans)
             sealing.mark_pending(connection, self.is_postgres, units)
+        if self._checkpointer is not None:
+            self._checkpointer.written()
         if self._analyze is not None and self._analyze.due(len(stored_spans)):
             self._analyze_after_load()
         if time.monotonic() >= self._next_seal_check:
