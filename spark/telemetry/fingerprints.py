@@ -25,8 +25,8 @@ import hashlib
 from types import ModuleType
 from typing import Any
 
-from spark.telemetry.ids import new_span_id
-from spark.telemetry.models import PendingRun, RunTelemetry, SpanRecord, TraceRecord
+from spark.telemetry.ids import new_span_ids
+from spark.telemetry.models import PendingRun, RunTelemetry, TraceRecord
 
 FINGERPRINT_DIGITS = 16
 
@@ -45,10 +45,19 @@ def complete_run(run: RunTelemetry | PendingRun) -> RunTelemetry:
     writer's share of the GIL."""
     if isinstance(run, RunTelemetry):
         return run
-    node_inputs = run.node_inputs
-    for span in run.spans:
-        _complete_span(span, node_inputs)
-    return RunTelemetry(trace_record(run), run.spans)
+    spans, node_inputs = run.spans, run.node_inputs
+    unnamed = [span for span in spans if not span.span_id]
+    for span, span_id in zip(unnamed, new_span_ids(len(unnamed)), strict=True):
+        span.span_id = span_id
+    fingerprint = _policies().input_fingerprint
+    for span in spans:
+        inputs = node_inputs.get(span.node_id)
+        if inputs is not None and span.input_fingerprint is None:
+            try:
+                span.input_fingerprint = fingerprint(inputs)
+            except RuntimeError:  # a container changed size while the writer read it
+                span.input_fingerprint = None
+    return RunTelemetry(trace_record(run), spans)
 
 
 def trace_record(run: PendingRun) -> TraceRecord:
@@ -73,23 +82,8 @@ def trace_record(run: PendingRun) -> TraceRecord:
     )
 
 
-def _complete_span(span: SpanRecord, node_inputs: dict[str, dict[str, Any]]) -> None:
-    inputs = node_inputs.get(span.node_id)
-    if inputs is not None and span.input_fingerprint is None:
-        span.input_fingerprint = _safe_fingerprint(inputs)
-    if not span.span_id:
-        span.span_id = new_span_id()
-
-
 def _try_canonical_json(value: Any) -> str | None:
     return _policies().try_canonical_json(value)
-
-
-def _safe_fingerprint(inputs: dict[str, Any]) -> str | None:
-    try:
-        return _policies().input_fingerprint(inputs)
-    except RuntimeError:  # a container changed size while the writer read it
-        return None
 
 
 @functools.cache

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from spark.telemetry import ids
-from spark.telemetry.ids import new_span_id, new_trace_id
+from spark.telemetry.ids import new_span_id, new_span_ids, new_trace_id
 
 
 def test_ids_are_32_hex_characters_of_a_uuid7() -> None:
@@ -31,6 +31,23 @@ def test_ids_sort_in_minting_order() -> None:
     minted += [new_trace_id() for _ in range(5_000)]
     assert minted == sorted(minted)
     assert len(set(minted)) == len(minted)
+
+
+def test_ids_minted_together_are_the_same_ids_one_at_a_time_would_be() -> None:
+    """A run's span ids minted in one call are UUIDv7s of the call's millisecond, distinct, in
+    minting order, and sort between the single ids minted before and after them."""
+    before = time.time_ns() // 1_000_000
+    first = new_span_id()
+    batch = new_span_ids(10)
+    last = new_span_id()
+    after = time.time_ns() // 1_000_000
+
+    assert [first, *batch, last] == sorted([first, *batch, last])
+    assert len(set(batch)) == 10 and new_span_ids(0) == []
+    for minted in batch:
+        assert uuid.UUID(hex=minted).version == 7 and len(minted) == 32
+        assert before <= int(minted[:12], 16) <= after
+    assert {minted[-8:] for minted in batch} == {first[-8:]}  # the same process bits
 
 
 def test_ids_carry_the_time_they_were_minted() -> None:
