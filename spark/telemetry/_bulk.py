@@ -133,25 +133,25 @@ def spans_to_store(
     from the first attempt) every span is recognised by its recorded key alone, with its trace
     in the batch or not: a child stored before its root and sent again with it, or stored with
     its root and sent again alone, is stored once."""
-    if key_every_span:
-        return _new_by_key(spans, new_keys)
     batch = set(map(_first, traces))
-    trace_of = map(_second, spans)
-    if len(stored_traces) == len(traces) and all(map(batch.__contains__, trace_of)):
-        return spans  # every trace new, every span with its trace: the runtime's batches
-    fresh = batch if len(stored_traces) == len(traces) else set(map(_first, stored_traces))
-    orphans = [span for span in spans if span[1] not in batch]
-    keys = {span[0]: (span[0], span[1], float(span[_COST])) for span in orphans}
-    kept = new_keys(list(keys.values())) if keys else set()
+    if key_every_span:
+        fresh: set[Any] = set()
+        kept = _keyed_as_new(spans, new_keys)
+    else:
+        trace_of = map(_second, spans)
+        if len(stored_traces) == len(traces) and all(map(batch.__contains__, trace_of)):
+            return spans  # every trace new, every span with its trace: the runtime's batches
+        fresh = batch if len(stored_traces) == len(traces) else set(map(_first, stored_traces))
+        kept = _keyed_as_new([span for span in spans if span[1] not in batch], new_keys)
     return _once_each(
         [span for span in spans if span[1] in fresh or span[0] in kept], lambda _id: True
     )
 
 
-def _new_by_key(spans: Sequence[Row], new_keys: Callable[[list[SpanKey]], set[str]]) -> list[Row]:
+def _keyed_as_new(spans: Sequence[Row], new_keys: Callable[[list[SpanKey]], set[str]]) -> set[str]:
+    """Record the keys of ``spans`` (``new_keys``); the ids of those not recorded before."""
     keys = {span[0]: (span[0], span[1], float(span[_COST])) for span in spans}
-    kept = new_keys(list(keys.values())) if keys else set()
-    return _once_each([span for span in spans if span[0] in kept], lambda _id: True)
+    return new_keys(list(keys.values())) if keys else set()
 
 
 _first, _second = itemgetter(0), itemgetter(1)

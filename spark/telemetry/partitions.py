@@ -160,10 +160,12 @@ def create_partition(connection: psycopg.Connection[Any], table: str, day: int) 
     return True
 
 
-def _limit_lock_wait(connection: psycopg.Connection[Any]) -> None:
-    """Let the statements of the transaction now beginning wait ``LOCK_TIMEOUT_MS`` at most
-    for a lock (``LockNotAvailable`` then)."""
-    connection.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
+def _limit_lock_wait(executor: Any, milliseconds: int | None = None) -> None:
+    """Let the statements of the transaction now beginning (on a psycopg connection or cursor)
+    wait ``milliseconds`` (default ``LOCK_TIMEOUT_MS``) at most for a lock
+    (``LockNotAvailable`` then)."""
+    timeout = LOCK_TIMEOUT_MS if milliseconds is None else milliseconds
+    executor.execute(f"SET LOCAL lock_timeout = {int(timeout)}")
 
 
 def _move_from_default(
@@ -210,7 +212,7 @@ def old_partitions(cursor: Any, cutoff: float) -> dict[str, list[tuple[str, int]
     the locks raises ``psycopg.errors.LockNotAvailable`` (the purge deletes nothing)."""
     if not any(droppable_partitions(cursor, table, cutoff) for table in TABLES):
         return {}
-    cursor.execute(f"SET LOCAL lock_timeout = {PURGE_LOCK_TIMEOUT_MS}")  # see the module doc
+    _limit_lock_wait(cursor, PURGE_LOCK_TIMEOUT_MS)  # see the module doc
     cursor.execute(f"LOCK TABLE {', '.join(TABLES)} IN ACCESS EXCLUSIVE MODE")
     return {table: droppable_partitions(cursor, table, cutoff) for table in TABLES}
 
