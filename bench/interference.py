@@ -100,6 +100,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    for name in ("interval_ms", "requests", "rounds"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
     result = measure(args)
     result["machine"] = machine()
     print(json.dumps(result, indent=None if args.json else 2))
