@@ -60,14 +60,16 @@ async def _bare_node() -> dict[str, Any]:
     return {"x": 1}
 
 
-def chain_spec(nodes: int) -> GraphSpec:
-    """``nodes`` trivial nodes, each feeding the next."""
+def chain_spec(nodes: int, deterministic: bool = False) -> GraphSpec:
+    """``nodes`` trivial nodes, each feeding the next; untagged like LLM and tool nodes, or all
+    tagged ``deterministic`` (a cache could serve them, so telemetry fingerprints their inputs)."""
     ids = [f"n{i}" for i in range(nodes)]
+    tags = ["deterministic"] if deterministic else []
     return parse_graph_spec(
         {
             "id": GRAPH,
             "entry": ids[0],
-            "nodes": [{"id": i, "type": NODE_TYPE, "inputs": ["q"]} for i in ids],
+            "nodes": [{"id": i, "type": NODE_TYPE, "inputs": ["q"], "tags": tags} for i in ids],
             "edges": [{"source": a, "target": b} for a, b in itertools.pairwise(ids)],
             "inputs": ["q"],
         }
@@ -98,7 +100,8 @@ async def measure_request_path(
 ) -> dict[str, Any]:
     """Interleaved rounds of bare gather, runtime without telemetry, the full client, and the
     client with its writer held back until the round ends (its request path alone)."""
-    spec, nodes, inputs = chain_spec(args.nodes), args.nodes, {"q": "hello"}
+    spec, nodes = chain_spec(args.nodes, args.deterministic), args.nodes
+    inputs = {"q": "hello"}
     version_id = client.routing.get(GRAPH).active_version_id
     runtime = GraphRuntime(client._nodes)  # telemetry off: no sink
     samples: dict[str, list[float]] = {"bare": [], "runtime": [], "client": []}
@@ -162,13 +165,13 @@ def measure_feedback(client: SparkClient, scores: int) -> dict[str, float]:
     return {"feedback_per_call_scores_s": round(one_by_one), "feedback_many_scores_s": round(bulk)}
 
 
-def open_client(folder: Path, **telemetry: Any) -> SparkClient:
+def open_client(folder: Path, deterministic: bool = False, **telemetry: Any) -> SparkClient:
     """A client on a SQLite file in ``folder`` with the bench graph registered and routed
-    (``telemetry`` overrides the recorder's defaults)."""
+    (``deterministic``: see ``chain_spec``; ``telemetry`` overrides the recorder's defaults)."""
     url = sqlite_url(folder / "spark.db")
     settings = SparkSettings(database_url=url, task_queue="bench", temporal_address="127.0.0.1:1")
     client = SparkClient(settings, telemetry=TelemetryConfig.from_url(url, **telemetry))
-    client.register_graph(chain_spec(10), [__name__])
+    client.register_graph(chain_spec(10, deterministic), [__name__])
     return client
 
 
@@ -193,13 +196,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--scores", type=int, default=2_000)
     parser.add_argument("--writer-idle", action="store_true", help="also the idle-writer mode")
+    parser.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="tag every node deterministic: telemetry then fingerprints each node's inputs",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.nodes != 10:
         parser.error("--nodes: the registered bench graph has 10 nodes")
     with tempfile.TemporaryDirectory(prefix="spark-bench-client-") as folder:
-        client = open_client(Path(folder))
-        idle = open_client(Path(folder), **HELD_BACK) if args.writer_idle else None
+        client = open_client(Path(folder), args.deterministic)
+        idle = (
+            open_client(Path(folder), args.deterministic, **HELD_BACK) if args.writer_idle else None
+        )
         try:
             result = asyncio.run(measure_request_path(client, idle, args))
             client.flush()
@@ -210,6 +220,7 @@ def main() -> None:
                 idle.close()
             client.close()
             dispose_engine(client.settings.database_url)
+    result["deterministic_nodes"] = args.deterministic
     result["machine"] = machine()
     result["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=None if args.json else 2))

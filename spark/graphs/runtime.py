@@ -94,7 +94,8 @@ class _RunRequest:
     telemetry: _TelemetryMode
 
 
-# "off": no sink; "eager": fingerprints on the request path; "deferred": the sink computes them
+# "off": no sink; "eager": fingerprints (of the nodes that ``measures_repeats``) on the request
+# path; "deferred": the sink computes them
 _TelemetryMode = Literal["off", "eager", "deferred"]
 
 
@@ -111,6 +112,7 @@ class _Topology:
     roots: list[str]  # nodes without predecessors, in spec order
     node_list: tuple[NodeSpec, ...]  # the spec's own objects, to notice a replaced node or edge
     edges: tuple[EdgeSpec, ...]
+    repeats_measured: frozenset[str]  # nodes whose spans carry an input fingerprint
 
 
 def topology_of(spec: GraphSpec) -> _Topology:
@@ -133,7 +135,19 @@ def topology_of(spec: GraphSpec) -> _Topology:
         roots=[node_id for node_id, sources in predecessors.items() if not sources],
         node_list=tuple(spec.nodes),
         edges=tuple(spec.edges),
+        repeats_measured=frozenset(node.id for node in spec.nodes if measures_repeats(node)),
     )
+
+
+def measures_repeats(node: NodeSpec) -> bool:
+    """Whether telemetry fingerprints ``node``'s inputs: only where the repeat statistic
+    (``NodeStats.distinct_input_ratio``) can lead to a decision, that is on a node a cache may
+    serve (tagged ``deterministic``, without ``side_effects``: the only nodes the generator
+    proposes a cache for and validation accepts one on) or that has one already. Hashing the
+    inputs of every other node would cost the writer about a microsecond a node for a figure
+    nothing reads."""
+    cacheable = node.has_tag("deterministic") and not node.has_tag("side_effects")
+    return cacheable or node.config.cache_ttl_s is not None
 
 
 _TOPOLOGY_CACHE_SIZE = 256
@@ -404,13 +418,17 @@ class _Execution:
         self._apply(node, outcome.output or {})
 
     def _fingerprint(self, node: NodeSpec, inputs: dict[str, Any]) -> str | None:
-        """The inputs' fingerprint now if the cache or an eager sink needs it; a deferring sink
-        gets the inputs themselves (``node_inputs`` made a fresh dict for this node)."""
-        mode = self.request.telemetry
-        if mode == "eager" or (node.config.cache_ttl_s is not None and not self._replayed(node)):
+        """The inputs' fingerprint now if the cache needs it, or an eager sink records it for a
+        node whose repeats telemetry measures (``measures_repeats``); a deferring sink gets the
+        inputs of such a node themselves (``node_inputs`` made a fresh dict for this node)."""
+        if node.config.cache_ttl_s is not None and not self._replayed(node):
             return input_fingerprint(inputs)
-        if mode == "deferred":
-            self.captured[node.id] = inputs
+        mode = self.request.telemetry
+        if mode == "off" or node.id not in self.topology.repeats_measured:
+            return None
+        if mode == "eager":
+            return input_fingerprint(inputs)
+        self.captured[node.id] = inputs
         return None
 
     def _replayed(self, node: NodeSpec) -> bool:

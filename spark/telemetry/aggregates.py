@@ -28,7 +28,9 @@ class NodeStats(BaseModel):
     total_tokens: int = 0
     mean_attempts: float = 1.0
     cache_hit_rate: float = 0.0
-    distinct_input_ratio: float = 1.0  # distinct input fingerprints / count; low = repeated inputs
+    # distinct input fingerprints / fingerprinted spans; low = repeated inputs. 1.0 where no span
+    # is fingerprinted: only nodes a cache could serve are (spark.graphs.runtime.measures_repeats)
+    distinct_input_ratio: float = 1.0
     error_types: dict[str, int] = Field(default_factory=dict)
 
 

@@ -12,7 +12,9 @@ when the inputs hold values that could change after the run (a list, a nested di
 here (the runtime's own copy of inputs holding only strings, numbers, booleans and None cannot
 change), so replay keeps exactly the inputs the request had. The trace's fingerprint is the
 SHA-256 of that JSON; a span's is the fingerprint of its node's inputs, as
-``spark.graphs.policies.input_fingerprint`` computes on the request path for a cached node.
+``spark.graphs.policies.input_fingerprint`` computes on the request path for a cached node. The
+runtime captures inputs only for the nodes whose repeats telemetry measures (those a cache could
+serve: ``spark.graphs.runtime.measures_repeats``); other spans keep no fingerprint.
 Values a node or the caller mutates in place after the run (a list appended to) can make a span's
 fingerprint differ from the one taken at call time; the fingerprint only feeds repeat statistics
 (``NodeStats.distinct_input_ratio``).

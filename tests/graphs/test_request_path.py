@@ -55,10 +55,13 @@ def _register_step(registry: NodeRegistry) -> None:
         return {ctx.node_id: inputs.get("q")}
 
 
-def _chain(registry: NodeRegistry, length: int, **config: Any) -> Any:
+def _chain(registry: NodeRegistry, length: int, tags: tuple[str, ...] = (), **config: Any) -> Any:
     _register_step(registry)
     ids = [f"n{i}" for i in range(length)]
-    nodes = [{"id": i, "type": "step", "inputs": ["q"], "config": config} for i in ids]
+    nodes = [
+        {"id": i, "type": "step", "inputs": ["q"], "config": config, "tags": list(tags)}
+        for i in ids
+    ]
     return make_spec(nodes, list(itertools.pairwise(ids)), inputs=["q"])
 
 
@@ -90,7 +93,7 @@ async def test_a_deferring_sink_gets_the_inputs_and_the_writer_hashes_them(
     """A sink that defers fingerprints costs the request no hashing, no span ids and no trace
     record; completing the pending run mints the ids and gives the very trace and fingerprints
     an eager sink gets on the request path."""
-    spec = _chain(registry, 3)
+    spec = _chain(registry, 3, tags=("deterministic",))
     deferring, eager = DeferringSink(), ListSink()
 
     await GraphRuntime(registry, deferring).run(spec, {"q": "x"}, version_id="v1", trace_id="t")
@@ -111,6 +114,40 @@ async def test_a_deferring_sink_gets_the_inputs_and_the_writer_hashes_them(
     assert completed.trace.inputs_json == hashed.trace.inputs_json == '{"q":"x"}'
     timing = {"started_at", "duration_ms"}
     assert _fields(completed.trace, timing) == _fields(hashed.trace, timing)
+
+
+@pytest.mark.parametrize("sink_type", [DeferringSink, ListSink])
+@pytest.mark.parametrize(
+    ("tags", "config", "measured"),
+    [
+        ((), {}, False),  # the default for LLM and tool nodes: no cache may serve them
+        (("deterministic", "side_effects"), {}, False),
+        (("deterministic",), {}, True),
+        ((), {"cache_ttl_s": 60}, True),  # cached already: its key is the fingerprint
+    ],
+)
+async def test_only_nodes_a_cache_could_serve_are_fingerprinted(
+    registry: NodeRegistry,
+    counted_fingerprints: list[Any],
+    sink_type: type[ListSink],
+    tags: tuple[str, ...],
+    config: dict[str, Any],
+    measured: bool,
+) -> None:
+    """The repeat statistic feeds only the cache proposal, so telemetry hashes the inputs of a
+    node tagged ``deterministic`` without ``side_effects``, or cached, and of no other node,
+    whether the sink hashes on the request path or defers it to its writer."""
+    sink = sink_type()
+    spec = _chain(registry, 2, tags=tags, **config)
+
+    await GraphRuntime(registry, sink).run(spec, {"q": "x"}, version_id="v1", trace_id="t")
+
+    (run,) = sink.runs
+    spans = complete_run(run).spans
+    fingerprints = [span.input_fingerprint for span in spans]
+    assert all(fingerprints) if measured else fingerprints == [None, None]
+    hashed_on_request = measured and (sink_type is ListSink or "cache_ttl_s" in config)
+    assert len(counted_fingerprints) == (2 if hashed_on_request else 0)
 
 
 def _fields(record: Any, leaving_out: set[str]) -> dict[str, Any]:
