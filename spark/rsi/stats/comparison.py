@@ -143,17 +143,35 @@ def upper_tail(statistic: float, df: float | None) -> float:
 
 
 def critical_value(alpha_one_sided: float, df: float | None) -> float:
-    """The quantile that leaves ``alpha_one_sided`` in the upper tail."""
-    if df is None:
-        return float(-special.ndtri(alpha_one_sided))
-    return float(-special.stdtrit(df, alpha_one_sided))
+    """The quantile that leaves ``alpha_one_sided`` in the upper tail: ``+inf`` for a level of
+    0 (or one too small for a float quantile: nothing can reach it), ``-inf`` for 1.
+
+    A look early in a long design can have a nominal level that underflows to 0 (O'Brien-Fleming
+    at 1% of the planned information). SciPy's ``stdtrit`` returns ``+inf`` at a probability of
+    0, and at probabilities below about 1e-270 for few degrees of freedom, where the quantile is
+    ``-inf`` or hugely negative: negated, that critical value of ``-inf`` would make every
+    statistic significant in both directions (every metric harmful and non-inferior at once).
+    A quantile of the wrong sign or not finite is therefore read as the unreachable bound."""
+    if not alpha_one_sided > 0.0:  # 0, or NaN: no level to reach
+        return math.inf
+    if alpha_one_sided >= 1.0:
+        return -math.inf
+    if alpha_one_sided > 0.5:
+        return -critical_value(1.0 - alpha_one_sided, df)
+    quantile = float(
+        special.ndtri(alpha_one_sided) if df is None else special.stdtrit(df, alpha_one_sided)
+    )
+    if not (math.isfinite(quantile) and quantile <= 0.0):
+        return math.inf
+    return -quantile
 
 
 def z_to_reference(z: float, df: float | None) -> float:
-    """Map a normal-scale bound onto the comparison's reference scale (same tail area)."""
-    if df is None or not math.isfinite(z):
+    """Map a normal-scale bound onto the comparison's reference scale (same tail area), from
+    the tail beyond ``z`` so that a bound far out keeps its sign and its precision."""
+    if df is None or not math.isfinite(z) or z == 0.0:
         return z
-    return float(special.stdtrit(df, special.ndtr(z)))
+    return math.copysign(critical_value(float(special.ndtr(-abs(z))), df), z)
 
 
 def one_sided(statistic: float, df: float | None, side: Side) -> float:

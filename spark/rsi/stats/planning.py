@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from scipy import special
 
 from spark.errors import InvalidInputError
+from spark.rsi.stats.comparison import critical_value
 from spark.rsi.stats.inputs import FloatArray, Samples, as_metric_samples
 from spark.rsi.stats.models import MetricKind, MetricSpec, SequentialDesign
 from spark.rsi.stats.sequential import boundaries
@@ -44,7 +45,7 @@ def fixed_sample_size_t(standardised_effect: float, alpha: float, power: float) 
 
 def _t_power(n: int, effect: float, alpha: float) -> float:
     df = 2.0 * n - 2.0
-    crit = -special.stdtrit(df, alpha)
+    crit = critical_value(alpha, df)
     return float(1.0 - special.nctdtr(df, effect * math.sqrt(n / 2.0), crit))
 
 
