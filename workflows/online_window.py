@@ -82,6 +82,7 @@ class OnlineWindow:
         self._evidence_factor = float(2 ** min(prior_attempts, MAX_EVIDENCE_DOUBLINGS))
         self._cap: datetime | None = None  # when the window must stop routing, at the latest
         self._closed = False
+        self._look_failed = False  # a look failed for good: the window has no verdict
 
     async def run(self) -> ABTestResult:
         """Split live traffic, look on durable timers, stop at the first decision."""
@@ -99,6 +100,7 @@ class OnlineWindow:
             reasons=start.reasons + look.reasons,
             metrics=look.metrics,
             live_runs=look.n_baseline + look.n_candidate,
+            window_failed=self._look_failed,
         )
 
     def _cap_of(self, start: OnlineWindowStart) -> datetime:
@@ -196,6 +198,7 @@ class OnlineWindow:
         try:
             return await pending
         except ActivityError as err:
+            self._look_failed = True
             if not self._closed:
                 await self._close(f"online A/B look {look} failed")
             reason = f"look {look} failed: {err.cause or err}"
@@ -215,6 +218,7 @@ class OnlineWindow:
         try:
             return await self._look(start, look, fractions, final=True)
         except ActivityError as err:
+            self._look_failed = True
             reason = f"final look after the cap failed: {err.cause or err}"
             return OnlineLookResult(outcome="inconclusive", reasons=[reason])
 

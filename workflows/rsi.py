@@ -85,6 +85,7 @@ PATCH_GATE_STOPS_ONLY_HARM = "replay-gate-stops-only-significant-harm"
 PATCH_RELEASE_LOOP = "release-graph-loop-lease-at-end"
 PATCH_MEMO_FROM_WORKFLOW = "memo-set-by-the-workflow"
 PATCH_PERSIST_REVIEWS = "persist-reviews"
+PATCH_FAILED_WINDOW_DECIDES_NOTHING = "failed-online-window-decides-nothing"
 _OUTCOME_BY_AB = {
     "reject": "rejected_test",
     "inconclusive": "inconclusive",
@@ -544,11 +545,17 @@ class RSIWorkflow:
             return replay
         online = await self._online_window(plan, item, candidate_id)
         gate = [_gate_reason(replay)]
-        if online.outcome == "inconclusive" and online.live_runs == 0:
+        if online.outcome == "inconclusive" and online.live_runs == 0 and not self._failed(online):
             # No live traffic reached the window at all: it adds no evidence either way.
             idle = "no live traffic during the online window: the replay verdict stands"
             return replay.model_copy(update={"reasons": [idle, *replay.reasons]})
         return online.model_copy(update={"reasons": gate + online.reasons})
+
+    def _failed(self, online: ABTestResult) -> bool:
+        """Whether a look of the window failed for good: the window then has no verdict, and
+        the replay's must not stand in for it (a look that keeps failing would otherwise ship
+        every candidate the replay passed, untested live)."""
+        return online.window_failed and workflow.patched(PATCH_FAILED_WINDOW_DECIDES_NOTHING)
 
     def _gate_passes(self) -> set[str]:
         """Replay outcomes that go on to the online window. The gate is a cheap pre-screen: it

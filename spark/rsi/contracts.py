@@ -594,6 +594,9 @@ class ABTestResult(_Model):
     replayed: int = 0
     refused: int = 0
     live_runs: int = Field(default=0, description="runs of both arms in the online window")
+    window_failed: bool = Field(
+        default=False, description="a look of the online window failed for good: no verdict"
+    )
 
 
 class DeployInput(_Model):

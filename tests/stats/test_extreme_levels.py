@@ -79,3 +79,25 @@ def test_a_look_with_a_level_of_zero_neither_rejects_nor_ships(df: float | None)
     assert not any(result.significant_harm for result in decision.metrics)
     assert not any(result.significant_improvement for result in decision.metrics)
     assert not any(result.non_inferior for result in decision.metrics)
+
+
+@pytest.mark.parametrize("first", [1e-5, 1e-4, 1e-3, 3e-3, 0.01])
+@pytest.mark.parametrize("looks", [2, 3, 4])
+@pytest.mark.parametrize("spending", ["obrien_fleming", "pocock"])
+def test_designs_with_looks_early_in_their_information_have_bounds(
+    first: float, looks: int, spending: str
+) -> None:
+    """A window capped far below its planned runs looks at a small share of its information.
+    The futility search once had no root there (the share of beta to spend underflows below
+    the mass beyond any bound) and every look of such a window failed."""
+    fractions = (*(first * (k + 1) for k in range(looks - 1)), 1.0)
+    design = SequentialDesign(
+        alpha=0.02, planned_looks=looks, look_fractions=fractions, spending=spending
+    )
+
+    bounds = boundaries(design)
+
+    assert bounds.futility is not None
+    assert all(low <= high for low, high in zip(bounds.futility, bounds.efficacy, strict=True))
+    assert bounds.futility[-1] == bounds.efficacy[-1]
+    assert math.isfinite(bounds.efficacy[-1]) and bounds.drift > 0

@@ -65,6 +65,41 @@ async def test_look_that_fails_for_good_closes_the_window_as_inconclusive(
     assert "deploy_version" not in fake.calls
 
 
+async def test_a_failed_look_after_a_passing_replay_ships_nothing(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """The replay gate ships, then the window's look fails for good: the window saw no verdict,
+    which is not the same as seeing no traffic, so the replay's verdict does not stand in for
+    it and nothing is deployed untested live."""
+    settings = RSISettings(
+        monitor_window_s=60,
+        monitor_checks=2,
+        ab_mode="replay_then_online",
+        routing_propagation_s=0.5,
+    )
+    fake = FakeRSI(
+        settings=settings, online_looks=["ship"], ab_outcome="ship", look_error="boundaries failed"
+    )
+    queue = uuid.uuid4().hex
+    async with Worker(
+        time_skipping_env.client,
+        task_queue=queue,
+        workflows=[RSIWorkflow],
+        activities=fake.activities(),
+    ):
+        status = await time_skipping_env.client.execute_workflow(
+            RSIWorkflow.run,
+            RSIWorkflowInput(graph_id="g"),
+            id=f"rsi-cap-{uuid.uuid4().hex[:8]}",
+            task_queue=queue,
+        )
+    summary = status.history[-1]
+    assert summary.outcome == "inconclusive"
+    assert "deploy_version" not in fake.calls
+    assert any("failed: boundaries failed" in reason for reason in summary.reasons)
+    assert not any("no live traffic" in reason for reason in summary.reasons)
+
+
 async def test_every_activity_is_scheduled_with_a_short_heartbeat_timeout(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:

@@ -100,8 +100,15 @@ def _simpson(low: float, high: float) -> tuple[FloatArray, FloatArray]:
     return points, weights * (high - low) / (3.0 * (GRID_POINTS - 1))
 
 
+_LOWEST_Z, _HIGHEST_Z = -12.0, 60.0
+"""Where bounds are searched for: beyond them no float probability moves."""
+
+
 def _solve(
-    function: Callable[[float], float], target: float, low: float = -12.0, high: float = 60.0
+    function: Callable[[float], float],
+    target: float,
+    low: float = _LOWEST_Z,
+    high: float = _HIGHEST_Z,
 ) -> float:
     """The x in [low, high] where the monotone ``function(x)`` equals ``target``."""
     return float(brentq(lambda x: function(x) - target, low, high, xtol=1e-10, rtol=1e-12))
@@ -156,11 +163,18 @@ def futility_bounds(
 def _bound_for_lower(
     density: _Density, fraction: float, drift: float, target: float, upper: float
 ) -> float:
+    """The futility bound that spends ``target`` of beta at this look: ``upper`` when even
+    that spends no more, ``-inf`` (no futility stop at this look) when even the lowest bound
+    spends more. The second happens early in a long design (a look at 0.3% of the planned
+    information, where the share of beta to spend underflows far below the mass beyond any
+    bound): without it the search had no root and the look failed."""
     if target <= 1e-300:
         return -math.inf
     if density.lower(fraction, drift, upper) <= target:
         return upper
-    return _solve(lambda a: density.lower(fraction, drift, a), target, high=upper)
+    if density.lower(fraction, drift, _LOWEST_Z) >= target:
+        return -math.inf
+    return _solve(lambda a: density.lower(fraction, drift, a), target, high=min(upper, _HIGHEST_Z))
 
 
 def power_without_futility(
