@@ -8,8 +8,8 @@ from activities._support import heartbeating, misuse_is_final, off_loop
 from activities.attempt_records import build_record
 from activities.deps import ActivityDeps
 from spark.experience import Attempt, ProposalDecision
-from spark.experience.policy import change_signature, diagnosis_fingerprint
-from spark.experience.store import FINGERPRINT_KEY, SIGNATURE_KEY
+from spark.experience.policy import change_shape, change_signature, diagnosis_fingerprint
+from spark.experience.store import FINGERPRINT_KEY, SHAPE_KEY, SIGNATURE_KEY
 from spark.rsi.contracts import ExtractPatternsInput, PatternsResult, RecordAttemptInput
 from spark.rsi.generator import diagnosis_kind_of
 from spark.rsi.hypotheses import Hypothesis
@@ -71,6 +71,7 @@ def _attempt(inp: RecordAttemptInput, proposal: ProposalDecision | None) -> Atte
         details={
             **inp.details,
             SIGNATURE_KEY: change_signature(hypothesis.changes),
+            SHAPE_KEY: change_shape(hypothesis.changes),
             FINGERPRINT_KEY: fingerprint,
         },
     )

@@ -14,6 +14,11 @@ Three rules, in this order:
    answers changed. Hypothesis ids hash the base version, so the comparison uses the
    base-independent ``change_signature`` and a ``diagnosis_fingerprint`` that is stable across
    cycles (diagnosis kind, target nodes and severity; never the free text with its live figures).
+   Nor is it re-proposed with other values for the same diagnosis (same ``change_shape``: the
+   same operations on the same nodes and fields, numbers left out). A rule derives its values
+   from the window's measurements (a timeout from the p95, a TTL from the gap between repeats),
+   so the next cycle proposes the "same" change at a timeout of 0.18 s instead of 0.157 s; the
+   test that rejected one measured the other.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -66,6 +72,27 @@ def change_signature(changes: Sequence[ChangeOp]) -> str:
     return "c-" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def change_shape(changes: Sequence[ChangeOp]) -> str:
+    """``change_signature`` with every number left out: the operations, the nodes and fields
+    they touch and every value that is not a number (a model name, a fallback type, a prompt)."""
+    canonical = json.dumps(
+        [_without_numbers(change.model_dump(mode="json")) for change in changes],
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return "s-" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _without_numbers(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _without_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_numbers(item) for item in value]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "#"
+    return value
+
+
 def diagnosis_fingerprint(hypothesis: Hypothesis, report: DiagnosticReport | None) -> str:
     """``"<diagnosis kind>|<target nodes>|<severity>"``: what the hypothesis answers, stable
     across cycles while the diagnosis stays the same. The severity is the highest one the report
@@ -103,6 +130,13 @@ def judge_proposal(
             f"undecided {len(here)} times on this version (limit {MAX_UNDECIDED_ATTEMPTS}): "
             "waits for a new base version"
         )
+    resembling = _rejected_with_other_values(hypothesis, fingerprint, history)
+    if resembling:
+        last = resembling[-1]
+        return _skip(
+            f"the same change with other values was {last.outcome} on {last.base_version_id} "
+            f"in cycle {last.cycle} for the same diagnosis ({fingerprint}): {last.title!r}"
+        )
     rejected = _rejected_elsewhere(hypothesis, history)
     same = [a for a in rejected if a.diagnosis_fingerprint == fingerprint]
     if same:
@@ -127,6 +161,22 @@ def judge_proposal(
             f"diagnosis {last.diagnosis_fingerprint or 'unrecorded'}; the diagnosis is now {fingerprint}",
         )
     return ProposalVerdict(decision="propose", reason="not tried before")
+
+
+def _rejected_with_other_values(
+    hypothesis: Hypothesis, fingerprint: str, history: Sequence[Attempt]
+) -> list[Attempt]:
+    """Attempts rejected on evidence, on any base version, for the same diagnosis, of the same
+    change with other numbers (rule 3)."""
+    signature, shape = change_signature(hypothesis.changes), change_shape(hypothesis.changes)
+    return [
+        a
+        for a in history
+        if a.outcome in REJECTED_ON_EVIDENCE
+        and a.diagnosis_fingerprint == fingerprint
+        and a.change_shape == shape
+        and a.change_signature != signature
+    ]
 
 
 def _rejected_elsewhere(hypothesis: Hypothesis, history: Sequence[Attempt]) -> list[Attempt]:

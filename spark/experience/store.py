@@ -51,6 +51,7 @@ DiagnosisKind = str  # "errors", "latency", "cost", "quality", ...
 Decision = Literal["propose", "retry", "skip"]
 SIGNATURE_KEY = "change_signature"
 FINGERPRINT_KEY = "diagnosis_fingerprint"
+SHAPE_KEY = "change_shape"
 
 log = structlog.get_logger(__name__)
 
@@ -90,6 +91,12 @@ class Attempt(BaseModel):
     def change_signature(self) -> str | None:
         """The base-independent signature of the changes tried (None for older records)."""
         value = self.details.get(SIGNATURE_KEY)
+        return value if isinstance(value, str) else None
+
+    @property
+    def change_shape(self) -> str | None:
+        """The signature of the changes with their numbers left out (None for older records)."""
+        value = self.details.get(SHAPE_KEY)
         return value if isinstance(value, str) else None
 
     @property

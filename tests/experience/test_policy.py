@@ -6,11 +6,12 @@ from __future__ import annotations
 from spark.experience import Attempt, Outcome
 from spark.experience.policy import (
     MAX_UNDECIDED_ATTEMPTS,
+    change_shape,
     change_signature,
     diagnosis_fingerprint,
     judge_proposal,
 )
-from spark.experience.store import FINGERPRINT_KEY, SIGNATURE_KEY
+from spark.experience.store import FINGERPRINT_KEY, SHAPE_KEY, SIGNATURE_KEY
 from spark.rsi.analysis import DiagnosticReport, analyze
 from spark.rsi.hypotheses import Hypothesis, SetConfig
 from tests.rsi.builders import healthy_node_stats, node_stats, support_spec, version_stats
@@ -18,14 +19,16 @@ from tests.rsi.builders import healthy_node_stats, node_stats, support_spec, ver
 FINGERPRINT = "transient_errors|fetch_account|high"
 
 
-def retry_on(base_version_id: str) -> Hypothesis:
-    """Two retries for ``fetch_account`` on ``base_version_id``."""
+def retry_on(base_version_id: str, backoff_s: float = 0.02, retries: int = 2) -> Hypothesis:
+    """Retries for ``fetch_account`` on ``base_version_id``."""
     return Hypothesis(
         graph_id="support",
         base_version_id=base_version_id,
         title="Retry transient failures of 'fetch_account'",
         diagnosis="transient_errors: node 'fetch_account' fails 15.0% of executions",
-        changes=[SetConfig(node_id="fetch_account", values={"retries": 2, "backoff_s": 0.02})],
+        changes=[
+            SetConfig(node_id="fetch_account", values={"retries": retries, "backoff_s": backoff_s})
+        ],
         primary_metric="error_rate",
     )
 
@@ -34,7 +37,11 @@ def tried(
     hypothesis: Hypothesis, outcome: Outcome, cycle: int, fingerprint: str = FINGERPRINT
 ) -> Attempt:
     """The attempt record of ``hypothesis`` ending in ``outcome``, as the learning step stores it."""
-    details = {SIGNATURE_KEY: change_signature(hypothesis.changes), FINGERPRINT_KEY: fingerprint}
+    details = {
+        SIGNATURE_KEY: change_signature(hypothesis.changes),
+        SHAPE_KEY: change_shape(hypothesis.changes),
+        FINGERPRINT_KEY: fingerprint,
+    }
     return Attempt.from_hypothesis(
         hypothesis,
         cycle=cycle,
@@ -103,6 +110,45 @@ def test_a_rejected_change_is_not_reproposed_on_a_new_base_for_the_same_diagnosi
     assert verdict.reason == (
         f"rejected_test on v1 in cycle 3 for the same diagnosis ({FINGERPRINT})"
     )
+
+
+def test_a_rejected_change_is_not_reproposed_with_other_values_for_the_same_diagnosis() -> None:
+    """The rule derives its numbers from the window's measurements, so the next cycle proposes
+    the same retries with a backoff of 0.026 s instead of 0.02 s: a new hypothesis id, on the
+    same version, that the rejected test already measured. Skipped, on this version or a new
+    one, while the diagnosis stays the same."""
+    rejected = tried(retry_on("v1", backoff_s=0.02), "rejected_test", 1)
+    for base in ("v1", "v2"):
+        again = retry_on(base, backoff_s=0.026, retries=3)
+        verdict = judge_proposal(again, FINGERPRINT, [rejected])
+        assert verdict.decision == "skip", base
+        assert "the same change with other values was rejected_test on v1" in verdict.reason
+
+
+def test_other_values_are_tried_after_an_undecided_test_or_for_another_diagnosis() -> None:
+    """Only a rejection on evidence holds other values back: an inconclusive test says nothing
+    against them, and a changed diagnosis is a new question."""
+    undecided = tried(retry_on("v1", backoff_s=0.02), "inconclusive", 1)
+    verdict = judge_proposal(retry_on("v1", backoff_s=0.026), FINGERPRINT, [undecided])
+    assert verdict.decision == "propose"
+    rejected = tried(retry_on("v1", backoff_s=0.02), "rejected_test", 1)
+    critical = "transient_errors|fetch_account|critical"
+    verdict = judge_proposal(retry_on("v1", backoff_s=0.026), critical, [rejected])
+    assert verdict.decision == "propose"
+
+
+def test_the_change_shape_keeps_everything_but_numbers() -> None:
+    """Numbers are left out; nodes, fields and values that are not numbers are kept."""
+    assert change_shape(retry_on("v1", 0.02).changes) == change_shape(retry_on("v1", 0.5).changes)
+    other_node = [SetConfig(node_id="draft_reply", values={"retries": 2, "backoff_s": 0.02})]
+    other_field = [SetConfig(node_id="fetch_account", values={"retries": 2, "timeout_s": 0.02})]
+    model = [SetConfig(node_id="fetch_account", values={"model": "small"})]
+    other_model = [SetConfig(node_id="fetch_account", values={"model": "large"})]
+    shapes = {
+        change_shape(changes)
+        for changes in (retry_on("v1").changes, other_node, other_field, model, other_model)
+    }
+    assert len(shapes) == 5
 
 
 def test_a_rolled_back_change_is_held_back_too() -> None:
