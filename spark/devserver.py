@@ -83,9 +83,33 @@ def start_dev_server(
         retry_error_callback=lambda _state: False,
     )
     if not waiting(port_open, "127.0.0.1", port):
+        exited = process.poll() is not None
         process.kill()
-        raise RuntimeError(f"temporal dev server did not start; see {log.name}")
+        process.wait()
+        log.close()
+        raise DevServerStartError(Path(log.name), exited=exited)
     return process
+
+
+class DevServerStartError(RuntimeError):
+    """The dev server did not open its port: it exited (``exited``; often a port taken in the
+    meantime) or stayed silent for 60 s. The message quotes the end of its log, which may live
+    in a temporary directory gone by the time anyone reads it."""
+
+    def __init__(self, log_file: Path, *, exited: bool) -> None:
+        self.log_file, self.exited = log_file, exited
+        how = "exited at once" if exited else "did not open its port within 60 s"
+        super().__init__(
+            f"temporal dev server did not start ({how}); see {log_file}:\n{_tail(log_file)}"
+        )
+
+
+def _tail(log_file: Path, lines: int = 15) -> str:
+    try:
+        text = log_file.read_text(errors="replace")
+    except OSError:
+        return "(log unreadable)"
+    return "\n".join(text.strip().splitlines()[-lines:]) or "(log empty)"
 
 
 class _stop_when_exited(tenacity.stop.stop_base):

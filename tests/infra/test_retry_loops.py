@@ -4,6 +4,7 @@ of times."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -25,10 +26,15 @@ def test_dev_server_that_exits_while_starting_fails_without_waiting_out_the_dead
         probes.append(port)
         return False
 
-    monkeypatch.setattr(spark.devserver, "dev_server_command", lambda *a, **k: ["false"])
+    command = ["sh", "-c", "echo 'listen tcp 127.0.0.1:1: bind: address already in use'; exit 1"]
+    monkeypatch.setattr(spark.devserver, "dev_server_command", lambda *a, **k: command)
     monkeypatch.setattr(spark.devserver, "port_open", port_open)
-    with pytest.raises(RuntimeError, match=r"did not start; see .*dev\.log"):
+    with pytest.raises(spark.devserver.DevServerStartError) as raised:
         spark.devserver.start_dev_server(tmp_path / "dev.db", port=1)
+    assert raised.value.exited
+    message = str(raised.value)
+    assert re.search(r"did not start \(exited at once\); see .*dev\.log", message)
+    assert "address already in use" in message  # the log's end, quoted: it may not outlive us
     # waiting out the 60 s deadline would probe about 300 times, 0.2 s apart
     assert 1 <= len(probes) < 100
 
@@ -74,3 +80,34 @@ def test_write_conflicts_are_retried_then_surface() -> None:
 
     with pytest.raises(IntegrityError):
         retry_on_conflict(always)
+
+
+def test_a_scenario_server_that_loses_its_port_starts_again_on_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two scenarios starting at once can be handed the same free port: the server that loses
+    it exits at once and is started again on a fresh port; one that hangs is not retried."""
+    from spark.scenarios import runner
+
+    ports = iter([7001, 7002, 7003])
+    started: list[int] = []
+
+    def start(db_file: Path, port: int, ui_port: int | None) -> object:
+        started.append(port)
+        if port == 7001:
+            raise spark.devserver.DevServerStartError(tmp_path / "t.log", exited=True)
+        return "server"
+
+    monkeypatch.setattr(runner, "free_port", lambda: next(ports))
+    monkeypatch.setattr(runner, "start_dev_server", start)
+    assert runner._dev_server_on_a_free_port(tmp_path) == (7002, "server")
+    assert started == [7001, 7002]
+
+    def hangs(db_file: Path, port: int, ui_port: int | None) -> object:
+        started.append(port)
+        raise spark.devserver.DevServerStartError(tmp_path / "t.log", exited=False)
+
+    monkeypatch.setattr(runner, "start_dev_server", hangs)
+    with pytest.raises(spark.devserver.DevServerStartError):
+        runner._dev_server_on_a_free_port(tmp_path)
+    assert started == [7001, 7002, 7003]
