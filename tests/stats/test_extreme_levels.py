@@ -3,6 +3,7 @@ them, in either direction, whatever the reference distribution."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -30,7 +31,7 @@ def test_critical_values_never_fall_as_the_level_shrinks_and_stay_positive(
 
     assert values[0] == math.inf
     assert all(value >= 0.0 for value in values)
-    assert all(a >= b for a, b in zip(values, values[1:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(values))
     assert critical_value(1.0, df) == -math.inf
     assert critical_value(0.975, df) == pytest.approx(-critical_value(0.025, df))
 
