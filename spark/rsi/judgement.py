@@ -11,9 +11,11 @@ Every A/B look, replay verdict and post-deploy health check goes through ``judge
   loss is one linear function of each run and its variance follows from the arm's moments and
   cross moments. Quality, recorded only on some runs, enters as an independent term;
 * **guardrails** judged for non-inferiority as before: the error rate always (2 points absolute,
-  unless the owner bounds it with a constraint), quality whenever the baseline recorded any (a
-  quality that was always perfect stays guarded: any drop of the candidate shows against the
-  pooled spread), and every metric the owner gave no weight (unpriced, so any loss is harm);
+  unless the owner bounds it with a constraint), quality whenever the baseline recorded any
+  (5% relative, unless the owner bounds it with a constraint: the owner's floor, with the
+  objective's price on quality above it, then says what a quality loss may buy; a quality
+  that was always perfect stays guarded: any drop of the candidate shows against the pooled
+  spread), and every metric the owner gave no weight (unpriced, so any loss is harm);
 * **constraints** (SLOs) must be shown to hold by the candidate at the look's level; a
   constraint the candidate is shown to break, where the baseline kept it, rejects; where the
   baseline already broke it, the candidate must not be significantly worse than the baseline.
@@ -213,7 +215,11 @@ def guardrails(objective: Objective, baseline: ArmMoments) -> list[MetricSpec]:
     chosen: list[MetricSpec] = []
     for name, spec in GUARDRAILS.items():
         always = name == "error_rate" and not objective.constraints_on("error_rate")
-        recorded_quality = name == "quality" and baseline.quality.count >= MIN_JUDGED
+        recorded_quality = (
+            name == "quality"
+            and baseline.quality.count >= MIN_JUDGED
+            and not objective.constraints_on("quality")
+        )
         unpriced = objective.weight(name) <= 0 and name != "quality"
         if always or recorded_quality or unpriced:
             chosen.append(spec.model_copy(update={"role": "guardrail"}))

@@ -199,3 +199,34 @@ def test_monitoring_keeps_a_version_that_is_as_good_as_before() -> None:
     before = _arm(rng, fail=0.05, quality=0.8, quality_sd=0.1)
     after = _arm(rng, fail=0.05, quality=0.8, quality_sd=0.1)
     assert assess_objective_health(Objective(), before, after).status == "healthy"
+
+
+def test_a_quality_floor_of_the_owner_replaces_the_default_quality_margin() -> None:
+    """A model 6x cheaper costs 5.6% of quality (0.90 -> 0.85), past the default 5% margin. With
+    the owner's floor at 0.8 and quality priced in the objective, that trade is the owner's to
+    make, as with an error-rate SLO: it ships. Without a floor the default margin guards quality
+    and it does not ship; a candidate that breaks the floor is rejected whatever it saves."""
+    rng = np.random.default_rng(21)
+    baseline = _arm(rng, cost=0.015, quality=0.90, quality_sd=0.05, n=600)
+    cheaper = _arm(rng, cost=0.0025, quality=0.85, quality_sd=0.05, n=600)
+    below_floor = _arm(rng, cost=0.0025, quality=0.70, quality_sd=0.05, n=600)
+    weights = {"error_rate": 1.0, "latency": 0.25, "cost": 1.0, "quality": 0.5}
+    floor = Objective(weights=weights, constraints=[Constraint(metric="quality", min=0.8)])
+
+    decision, checks = judge(
+        floor, references_of(baseline), baseline, cheaper, design=ONE_LOOK, look=1
+    )
+    assert decision.outcome == "ship"
+    assert "quality" not in [m.name for m in decision.metrics if m.role == "guardrail"]
+    assert [c.status for c in checks] == ["holds"]
+    assert _judge(floor, baseline, below_floor) == "reject"
+    no_floor, _ = judge(
+        Objective(weights=weights),
+        references_of(baseline),
+        baseline,
+        cheaper,
+        design=ONE_LOOK,
+        look=1,
+    )
+    assert "quality" in [m.name for m in no_floor.metrics if m.role == "guardrail"]
+    assert no_floor.outcome != "ship"
