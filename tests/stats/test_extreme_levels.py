@@ -51,26 +51,8 @@ def test_a_look_with_a_level_of_zero_neither_rejects_nor_ships(df: float | None)
     better must not be called significantly worse there (a t reference's quantile at 0 once
     came back as +inf, its negated critical value -inf made every metric harmful), nor shipped."""
     assert boundaries(EARLY_LOOK).nominal_alpha(1) == 0.0
-    better = MeanComparison(
-        method="objective_z",
-        n_baseline=99,
-        n_candidate=147,
-        baseline_value=1.0,
-        candidate_value=0.78,
-        var_baseline=0.02,
-        var_candidate=0.015,
-        df=df,
-    )
-    same_errors = MeanComparison(
-        method="welch",
-        n_baseline=99,
-        n_candidate=147,
-        baseline_value=0.01,
-        candidate_value=0.01,
-        var_baseline=1e-4,
-        var_candidate=7e-5,
-        df=df,
-    )
+    better = _comparison("objective_z", (1.0, 0.78), (0.02, 0.015), df)
+    same_errors = _comparison("welch", (0.01, 0.01), (1e-4, 7e-5), df)
 
     decision = decide_from_comparisons(
         [OBJECTIVE, ERRORS], [better, same_errors], design=EARLY_LOOK, look=1
@@ -80,6 +62,22 @@ def test_a_look_with_a_level_of_zero_neither_rejects_nor_ships(df: float | None)
     assert not any(result.significant_harm for result in decision.metrics)
     assert not any(result.significant_improvement for result in decision.metrics)
     assert not any(result.non_inferior for result in decision.metrics)
+
+
+def _comparison(
+    method: str, values: tuple[float, float], variances: tuple[float, float], df: float | None
+) -> MeanComparison:
+    """Baseline and candidate means (and variances of the means) of a 99/147-run look."""
+    return MeanComparison(
+        method=method,
+        n_baseline=99,
+        n_candidate=147,
+        baseline_value=values[0],
+        candidate_value=values[1],
+        var_baseline=variances[0],
+        var_candidate=variances[1],
+        df=df,
+    )
 
 
 @pytest.mark.parametrize("first", [1e-5, 1e-4, 1e-3, 3e-3, 0.01])

@@ -13,7 +13,7 @@ from temporalio.worker import Worker
 import activities._support
 from activities import ActivityDeps, build_activities
 from activities._support import heartbeating, off_loop
-from spark.rsi.contracts import RSISettings, RSIWorkflowInput
+from spark.rsi.contracts import CycleSummary, RSISettings, RSIWorkflowInput
 from tests.workflows.fakes import FakeRSI
 from workflows.rsi import RSIWorkflow
 
@@ -28,6 +28,11 @@ def online_fake(**fields: object) -> FakeRSI:
 
 async def run_cycle(env: WorkflowEnvironment, fake: FakeRSI) -> str:
     """Run one cycle with ``fake``; the cycle's outcome."""
+    return (await cycle_summary(env, fake)).outcome
+
+
+async def cycle_summary(env: WorkflowEnvironment, fake: FakeRSI) -> CycleSummary:
+    """Run one cycle with ``fake``; the cycle's summary (outcome and reasons)."""
     queue = uuid.uuid4().hex
     async with Worker(
         env.client, task_queue=queue, workflows=[RSIWorkflow], activities=fake.activities()
@@ -38,7 +43,7 @@ async def run_cycle(env: WorkflowEnvironment, fake: FakeRSI) -> str:
             id=f"rsi-cap-{uuid.uuid4().hex[:8]}",
             task_queue=queue,
         )
-    return status.history[-1].outcome
+    return status.history[-1]
 
 
 async def test_late_final_look_does_not_keep_the_candidate_routed(
@@ -80,20 +85,7 @@ async def test_a_failed_look_after_a_passing_replay_ships_nothing(
     fake = FakeRSI(
         settings=settings, online_looks=["ship"], ab_outcome="ship", look_error="boundaries failed"
     )
-    queue = uuid.uuid4().hex
-    async with Worker(
-        time_skipping_env.client,
-        task_queue=queue,
-        workflows=[RSIWorkflow],
-        activities=fake.activities(),
-    ):
-        status = await time_skipping_env.client.execute_workflow(
-            RSIWorkflow.run,
-            RSIWorkflowInput(graph_id="g"),
-            id=f"rsi-cap-{uuid.uuid4().hex[:8]}",
-            task_queue=queue,
-        )
-    summary = status.history[-1]
+    summary = await cycle_summary(time_skipping_env, fake)
     assert summary.outcome == "inconclusive"
     assert "deploy_version" not in fake.calls
     assert any("failed: boundaries failed" in reason for reason in summary.reasons)
