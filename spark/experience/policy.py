@@ -14,6 +14,10 @@ Three rules, in this order:
    answers changed. Hypothesis ids hash the base version, so the comparison uses the
    base-independent ``change_signature`` and a ``diagnosis_fingerprint`` that is stable across
    cycles (diagnosis kind, target nodes and severity; never the free text with its live figures).
+   The diagnosis changed only when it grew worse by more than noise can explain
+   (``same_diagnosis``): a severity one band higher is what sampling noise gives a bottleneck
+   measured near a band's edge (a latency share of 0.79 in one window, 0.80 in the next), and a
+   lower severity is a weaker case than the one the test rejected.
    Nor is it re-proposed with other values for the same diagnosis (same ``change_shape``: the
    same operations on the same nodes and fields, numbers left out). A rule derives its values
    from the window's measurements (a timeout from the p95, a TTL from the gap between repeats),
@@ -50,6 +54,11 @@ version for the same diagnosis."""
 
 NO_BOTTLENECK = "none"
 UNKNOWN_SEVERITY = "unknown"
+SEVERITY_RISE_BEYOND_NOISE = 2
+"""Bands a diagnosis' severity must rise by before a change rejected for it is a new question.
+Adjacent bands are 1.5-4x apart (``spark.rsi.analysis``), so one band is what a window's sampling
+noise gives a value measured near a band's edge; two bands is the bottleneck at least doubled."""
+_RANKS = {NO_BOTTLENECK: -1} | {severity: rank for severity, rank in SEVERITY_ORDER.items()}
 
 
 class ProposalVerdict(BaseModel):
@@ -104,6 +113,24 @@ def diagnosis_fingerprint(hypothesis: Hypothesis, report: DiagnosticReport | Non
     return f"{kind}|{','.join(targets)}|{severity}"
 
 
+def same_diagnosis(recorded: str | None, current: str) -> bool:
+    """Whether a change rejected for the ``recorded`` diagnosis fingerprint answers the same
+    question under the ``current`` one: the same kind and target nodes, and a severity that did
+    not rise by ``SEVERITY_RISE_BEYOND_NOISE`` bands or more. An unknown severity (no report)
+    matches only itself."""
+    if recorded is None:
+        return False
+    if recorded == current:
+        return True
+    then_question, _, then_severity = recorded.rpartition("|")
+    now_question, _, now_severity = current.rpartition("|")
+    if then_question != now_question or not then_question:
+        return False
+    if then_severity not in _RANKS or now_severity not in _RANKS:
+        return False
+    return _RANKS[now_severity] - _RANKS[then_severity] < SEVERITY_RISE_BEYOND_NOISE
+
+
 def _severity(report: DiagnosticReport, kind: str, targets: Sequence[str]) -> str:
     category = diagnosis_category(kind)
     found = [b.severity for b in report.bottlenecks if b.kind == category and b.node_id in targets]
@@ -135,15 +162,16 @@ def judge_proposal(
         last = resembling[-1]
         return _skip(
             f"the same change with other values was {last.outcome} on {last.base_version_id} "
-            f"in cycle {last.cycle} for the same diagnosis ({fingerprint}): {last.title!r}"
+            f"in cycle {last.cycle} for the same diagnosis ({_as_recorded(last, fingerprint)}): "
+            f"{last.title!r}"
         )
     rejected = _rejected_elsewhere(hypothesis, history)
-    same = [a for a in rejected if a.diagnosis_fingerprint == fingerprint]
+    same = [a for a in rejected if same_diagnosis(a.diagnosis_fingerprint, fingerprint)]
     if same:
         last = same[-1]
         return _skip(
             f"{last.outcome} on {last.base_version_id} in cycle {last.cycle} for the same "
-            f"diagnosis ({fingerprint})"
+            f"diagnosis ({_as_recorded(last, fingerprint)})"
         )
     if here:
         outcomes = ", ".join(a.outcome for a in here)
@@ -160,20 +188,38 @@ def judge_proposal(
             reason=f"{last.outcome} on {last.base_version_id} in cycle {last.cycle} for "
             f"diagnosis {last.diagnosis_fingerprint or 'unrecorded'}; the diagnosis is now {fingerprint}",
         )
+    shaped = _rejected_with_other_values(hypothesis, None, history)
+    if shaped:
+        last = shaped[-1]
+        return ProposalVerdict(
+            decision="propose",
+            reason=f"the same change with other values was {last.outcome} on "
+            f"{last.base_version_id} in cycle {last.cycle} for diagnosis "
+            f"{last.diagnosis_fingerprint or 'unrecorded'}; the diagnosis is now {fingerprint}",
+        )
     return ProposalVerdict(decision="propose", reason="not tried before")
 
 
+def _as_recorded(attempt: Attempt, fingerprint: str) -> str:
+    """The diagnosis an attempt was rejected for, and the current one when they differ within
+    noise."""
+    recorded = attempt.diagnosis_fingerprint or fingerprint
+    if recorded == fingerprint:
+        return fingerprint
+    return f"{recorded}; now {fingerprint.rpartition('|')[2]}, within noise"
+
+
 def _rejected_with_other_values(
-    hypothesis: Hypothesis, fingerprint: str, history: Sequence[Attempt]
+    hypothesis: Hypothesis, fingerprint: str | None, history: Sequence[Attempt]
 ) -> list[Attempt]:
-    """Attempts rejected on evidence, on any base version, for the same diagnosis, of the same
-    change with other numbers (rule 3)."""
+    """Attempts rejected on evidence, on any base version, for the same diagnosis (any diagnosis
+    when ``fingerprint`` is None), of the same change with other numbers (rule 3)."""
     signature, shape = change_signature(hypothesis.changes), change_shape(hypothesis.changes)
     return [
         a
         for a in history
         if a.outcome in REJECTED_ON_EVIDENCE
-        and a.diagnosis_fingerprint == fingerprint
+        and (fingerprint is None or same_diagnosis(a.diagnosis_fingerprint, fingerprint))
         and a.change_shape == shape
         and a.change_signature != signature
     ]
