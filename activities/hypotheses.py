@@ -69,18 +69,19 @@ class HypothesisActivities:
         report = DiagnosticReport.model_validate(inp.report)
         learned = self._learned(inp.graph_id) if inp.use_patterns else []
         hints = generator_hints(learned, inp.graph_id)
+        objective = _objective(spec, inp.objective)
         proposed = self._generator(inp.hypothesis_model).generate(
             report,
             spec,
             patterns=hints,
             base_version_id=inp.version_id,
             max_hypotheses=_pool_size(inp),
+            objective=objective,
         )
         generated = len(proposed)
         proposed = [h for h in proposed if _allowed(h, inp.change_kinds)]
         verdicts = self._judge(inp, proposed, report)
         kept = [h for h in proposed if verdicts[h.hypothesis_id].decision != "skip"]
-        objective = _objective(spec, inp.objective)
         ranking = rank_hypotheses(
             kept,
             objective=objective,

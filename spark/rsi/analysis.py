@@ -505,6 +505,7 @@ def _latency_evidence(stats: NodeStats) -> dict[str, Any]:
         "p50_ms": stats.p50_ms,
         "p95_ms": stats.p95_ms,
         "p99_ms": stats.p99_ms,
+        "latency_quantiles": [list(point) for point in stats.latency_quantiles],
         "distinct_input_ratio": stats.distinct_input_ratio,
         "cache_hit_rate": stats.cache_hit_rate,
     }

@@ -14,7 +14,9 @@ repeated_inputs         slow or costly node declared ``deterministic``, without 
                         whose inputs repeat (distinct_input_ratio <= 0.7): ``add_cache`` with a
                         TTL sized to the mean gap between repeats in the window
 heavy_tail              retry-safe node with p99/p50 >= 4 on the critical path:
-                        ``set_config`` timeout_s = 1.5 x p95 plus one retry
+                        ``set_config`` timeout_s plus one retry, at the cut of the measured
+                        latency distribution the owner's objective prices best within a
+                        failure budget (``spark.rsi.tail``)
 sequential_chain        every maximal independent group on the critical path, each its own
                         proposal (the entry's successors included): ``parallelize``, its gain
                         the structure report's (makespan with the group fanned out)
@@ -73,7 +75,10 @@ from spark.rsi.hypotheses import (
     SetConfig,
     SetPrompt,
 )
+from spark.rsi.judgement import GUARDRAILS
+from spark.rsi.objectives import Objective, objective_of
 from spark.rsi.replacement import ReplacementCandidate, replacement_candidates, worth_proposing
+from spark.rsi.tail import Cut, TailProfile, best_cut
 from spark.rsi.validation import assess_risk, protection_refusals
 
 DiagnosisKind = Literal[
@@ -111,7 +116,6 @@ TRANSIENT_SHARE_MIN = 0.5
 MAX_PROPOSED_RETRIES = 3
 REPEATED_INPUT_MAX_RATIO = 0.7
 CACHE_HIT_EFFICIENCY = 0.9
-TIMEOUT_P95_FACTOR = 1.5
 MIN_PARALLEL_GAIN = 0.10
 FALLBACK_CURE_PRIOR = 0.5
 PROMPT_FIX_PRIOR = 0.5
@@ -148,8 +152,10 @@ class HypothesisGenerator(Protocol):
         patterns: Sequence[PatternHint] = (),
         base_version_id: str,
         max_hypotheses: int = 5,
+        objective: Objective | None = None,
     ) -> list[Hypothesis]:
-        """At most ``max_hypotheses`` hypotheses on ``base_version_id``, best first."""
+        """At most ``max_hypotheses`` hypotheses on ``base_version_id``, best first, for the
+        owner's ``objective`` (the spec's declared one when None)."""
         ...
 
 
@@ -202,6 +208,7 @@ class RuleBasedGenerator:
         patterns: Sequence[PatternHint] = (),
         base_version_id: str,
         max_hypotheses: int = 5,
+        objective: Objective | None = None,
     ) -> list[Hypothesis]:
         """At most ``max_hypotheses`` hypotheses, best expected impact first; none when the
         report lacks data. Never breaks a protected node's guarantee; drops proposals with no
@@ -211,7 +218,9 @@ class RuleBasedGenerator:
         if not report.sufficient_data or max_hypotheses <= 0:
             return []
         proposals = [
-            p for p in _Rules(report, spec).proposals() if p.impact > 0 and not _protected(spec, p)
+            p
+            for p in _Rules(report, spec, objective).proposals()
+            if p.impact > 0 and not _protected(spec, p)
         ]
         ranked = _rank(proposals, patterns)
         hypotheses = _unique(p.hypothesis(spec, base_version_id) for p in ranked)
@@ -291,8 +300,11 @@ def _harmful(hints: Sequence[PatternHint], primary_metric: Metric) -> bool:
 class _Rules:
     """The rule set applied to one report and spec."""
 
-    def __init__(self, report: DiagnosticReport, spec: GraphSpec) -> None:
+    def __init__(
+        self, report: DiagnosticReport, spec: GraphSpec, objective: Objective | None = None
+    ) -> None:
         self.report, self.spec = report, spec
+        self.objective = objective if objective is not None else objective_of(spec.metadata)
 
     def proposals(self) -> list[_Proposal]:
         """Every proposal any rule makes."""
@@ -428,19 +440,57 @@ class _Rules:
         )
 
     def timeouts(self) -> Iterator[_Proposal]:
-        """A timeout near p95 plus a retry for retry-safe nodes with a heavy latency tail."""
+        """A timeout with a retry for retry-safe nodes with a heavy latency tail, at the cut the
+        owner's objective prices best (``spark.rsi.tail``), when one is worth its failures."""
         for bottleneck, node in self._bottlenecks("latency"):
             evidence = bottleneck.evidence
             if not evidence.get("heavy_tail") or not is_retry_safe(node):
                 continue
-            timeout_s = _clamp(TIMEOUT_P95_FACTOR * evidence["p95_ms"] / 1000, 0.01, 3600.0)
+            cut = self._best_cut(bottleneck, node)
+            if cut is None:
+                continue
+            timeout_s = round(_clamp(cut.timeout_ms / 1000, 0.001, 3600.0), 3)
             if node.config.timeout_s is None or node.config.timeout_s > timeout_s:
-                yield self._timeout(bottleneck, node, round(timeout_s, 3))
+                yield self._timeout(bottleneck, node, timeout_s, cut)
 
-    def _timeout(self, bottleneck: Bottleneck, node: NodeSpec, timeout_s: float) -> _Proposal:
+    def _best_cut(self, bottleneck: Bottleneck, node: NodeSpec) -> Cut | None:
+        evidence = bottleneck.evidence
+        points = evidence.get("latency_quantiles") or [
+            (0.5, evidence["p50_ms"]),
+            (0.95, evidence["p95_ms"]),
+            (0.99, evidence["p99_ms"]),
+        ]
+        profile = TailProfile.of(evidence["mean_ms"], points)
+        if profile is None:
+            return None
+        trace_count = max(self.report.trace_count, 1)
+        return best_cut(
+            profile,
+            retries=max(node.config.retries, 1),
+            backoff_s=node.config.backoff_s,
+            critical_path_ms=self.report.structure.critical_path_ms,
+            reach=min(1.0, evidence.get("count", trace_count) / trace_count),
+            latency_weight=self.objective.weight("latency"),
+            error_weight=self.objective.weight("error_rate"),
+            failure_budget=self._failure_budget(),
+        )
+
+    def _failure_budget(self) -> float:
+        """The failures a latency change may add: half the room the owner's error-rate
+        constraint leaves above today's rate, else half the error-rate guardrail's margin (so
+        the test can show the candidate within it)."""
+        constraints = self.objective.constraints_on("error_rate")
+        if constraints:
+            room = min(c.limit for c in constraints) - self.report.run_error_rate
+            return max(0.0, room / 2)
+        return GUARDRAILS["error_rate"].margin / 2
+
+    def _timeout(
+        self, bottleneck: Bottleneck, node: NodeSpec, timeout_s: float, cut: Cut
+    ) -> _Proposal:
         evidence = bottleneck.evidence
         retries = max(node.config.retries, 1)
-        effect = self._latency_share(node.id) * _timeout_saving(evidence, timeout_s * 1000)
+        baseline_errors = self.report.run_error_rate
         return _Proposal(
             kind="heavy_tail",
             title=f"Time out slow calls of {node.id!r} at {timeout_s:g}s and retry",
@@ -449,11 +499,18 @@ class _Rules:
             changes=(
                 SetConfig(node_id=node.id, values={"timeout_s": timeout_s, "retries": retries}),
             ),
-            rationale=f"Calls beyond {TIMEOUT_P95_FACTOR:g} x p95 are outliers; cutting them and "
-            "retrying (the node is safe to re-run) trims the tail.",
+            rationale=f"{cut.exceed_probability:.1%} of calls run past {timeout_s:g}s; cutting "
+            f"and retrying them (the node is safe to re-run) saves about "
+            f"{cut.node_saving_ms:.1f} ms a call on the measured distribution, and fails "
+            f"{cut.added_failure_rate:.2%} of runs whose every attempt is that slow.",
             primary_metric="latency",
-            impact=effect,
-            expected_effects={"latency": _less(effect), "error_rate": 0.0},
+            impact=-cut.run_latency_change,
+            expected_effects={
+                "latency": _less(-cut.run_latency_change),
+                "error_rate": round(cut.added_failure_rate / baseline_errors, 4)
+                if baseline_errors > 0
+                else 0.0,
+            },
         )
 
     def parallelizations(self) -> Iterator[_Proposal]:
@@ -551,16 +608,6 @@ def _retry_cure(observed_rate: float, current: int, proposed: int) -> float:
     """Share of transient failures extra attempts absorb, assuming independent attempts."""
     per_attempt = observed_rate ** (1 / (current + 1))
     return 1 - per_attempt ** (proposed - current)
-
-
-def _timeout_saving(evidence: dict[str, Any], timeout_ms: float) -> float:
-    """Expected share of the node's mean latency saved by cutting calls at ``timeout_ms`` and
-    retrying: the calls beyond it (about 1% past p99, else 3%) each finish about p50 after the
-    cut instead of at p99."""
-    p50, p99, mean = evidence["p50_ms"], evidence["p99_ms"], evidence["mean_ms"]
-    beyond = 0.01 if timeout_ms >= p99 else 0.03
-    saved_per_call = max(0.0, p99 - (timeout_ms + p50))
-    return min(1.0, beyond * saved_per_call / mean) if mean > 0 else 0.0
 
 
 def _cacheable(bottleneck: Bottleneck, node: NodeSpec) -> bool:

@@ -52,7 +52,7 @@ from spark.rsi.generator import (
     RuleBasedGenerator,
 )
 from spark.rsi.hypotheses import ChangeOp, Hypothesis, Metric, touched_nodes
-from spark.rsi.objectives import objective_of
+from spark.rsi.objectives import Objective, objective_of
 from spark.rsi.patterns import LearnedPattern
 from spark.rsi.validation import assess_risk, protection_refusals
 from spark.settings import SparkSettings
@@ -155,11 +155,17 @@ nodes; propose one only if the report shows why this case differs, and say so in
 {reply_instruction}"""
 
 
-def build_prompt(report: DiagnosticReport, spec: GraphSpec, patterns: Sequence[PatternHint]) -> str:
-    """The user message: the spec, the report, the patterns (all of them, then the success
-    patterns and anti-patterns described in a line each) and the answer schema, as JSON."""
+def build_prompt(
+    report: DiagnosticReport,
+    spec: GraphSpec,
+    patterns: Sequence[PatternHint],
+    objective: Objective | None = None,
+) -> str:
+    """The user message: the spec with the owner's objective, the report, the patterns (all of
+    them, then the success patterns and anti-patterns described in a line each) and the answer
+    schema, as JSON."""
     context = {
-        "graph": graph_view(spec),
+        "graph": graph_view(spec, objective),
         "diagnostic_report": report.model_dump(mode="json"),
         "learned_patterns": [pattern.model_dump(mode="json") for pattern in patterns],
         "success_patterns": _described(patterns, "success", spec.id),
@@ -187,16 +193,16 @@ def system_prompt(max_hypotheses: int, reply_instruction: str) -> str:
     )
 
 
-def graph_view(spec: GraphSpec) -> dict[str, Any]:
+def graph_view(spec: GraphSpec, objective: Objective | None = None) -> dict[str, Any]:
     """The spec as the model sees it: every node with an explicit ``protected`` flag, and the
-    owner's objective (the graph's declared one, else the defaults)."""
+    owner's objective (``objective``, else the graph's declared one, else the defaults)."""
     return {
         "id": spec.id,
         "entry": spec.entry,
         "inputs": spec.inputs,
         "nodes": [_node_view(node) for node in spec.nodes],
         "edges": [edge.model_dump(mode="json", exclude_none=True) for edge in spec.edges],
-        "objective": objective_of(spec.metadata).model_dump(mode="json"),
+        "objective": (objective or objective_of(spec.metadata)).model_dump(mode="json"),
     }
 
 
@@ -431,6 +437,7 @@ class _Request:
     patterns: Sequence[PatternHint]
     base_version_id: str
     max_hypotheses: int
+    objective: Objective | None = None
 
 
 class LLMGenerator:
@@ -476,6 +483,7 @@ class LLMGenerator:
         patterns: Sequence[PatternHint] = (),
         base_version_id: str,
         max_hypotheses: int = 5,
+        objective: Objective | None = None,
     ) -> list[Hypothesis]:
         """At most ``max_hypotheses`` hypotheses on ``base_version_id``: the model's first, then
         the fallback's; the fallback's alone when the model fails."""
@@ -483,7 +491,7 @@ class LLMGenerator:
             raise InvalidInputError(f"report is for graph {report.graph_id!r}, not {spec.id!r}")
         if not report.sufficient_data or max_hypotheses <= 0:
             return []
-        args = _Request(report, spec, patterns, base_version_id, max_hypotheses)
+        args = _Request(report, spec, patterns, base_version_id, max_hypotheses, objective)
         recoverable: tuple[type[Exception], ...] = (UnusableAnswerError, *self._call.errors)
         try:
             proposed = self._ask_model(args)
@@ -504,7 +512,9 @@ class LLMGenerator:
 
     def _ask_model(self, args: _Request) -> list[Hypothesis]:
         system = system_prompt(args.max_hypotheses, self._call.reply_instruction)
-        answer = self._call.ask(system, build_prompt(args.report, args.spec, args.patterns))
+        answer = self._call.ask(
+            system, build_prompt(args.report, args.spec, args.patterns, args.objective)
+        )
         items = proposal_items(answer)
         accepted = _dedupe(self._accept(items[:MAX_PROPOSALS_READ], args))
         log.info(
@@ -557,6 +567,7 @@ class LLMGenerator:
             patterns=args.patterns,
             base_version_id=args.base_version_id,
             max_hypotheses=args.max_hypotheses,
+            objective=args.objective,
         )
 
 

@@ -17,6 +17,9 @@ from sqlalchemy.engine import Engine
 from spark.telemetry import _statistics
 
 QUANTILES = (0.5, 0.95, 0.99)
+LATENCY_PROFILE = (0.5, 0.75, 0.9, 0.95, 0.975, 0.99, 0.995, 0.999)
+"""The quantiles of a node's latency that ``NodeStats.latency_quantiles`` holds: enough of the
+upper tail to price cutting it (``spark.rsi.tail``). One sort yields them all."""
 PURGE_SPAN_KEYS_SQL = text(
     "DELETE FROM spark_span_keys WHERE span_id IN"
     " (SELECT span_id FROM spark_spans WHERE started_at < :cutoff)"
@@ -82,21 +85,24 @@ class Window:
         return {key: value for key, value in values.items() if value is not None}
 
 
-def percentiles_sql(column: str, postgres: bool) -> str:
-    """An aggregate expression yielding p50, p95 and p99 of ``column``."""
+def percentiles_sql(column: str, postgres: bool, quantiles: tuple[float, ...] = QUANTILES) -> str:
+    """An aggregate expression yielding ``quantiles`` of ``column`` (``QUANTILES`` or
+    ``LATENCY_PROFILE``)."""
     if postgres:
-        quantiles = ", ".join(str(q) for q in QUANTILES)
-        return f"percentile_cont(ARRAY[{quantiles}]) WITHIN GROUP (ORDER BY {column})"
-    return f"spark_percentiles({column})"
+        listed = ", ".join(str(q) for q in quantiles)
+        return f"percentile_cont(ARRAY[{listed}]) WITHIN GROUP (ORDER BY {column})"
+    return f"{_SQLITE_AGGREGATES[quantiles]}({column})"
 
 
-def parse_percentiles(value: object) -> tuple[float, float, float]:
-    """p50, p95 and p99 from either dialect's result (array or text); zeros for no rows."""
+def parse_percentiles(value: object, size: int = len(QUANTILES)) -> tuple[float, ...]:
+    """The ``size`` quantiles from either dialect's result (array or text); zeros for no rows."""
     if value is None:
-        return (0.0, 0.0, 0.0)
+        return (0.0,) * size
     parts = value.split() if isinstance(value, str) else value
-    p50, p95, p99 = (float(part) for part in parts)  # type: ignore[attr-defined]
-    return p50, p95, p99
+    found = tuple(float(part) for part in parts)  # type: ignore[attr-defined]
+    if len(found) != size:
+        raise ValueError(f"expected {size} quantiles, got {len(found)}")
+    return found
 
 
 def node_stats_sql(window: Window, postgres: bool) -> str:
@@ -110,7 +116,8 @@ def node_stats_sql(window: Window, postgres: bool) -> str:
     fingerprint = 'input_fingerprint COLLATE "C"' if postgres else "input_fingerprint"
     return f"""
         SELECT {node} AS node_id, count(*) AS n, {_ERRORS.format(p="")} AS errors,
-               avg(duration_ms) AS mean_ms, {percentiles_sql("duration_ms", postgres)} AS pct,
+               avg(duration_ms) AS mean_ms,
+               {percentiles_sql("duration_ms", postgres, LATENCY_PROFILE)} AS pct,
                sum(cost) AS total_cost, avg(cost) AS mean_cost, sum(tokens) AS total_tokens,
                avg(attempts) AS mean_attempts,
                avg(CASE WHEN cache_hit THEN 1.0 ELSE 0.0 END) AS cache_hit_rate,
@@ -208,6 +215,8 @@ def assignment_counts_sql(window: Window) -> str:
 class _Percentiles:
     """SQLite aggregate: collects values, sorts once, returns "p50 p95 p99" as text."""
 
+    quantiles: tuple[float, ...] = QUANTILES
+
     def __init__(self) -> None:
         self.values: list[float] = []
 
@@ -219,7 +228,16 @@ class _Percentiles:
         if not self.values:
             return None
         self.values.sort()
-        return " ".join(repr(interpolate(self.values, q)) for q in QUANTILES)
+        return " ".join(repr(interpolate(self.values, q)) for q in self.quantiles)
+
+
+class _LatencyProfile(_Percentiles):
+    """SQLite aggregate: the ``LATENCY_PROFILE`` quantiles as text."""
+
+    quantiles = LATENCY_PROFILE
+
+
+_SQLITE_AGGREGATES = {QUANTILES: "spark_percentiles", LATENCY_PROFILE: "spark_latency_profile"}
 
 
 def interpolate(ordered: list[float], q: float) -> float:
@@ -244,6 +262,7 @@ def _register_on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> No
     # On checkout rather than connect: the pool may hold connections opened before the listener.
     if not record.info.get(_SQLITE_FUNCTIONS_READY):
         dbapi_connection.create_aggregate("spark_percentiles", 1, _Percentiles)
+        dbapi_connection.create_aggregate("spark_latency_profile", 1, _LatencyProfile)
         dbapi_connection.execute(f"PRAGMA mmap_size={_SQLITE_MMAP_BYTES}")
         record.info[_SQLITE_FUNCTIONS_READY] = True
     _reload_statistics_if_changed(dbapi_connection, record)

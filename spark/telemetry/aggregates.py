@@ -23,6 +23,9 @@ class NodeStats(BaseModel):
     p50_ms: float
     p95_ms: float
     p99_ms: float
+    # (quantile, ms) pairs, ascending, of the upper half of the latency distribution
+    # (spark.telemetry._queries.LATENCY_PROFILE); empty where the source did not give them
+    latency_quantiles: tuple[tuple[float, float], ...] = ()
     total_cost: float = 0.0
     mean_cost: float = 0.0
     total_tokens: int = 0

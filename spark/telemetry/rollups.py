@@ -33,7 +33,7 @@ import numpy as np
 from sqlalchemy import TextClause, text
 
 from spark.telemetry._grouped import Grouped
-from spark.telemetry._queries import Window
+from spark.telemetry._queries import LATENCY_PROFILE, Window
 from spark.telemetry.aggregates import ArmMoments, Moments, NodeStats
 from spark.telemetry.sketch import (
     DistinctSketch,
@@ -441,6 +441,7 @@ def to_node_stats(window: Window, node_id: str, rollup: Rollup) -> NodeStats:
         p50_ms=rollup.latency.quantile(0.5),
         p95_ms=rollup.latency.quantile(0.95),
         p99_ms=rollup.latency.quantile(0.99),
+        latency_quantiles=tuple((q, rollup.latency.quantile(q)) for q in LATENCY_PROFILE),
         total_cost=sums["cost_sum"],
         mean_cost=sums["cost_sum"] / n,
         total_tokens=int(sums["tokens"]),

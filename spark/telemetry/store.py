@@ -486,7 +486,14 @@ def _epoch(moment: Timestamp | None) -> float | None:
 
 
 def _node_stats(window: Window, row: Row[Any], error_types: dict[str, int]) -> NodeStats:
-    p50, p95, p99 = _queries.parse_percentiles(row.pct)
+    profile = dict(
+        zip(
+            _queries.LATENCY_PROFILE,
+            _queries.parse_percentiles(row.pct, len(_queries.LATENCY_PROFILE)),
+            strict=True,
+        )
+    )
+    p50, p95, p99 = profile[0.5], profile[0.95], profile[0.99]
     return NodeStats(
         graph_id=window.graph_id,
         version_id=window.version_id,
@@ -498,6 +505,7 @@ def _node_stats(window: Window, row: Row[Any], error_types: dict[str, int]) -> N
         p50_ms=p50,
         p95_ms=p95,
         p99_ms=p99,
+        latency_quantiles=tuple(profile.items()),
         total_cost=float(row.total_cost),
         mean_cost=float(row.mean_cost),
         total_tokens=int(row.total_tokens),

@@ -27,6 +27,7 @@ from spark.rsi.hypotheses import (
     SetConfig,
     SetPrompt,
 )
+from spark.rsi.objectives import Constraint, Objective
 from spark.rsi.validation import validate_hypothesis
 from spark.telemetry.aggregates import NodeStats
 from tests.rsi.builders import (
@@ -227,13 +228,43 @@ def test_an_independent_chain_on_the_critical_path_is_parallelized() -> None:
     assert hypotheses[0].expected_effects["latency"] == pytest.approx(-200 / 370, abs=1e-3)
 
 
-def test_a_heavy_tail_gets_a_timeout_near_p95_and_a_retry() -> None:
-    """p99 >> p50 on an idempotent node: timeout 1.5 x p95 and one retry."""
+def test_a_heavy_tail_gets_a_timeout_at_the_cut_its_distribution_prices_best() -> None:
+    """p99 >> p50 on an idempotent node: one retry and a timeout at a measured quantile (or
+    between two), whose failures stay within half the error guardrail's 2% margin, and which
+    the default objective prices better than no cut."""
     tail = node_stats("fetch_account", mean_ms=30, p50_ms=20, p95_ms=120, p99_ms=400)
-    hypotheses = propose(support_spec(), fetch_account=tail)
-    assert changes_of(hypotheses) == [
-        SetConfig(node_id="fetch_account", values={"timeout_s": 0.18, "retries": 1})
-    ]
+    (hypothesis,) = propose(support_spec(), fetch_account=tail)
+    (change,) = hypothesis.changes
+    assert isinstance(change, SetConfig) and change.node_id == "fetch_account"
+    assert change.values["retries"] == 1
+    assert 0.02 < change.values["timeout_s"] <= 0.4
+    assert hypothesis.expected_effects["latency"] < 0
+    assert "fails" in hypothesis.rationale
+
+
+def test_the_owners_objective_sets_the_timeout() -> None:
+    """The same tail, measured at eight quantiles: an owner weighting latency as much as a
+    failure gets an earlier cut than one who weights failures ten times more; an owner whose
+    error-rate constraint leaves no room gets none."""
+    quantiles = ((0.5, 20.0), (0.75, 40.0), (0.9, 80.0), (0.95, 120.0), (0.975, 180.0),
+                 (0.99, 260.0), (0.995, 330.0), (0.999, 500.0))  # fmt: skip
+    tail = node_stats("fetch_account", mean_ms=36, p50_ms=20, p95_ms=120, p99_ms=260)
+    tail = tail.model_copy(update={"latency_quantiles": quantiles})
+    spec = support_spec()
+    report = analyze(spec, healthy_node_stats(fetch_account=tail), version_stats())
+
+    def timeout(objective: Objective) -> float | None:
+        found = RuleBasedGenerator().generate(
+            report, spec, base_version_id="v1", objective=objective
+        )
+        timeouts = [h for h in found if diagnosis_kind_of(h) == "heavy_tail"]
+        return timeouts[0].changes[0].values["timeout_s"] if timeouts else None  # type: ignore[union-attr]
+
+    eager = timeout(Objective(weights={"latency": 1.0, "error_rate": 1.0}))
+    wary = timeout(Objective(weights={"latency": 0.1, "error_rate": 1.0}))
+    assert eager is not None and wary is not None and eager < wary
+    bound = Objective(constraints=[Constraint(metric="error_rate", max=0.0)])
+    assert timeout(bound) is None
 
 
 def test_a_costly_node_with_a_cheaper_model_gets_a_model_swap() -> None:

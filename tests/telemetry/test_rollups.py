@@ -129,7 +129,8 @@ def test_node_stats_from_rollups_equal_exact(
 
 
 def test_rollup_percentiles_within_sketch_error(store: TelemetryStore, database_url: str) -> None:
-    """Each node's p50/p95/p99 from rollups is within 1% of the exact value at that rank."""
+    """Each node's p50/p95/p99 and every quantile of its latency profile from rollups is within
+    1% of the exact value at that rank."""
     query = "SELECT node_id, duration_ms FROM spark_spans WHERE status <> 'skipped'"
     with get_engine(database_url).connect() as conn:
         rows = conn.execute(text(query)).all()
@@ -137,7 +138,9 @@ def test_rollup_percentiles_within_sketch_error(store: TelemetryStore, database_
     for node_id, duration in rows:
         by_node.setdefault(node_id, []).append(duration)
     for stats in store.node_stats("g", source="rollups"):
-        for q, value in ((0.5, stats.p50_ms), (0.95, stats.p95_ms), (0.99, stats.p99_ms)):
+        named = ((0.5, stats.p50_ms), (0.95, stats.p95_ms), (0.99, stats.p99_ms))
+        assert len(stats.latency_quantiles) == 8
+        for q, value in named + stats.latency_quantiles:
             exact = _lower_rank(by_node[stats.node_id], q)
             assert abs(value - exact) <= RELATIVE_ACCURACY * exact
 

@@ -10,7 +10,7 @@ import pytest
 
 from spark.rsi.online import moments_of
 from spark.telemetry import RunTelemetry, TelemetryStore
-from spark.telemetry._queries import interpolate, parse_percentiles
+from spark.telemetry._queries import LATENCY_PROFILE, interpolate, parse_percentiles
 from tests.telemetry import factories
 from tests.telemetry.factories import T0
 
@@ -41,7 +41,8 @@ def test_parse_percentiles_reads_both_dialects_and_no_rows() -> None:
 
 
 def test_node_stats_percentiles_match_numpy(database_url: str) -> None:
-    """Count, mean and exact p50/p95/p99 per node equal numpy's, skipped spans excluded."""
+    """Count, mean, exact p50/p95/p99 and the latency profile per node equal numpy's, skipped
+    spans excluded."""
     rng = np.random.default_rng(7)
     a, b = rng.lognormal(3, 1, 300).tolist(), rng.uniform(1, 9, 41).tolist()
     runs = [_spans_run(a[i : i + 30]) for i in range(0, 300, 30)] + [_spans_run(b, node_id="b")]
@@ -56,6 +57,10 @@ def test_node_stats_percentiles_match_numpy(database_url: str) -> None:
         assert got.mean_ms == pytest.approx(float(np.mean(values)), rel=1e-9)
         expected = np.percentile(values, QUANTILES).tolist()
         assert [got.p50_ms, got.p95_ms, got.p99_ms] == pytest.approx(expected, rel=1e-9)
+        levels = [q for q, _ in got.latency_quantiles]
+        assert levels == list(LATENCY_PROFILE)
+        profile = np.percentile(values, [100 * q for q in LATENCY_PROFILE]).tolist()
+        assert [ms for _, ms in got.latency_quantiles] == pytest.approx(profile, rel=1e-9)
 
 
 def test_node_stats_error_rate_and_error_types(database_url: str) -> None:
