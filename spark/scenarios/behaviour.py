@@ -25,6 +25,7 @@ import math
 import random
 import time
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 from spark.errors import SparkRuntimeError, TransientNodeError
@@ -40,6 +41,9 @@ class RateLimitError(TransientNodeError):
 
 class PersistentNodeError(SparkRuntimeError):
     """The simulated node cannot handle this input: every attempt fails the same way."""
+
+
+_NORMAL = NormalDist()
 
 
 class Simulation:
@@ -81,18 +85,23 @@ class Simulation:
     async def call(self, inputs: dict[str, Any], ctx: NodeContext) -> dict[str, Any]:
         """Run one simulated call of ``ctx``'s node on ``inputs``."""
         behaviour = self.behaviour(ctx)
-        await asyncio.sleep(self.service_time_ms(behaviour, ctx) / 1000.0)
+        await asyncio.sleep(self.service_time_ms(behaviour, ctx, inputs) / 1000.0)
         self.raise_failure(behaviour, inputs, ctx)
         tokens, cost = self.usage(behaviour, ctx)
         ctx.report_usage(tokens=tokens, cost=cost)
         return self.outputs(behaviour, inputs, ctx)
 
-    def service_time_ms(self, behaviour: Behaviour, ctx: NodeContext) -> float:
-        """One draw of the call's service time in milliseconds."""
+    def service_time_ms(
+        self, behaviour: Behaviour, ctx: NodeContext, inputs: dict[str, Any]
+    ) -> float:
+        """The call's service time in milliseconds: drawn per call, or fixed by the inputs."""
         latency = behaviour.latency
         factor = self._model(ctx).latency_factor if self._model(ctx) else 1.0
         if latency.distribution == "fixed" or latency.sigma == 0:
             return latency.median_ms * factor
+        if latency.varies == "input":
+            level = min(max(_unit_hash(f"{ctx.node_id}/latency", inputs), 1e-9), 1 - 1e-9)
+            return latency.median_ms * factor * math.exp(latency.sigma * _NORMAL.inv_cdf(level))
         return latency.median_ms * factor * random.lognormvariate(0.0, latency.sigma)
 
     def raise_failure(self, behaviour: Behaviour, inputs: dict[str, Any], ctx: NodeContext) -> None:

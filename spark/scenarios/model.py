@@ -43,11 +43,14 @@ class _Strict(BaseModel):
 
 class Latency(_Strict):
     """Service time of one call: ``lognormal`` around ``median_ms`` (log-spread ``sigma``) or
-    ``fixed`` at ``median_ms``."""
+    ``fixed`` at ``median_ms``. ``varies: call`` draws it afresh for every call (a retry may be
+    fast); ``varies: input`` fixes it by the node's inputs (a slow input is slow on every
+    attempt, like a large document)."""
 
     distribution: Literal["lognormal", "fixed"] = "lognormal"
     median_ms: float = Field(ge=0, le=60_000)
     sigma: float = Field(default=0.25, ge=0, le=3)
+    varies: Literal["call", "input"] = "call"
 
 
 class Cost(_Strict):

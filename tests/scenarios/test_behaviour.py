@@ -69,6 +69,24 @@ async def test_persistent_failures_repeat_for_the_same_input() -> None:
     assert 0 < sum(a for a, _ in outcomes.values()) < 40
 
 
+def test_latency_fixed_by_the_input_is_the_same_on_every_attempt() -> None:
+    """``varies: input``: one input's service time repeats on every attempt (a retry of a slow
+    input is as slow), and over many inputs it spreads as the lognormal says (median near
+    ``median_ms``, p90 near ``median_ms * exp(1.2816 sigma)``). ``varies: call`` draws afresh."""
+    per_input = Simulation(_scenario(latency={"median_ms": 20, "sigma": 1.0, "varies": "input"}))
+    behaviour, ctx = per_input.behaviour(_context()), _context()
+    times = [per_input.service_time_ms(behaviour, ctx, {"query": f"q{i}"}) for i in range(4000)]
+    again = [per_input.service_time_ms(behaviour, ctx, {"query": f"q{i}"}) for i in range(4000)]
+    assert times == again
+    ordered = sorted(times)
+    assert ordered[2000] == pytest.approx(20, rel=0.1)
+    assert ordered[3600] == pytest.approx(20 * 3.602, rel=0.1)
+    per_call = Simulation(_scenario(latency={"median_ms": 20, "sigma": 1.0}))
+    fresh = per_call.behaviour(ctx)
+    draws = {per_call.service_time_ms(fresh, ctx, {"query": "q"}) for _ in range(10)}
+    assert len(draws) == 10
+
+
 async def _fails(simulation: Simulation, query: str) -> bool:
     try:
         await simulation.call({"query": query}, _context())
