@@ -74,6 +74,7 @@ class OnlineABActivities:
                 min_effect=settings.ab_min_effect,
                 expected_effects=inp.expected_effects,
                 evidence_factor=inp.evidence_factor,
+                prediction_share=inp.prediction_share,
             )
         except InvalidInputError as exc:
             log.info("online window not planned", graph_id=inp.graph_id, reason=str(exc))

@@ -73,10 +73,12 @@ class OnlineWindow:
         hypothesis: Hypothesis,
         candidate_id: str,
         prior_attempts: int = 0,
+        prediction_share: float | None = None,
     ) -> None:
         self._host, self._plan, self._cycle = host, plan, cycle
         self._primary: Metric = hypothesis.primary_metric
         self._expected = dict(hypothesis.expected_effects)
+        self._prediction_share = prediction_share
         self._candidate_id = candidate_id
         # A retry of an undecided test gathers twice the evidence of the attempt before it.
         self._evidence_factor = float(2 ** min(prior_attempts, MAX_EVIDENCE_DOUBLINGS))
@@ -123,6 +125,7 @@ class OnlineWindow:
             settings=plan.settings,
             expected_effects=self._expected,
             evidence_factor=self._evidence_factor,
+            prediction_share=self._prediction_share,
         )
         return await call(
             "start_online_window",

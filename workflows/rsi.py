@@ -590,9 +590,24 @@ class RSIWorkflow:
     async def _online_window(
         self, plan: CyclePlan, item: ValidatedHypothesis, candidate_id: str
     ) -> ABTestResult:
-        prior = self._proposal.prior_attempts.get(item.hypothesis.hypothesis_id, 0)
+        hypothesis_id = item.hypothesis.hypothesis_id
+        prior = self._proposal.prior_attempts.get(hypothesis_id, 0)
+        share = next(
+            (
+                r.prediction_share
+                for r in self._proposal.ranking
+                if r.hypothesis_id == hypothesis_id
+            ),
+            None,
+        )
         window = OnlineWindow(
-            self, plan, self._input.cycle, item.hypothesis, candidate_id, prior_attempts=prior
+            self,
+            plan,
+            self._input.cycle,
+            item.hypothesis,
+            candidate_id,
+            prior_attempts=prior,
+            prediction_share=share,
         )
         return await window.run()
 

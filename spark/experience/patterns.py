@@ -137,6 +137,7 @@ def _pattern(key: _Key, group: _Group) -> LearnedPattern:
         effect_ratio=fmean(group.ratios) if group.ratios else None,
         effect_ratio_low=ratio[0] if ratio else None,
         effect_ratio_high=ratio[1] if ratio else None,
+        effect_ratio_count=len(group.ratios),
         gain_low=gain[0] if gain else None,
         gain_high=gain[1] if gain else None,
         graph_weights={g: round(n / decided, 4) for g, n in sorted(group.graphs.items())},

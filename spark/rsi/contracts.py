@@ -490,6 +490,13 @@ class RankedHypothesis(_Model):
         default=None, description="the hard constraint its expected effects would break, if any"
     )
     why: str = ""
+    prediction_share: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="share of the predicted gain the learned patterns say to expect (realised / "
+        "expected effect of earlier attempts, shrunk toward 1/2); None before any was checked",
+    )
 
 
 class HypothesizeResult(_Model):
@@ -668,6 +675,13 @@ class OnlineWindowInput(_Model):
         ge=1.0,
         le=64.0,
         description="times the planned runs per arm: a retry of an undecided test gathers more",
+    )
+    prediction_share: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="share of the predicted gain to power the window for (the ranking's, from "
+        "checked predictions); None: spark.rsi.online.PLANNED_SHARE_OF_PREDICTION",
     )
 
 

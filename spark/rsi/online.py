@@ -199,17 +199,27 @@ def planned_loss_change(
     refs: References,
     expected_effects: Mapping[str, float] | None,
     min_effect: float | None,
+    prediction_share: float | None = None,
 ) -> float:
     """The relative change of the loss per request the window is powered to detect (negative):
-    ``min_effect`` when the operator set one, else half the hypothesis' predicted change."""
+    ``min_effect`` when the operator set one, else ``prediction_share`` of the hypothesis'
+    predicted change (the share earlier predictions of its kind came true, from the learned
+    patterns; ``PLANNED_SHARE_OF_PREDICTION`` before any was checked)."""
     if min_effect is not None:
         return -abs(min_effect)
     base = refs.loss(objective)
     predicted = expected_objective_change(objective, expected_effects or {}, refs.error_rate)
     if base <= 0 or predicted >= 0:
         return -DEFAULT_PLANNED_LOSS_CHANGE
-    share = PLANNED_SHARE_OF_PREDICTION * -predicted / base
+    trust = PLANNED_SHARE_OF_PREDICTION if prediction_share is None else prediction_share
+    share = trust * -predicted / base
     return -min(max(share, MIN_PLANNED_LOSS_CHANGE), MAX_PLANNED_LOSS_CHANGE)
+
+
+def _share_note(min_effect: float | None, prediction_share: float | None) -> str:
+    if min_effect is not None or prediction_share is None:
+        return ""
+    return f", {prediction_share:.0%} of the predicted gain, as earlier predictions came true"
 
 
 def objective_arrays(
@@ -237,6 +247,7 @@ def plan_objective_window(
     min_effect: float | None = None,
     expected_effects: Mapping[str, float] | None = None,
     evidence_factor: float = 1.0,
+    prediction_share: float | None = None,
 ) -> OnlinePlan:
     """Size a window that judges the candidate by ``objective`` (``spark.rsi.judgement``): the
     loss per request at the planned change, every guardrail at its margin. Raises
@@ -251,7 +262,7 @@ def plan_objective_window(
     arrays = objective_arrays(objective, refs, baseline)
     metrics = [objective_spec(), *guardrails(objective, moments_of(baseline))]
     sizable = [m for m in metrics if _sizable(m, arrays[m.name])]
-    change = planned_loss_change(objective, refs, expected_effects, min_effect)
+    change = planned_loss_change(objective, refs, expected_effects, min_effect, prediction_share)
     design = SequentialDesign(alpha=alpha, planned_looks=looks)
     planned = plan_window(
         sizable, {m.name: arrays[m.name] for m in sizable}, {OBJECTIVE: change}, design=design
@@ -262,7 +273,8 @@ def plan_objective_window(
     )
     notes = [
         f"judged by the owner's objective (loss per request {refs.loss(objective):.3g}, "
-        f"powered for a {change:+.1%} change); {runs_per_arm} runs per arm (limited by "
+        f"powered for a {change:+.1%} change{_share_note(min_effect, prediction_share)}); "
+        f"{runs_per_arm} runs per arm (limited by "
         f"{planned.limiting_metric}{_retry_note(evidence_factor)}) at {runs_per_hour:.0f} runs/h and a {candidate_share:.0%} "
         f"candidate share need {duration_text(needed_s)}",
         *_unplanned(metrics, sizable),

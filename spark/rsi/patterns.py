@@ -15,6 +15,12 @@ A hypothesis is judged by the most specific decided pattern matching it (this gr
 graphs, its target's node type before any type): an anti-pattern **suppresses** it (ranked after
 every unsuppressed hypothesis, never dropped, so new evidence can still lift the verdict), a
 success pattern **raises** it (a larger evidence weight); both say so in the ranking's reasons.
+
+The same pattern checks the rules' predictions against what the tests measured: its realised /
+expected effect ratio, shrunk toward the prior ``PRIOR_PREDICTION_SHARE`` by
+``PRIOR_PREDICTION_WEIGHT`` pseudo-attempts, is the ``prediction_share`` an online window is
+powered for (the share of the predicted gain to expect). A rule that keeps overpromising gets
+longer windows, one whose predictions come true shorter ones.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ class LearnedPattern(PatternHint):
     )
     effect_ratio_low: float | None = None
     effect_ratio_high: float | None = None
+    effect_ratio_count: int = Field(default=0, ge=0, description="attempts behind effect_ratio")
     gain_low: float | None = Field(
         default=None, description="interval on the realised improvement (positive = better)"
     )
@@ -97,6 +104,7 @@ class PatternJudgement:
     attempts: int
     verdict: Verdict
     note: str
+    prediction_share: float | None = None
 
     @property
     def suppressed(self) -> bool:
@@ -125,7 +133,32 @@ def judge_by_patterns(
         attempts=chosen.attempts,
         verdict=chosen.verdict,
         note=_note(chosen, hypothesis.graph_id),
+        prediction_share=prediction_share(chosen),
     )
+
+
+PRIOR_PREDICTION_SHARE = 0.5
+"""The share of a predicted gain to expect before any prediction was checked (the planning
+default, ``spark.rsi.online.PLANNED_SHARE_OF_PREDICTION``)."""
+PRIOR_PREDICTION_WEIGHT = 2.0
+"""Pseudo-attempts behind the prior: two checked predictions weigh as much as it."""
+PREDICTION_SHARE_BOUNDS = (0.1, 1.0)
+"""A window is powered for at least a tenth of the predicted gain (a rule whose predictions
+came out the wrong way still gets a finite window, the cap decides) and never for more than
+the prediction."""
+
+
+def prediction_share(pattern: LearnedPattern) -> float | None:
+    """The pattern's realised / expected effect ratio shrunk toward the prior, within bounds;
+    None when no attempt of it measured an effect against a prediction."""
+    if pattern.effect_ratio is None or pattern.effect_ratio_count <= 0:
+        return None
+    n = pattern.effect_ratio_count
+    shrunk = (PRIOR_PREDICTION_WEIGHT * PRIOR_PREDICTION_SHARE + n * pattern.effect_ratio) / (
+        PRIOR_PREDICTION_WEIGHT + n
+    )
+    low, high = PREDICTION_SHARE_BOUNDS
+    return min(max(shrunk, low), high)
 
 
 def generator_hints(patterns: Sequence[LearnedPattern], graph_id: str) -> list[PatternHint]:

@@ -187,6 +187,7 @@ def _ranked(scored: _Scored, front: int, dominator: Hypothesis | None) -> Ranked
         score=round(scored.score, 6),
         breaks_constraint=scored.broken,
         why=_why(scored, front, dominator),
+        prediction_share=scored.judgement.prediction_share if scored.judgement else None,
     )
 
 

@@ -130,3 +130,16 @@ def test_the_store_extracts_and_serves_patterns_by_graph(database_url: str) -> N
     assert served["g1|repeated_inputs|add_cache|llm"].verdict == "anti"
     assert served["*|repeated_inputs|add_cache|*"].graph_weights == {"g1": 0.8, "g2": 0.2}
     assert served["*|repeated_inputs|add_cache|llm"].effect_ratio == pytest.approx(-1 / 6)
+
+
+def test_a_pattern_counts_the_predictions_it_checked() -> None:
+    """Two attempts measured an effect against a prediction, one did not: the realised /
+    expected ratio is their mean, over two."""
+    observations = [
+        _obs("g1", "shipped", effect=-0.1, expected_effect=-0.4),
+        _obs("g1", "rejected_test", effect=0.02, expected_effect=-0.4),
+        _obs("g1", "shipped"),
+    ]
+    pattern = {p.pattern_id: p for p in extract(observations)}["g1|repeated_inputs|add_cache|*"]
+    assert pattern.effect_ratio_count == 2
+    assert pattern.effect_ratio == pytest.approx((0.25 - 0.05) / 2)

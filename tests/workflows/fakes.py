@@ -85,6 +85,7 @@ class FakeRSI:
     attempts: list[RecordAttemptInput] = field(default_factory=list)
     rollbacks: list[RollbackInput] = field(default_factory=list)
     prior_attempts: int = 0  # earlier undecided tests of the scripted hypothesis
+    prediction_share: float | None = None  # the ranking's share of the predicted gain
     window_inputs: list[OnlineWindowInput] = field(default_factory=list)
     plan_error: str | None = None  # plan_cycle refuses with LoopAlreadyRunningError
     look_delay_s: float = 0.0  # real seconds the final look takes (a slow or late look)
@@ -132,6 +133,7 @@ class FakeRSI:
                 evidence_weight=1.0,
                 score=0.2,
                 why="on the frontier; objective -0.2 per request",
+                prediction_share=self.prediction_share,
             )
             return HypothesizeResult(
                 hypotheses=[scripted],

@@ -229,11 +229,13 @@ async def test_a_retry_of_an_undecided_test_gathers_more_evidence_and_says_why_i
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     """Inconclusive is not final: the hypothesis comes back with one earlier undecided attempt,
-    so its window plans twice the runs; the status query and the cycle's record show the ranking
-    and why the tested hypothesis came first."""
-    fake = FakeRSI(settings=_settings(ab_mode="online"), prior_attempts=1)
+    so its window plans twice the runs, powered for the share of its predicted gain the ranking
+    learned to expect; the status query and the cycle's record show the ranking and why the
+    tested hypothesis came first."""
+    fake = FakeRSI(settings=_settings(ab_mode="online"), prior_attempts=1, prediction_share=0.3)
     status = await _run(time_skipping_env, fake)
     assert [w.evidence_factor for w in fake.window_inputs] == [2.0]
+    assert [w.prediction_share for w in fake.window_inputs] == [0.3]
     assert [r.front for r in status.ranking] == [1]
     why = status.history[-1].why_chosen
     assert why is not None and why.startswith("ranked #1: on the frontier")
