@@ -25,6 +25,7 @@ longer windows, one whose predictions come true shorter ones.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -150,11 +151,13 @@ the prediction."""
 
 def prediction_share(pattern: LearnedPattern) -> float | None:
     """The pattern's realised / expected effect ratio shrunk toward the prior, within bounds;
-    None when no attempt of it measured an effect against a prediction."""
-    if pattern.effect_ratio is None or pattern.effect_ratio_count <= 0:
+    None when no attempt of it measured an effect against a prediction (or the ratio is not
+    finite: an effect relative to a baseline of zero)."""
+    ratio = pattern.effect_ratio
+    if ratio is None or not math.isfinite(ratio) or pattern.effect_ratio_count <= 0:
         return None
     n = pattern.effect_ratio_count
-    shrunk = (PRIOR_PREDICTION_WEIGHT * PRIOR_PREDICTION_SHARE + n * pattern.effect_ratio) / (
+    shrunk = (PRIOR_PREDICTION_WEIGHT * PRIOR_PREDICTION_SHARE + n * ratio) / (
         PRIOR_PREDICTION_WEIGHT + n
     )
     low, high = PREDICTION_SHARE_BOUNDS

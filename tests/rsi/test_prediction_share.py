@@ -53,6 +53,7 @@ def test_the_share_is_the_checked_ratio_shrunk_toward_the_prior() -> None:
     """No checked prediction: no share (the planning default holds). Two checks at 0.2 weigh as
     much as the prior 1/2; twenty pull the share close to 0.2. Bounds hold either way."""
     assert prediction_share(pattern(None, 0)) is None
+    assert prediction_share(pattern(float("inf"), 3)) is None
     assert prediction_share(pattern(0.2, 2)) == pytest.approx((PRIOR_PREDICTION_SHARE + 0.2) / 2)
     assert prediction_share(pattern(0.2, 20)) == pytest.approx((1.0 + 20 * 0.2) / 22)
     low, high = PREDICTION_SHARE_BOUNDS
