@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 from pydantic import ValidationError
@@ -70,13 +71,15 @@ class HypothesisActivities:
         learned = self._learned(inp.graph_id) if inp.use_patterns else []
         hints = generator_hints(learned, inp.graph_id)
         objective = _objective(spec, inp.objective)
-        proposed = self._generator(inp.hypothesis_model).generate(
+        generator = self._generator(inp.hypothesis_model)
+        owner = {"objective": objective} if _takes_objective(generator) else {}
+        proposed = generator.generate(
             report,
             spec,
             patterns=hints,
             base_version_id=inp.version_id,
             max_hypotheses=_pool_size(inp),
-            objective=objective,
+            **owner,
         )
         generated = len(proposed)
         proposed = [h for h in proposed if _allowed(h, inp.change_kinds)]
@@ -170,6 +173,18 @@ class HypothesisActivities:
                 )
             )
         return ValidateResult(items=items)
+
+
+def _takes_objective(generator: HypothesisGenerator) -> bool:
+    """Whether the generator's ``generate`` takes the owner's ``objective`` (a generator written
+    before it existed does not, and gets called without it)."""
+    try:
+        parameters = inspect.signature(generator.generate).parameters
+    except (TypeError, ValueError):
+        return False
+    return "objective" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
 
 
 def _pool_size(inp: HypothesizeInput) -> int:

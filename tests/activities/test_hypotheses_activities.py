@@ -4,6 +4,7 @@ the result; learning stamps each attempt with what it answered."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from spark.rsi.contracts import (
     HypothesizeResult,
     RecordAttemptInput,
 )
+from spark.rsi.generator import RuleBasedGenerator
 from spark.rsi.hypotheses import Hypothesis
 from spark.rsi.objectives import Objective
 from tests.rsi.builders import healthy_node_stats, node_stats, support_spec, version_stats
@@ -211,3 +213,40 @@ async def test_generation_reports_what_it_made_and_why_proposals_fell_away(
     tried = await loop.generate(errors=30)
     assert tried.hypotheses == []
     assert tried.already_decided == tried.generated == first.generated
+
+
+class RulesWithoutObjective:
+    """A generator written before ``generate`` took the owner's objective."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def generate(
+        self,
+        report: Any,
+        spec: GraphSpec,
+        *,
+        patterns: Any = (),
+        base_version_id: str,
+        max_hypotheses: int = 5,
+    ) -> list[Hypothesis]:
+        self.calls += 1
+        return RuleBasedGenerator().generate(
+            report,
+            spec,
+            patterns=patterns,
+            base_version_id=base_version_id,
+            max_hypotheses=max_hypotheses,
+        )
+
+
+async def test_a_generator_without_the_objective_parameter_still_runs(
+    sqlite_database_url: str,
+) -> None:
+    """The activity passes the owner's objective only to generators that take it."""
+    loop = Loop(sqlite_database_url, costly_spec())
+    older = RulesWithoutObjective()
+    loop.deps = dataclasses.replace(loop.deps, generator=older)  # type: ignore[arg-type]  # the older protocol
+    result = await loop.generate(errors=30)
+    assert older.calls == 1
+    assert by_title(result, RETRY) is not None
