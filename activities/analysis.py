@@ -10,6 +10,11 @@ from activities._support import heartbeating, misuse_is_final, off_loop
 from activities.deps import ActivityDeps
 from spark.rsi.analysis import analyze
 from spark.rsi.contracts import AnalyzeInput, AnalyzeResult, BottleneckSummary
+from spark.rsi.regime import RegimeChange, failure_regime_change
+
+REGIME_RUNS = 5_000
+"""The latest runs searched for a change of the failure rate: the search's cost stays bounded
+however long the window (a change before them is seen as part of the window)."""
 
 
 class AnalysisActivities:
@@ -27,13 +32,18 @@ class AnalysisActivities:
 
     def _analyze(self, inp: AnalyzeInput) -> AnalyzeResult:
         spec = self._deps.registry.get_version(inp.version_id).spec
-        since = time.time() - inp.window_s
         telemetry = self._deps.telemetry
+        since = time.time() - inp.window_s
+        change = self._regime_change(inp, since)
+        if change is not None:
+            since = change.started_at
         node_stats = telemetry.node_stats(
             inp.graph_id, inp.version_id, since=since, source=self._deps.stats_source
         )
         version_stats = telemetry.version_stats(inp.graph_id, inp.version_id, since=since)
         report = analyze(spec, node_stats, version_stats, min_traces=inp.min_traces)
+        if change is not None:
+            report = report.model_copy(update={"regime_change": change.describe()})
         return AnalyzeResult(
             graph_id=inp.graph_id,
             version_id=inp.version_id,
@@ -47,3 +57,11 @@ class AnalysisActivities:
             ],
             report=report.model_dump(mode="json"),
         )
+
+    def _regime_change(self, inp: AnalyzeInput, since: float) -> RegimeChange | None:
+        """A change of the failure rate inside the window's latest ``REGIME_RUNS`` runs, with at
+        least ``min_traces`` runs after it (``spark.rsi.regime``)."""
+        runs = self._deps.telemetry.trace_metrics(
+            inp.graph_id, inp.version_id, since=since, limit=REGIME_RUNS
+        )
+        return failure_regime_change(runs.started_at, runs.error, min_runs=inp.min_traces)

@@ -156,6 +156,11 @@ class DiagnosticReport(BaseModel):
     failure_patterns: list[FailurePattern] = Field(default_factory=list)
     structure: StructureReport
     summary: str
+    regime_change: str | None = Field(
+        default=None,
+        description="why the window starts later than asked: the failure rate changed inside "
+        "it (spark.rsi.regime), and the diagnosis reads the runs since",
+    )
 
     def bottlenecks_of(self, kind: BottleneckKind) -> list[Bottleneck]:
         """The bottlenecks of one kind, in report order."""

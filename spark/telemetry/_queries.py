@@ -153,10 +153,11 @@ def version_stats_sql(window: Window, postgres: bool) -> str:
 
 
 def trace_metrics_sql(window: Window, limit: int | None) -> str:
-    """Per-trace latency, error flag, cost and quality, newest first (the caller reverses)."""
+    """Per-trace latency, error flag, cost, quality and start, newest first (the caller
+    reverses)."""
     return f"""
         SELECT t.trace_id, t.duration_ms, CASE WHEN t.status = 'error' THEN 1.0 ELSE 0.0 END AS error,
-               t.cost, {_QUALITY} AS quality
+               t.cost, {_QUALITY} AS quality, t.started_at
         FROM spark_traces t WHERE {window.where("t.")}
         ORDER BY t.started_at DESC, t.trace_id DESC{" LIMIT :limit" if limit is not None else ""}"""
 

@@ -73,6 +73,7 @@ class TraceMetrics(BaseModel):
     error: list[float] = Field(default_factory=list)  # 1.0 = failed run, 0.0 = ok
     cost: list[float] = Field(default_factory=list)
     quality: list[float | None] = Field(default_factory=list)  # feedback score or trace quality
+    started_at: list[float] = Field(default_factory=list)  # epoch seconds; empty where unknown
 
 
 class Moments(BaseModel):

@@ -356,6 +356,7 @@ class TelemetryStore:
             error=[float(row.error) for row in rows],
             cost=[float(row.cost) for row in rows],
             quality=[_optional_float(row.quality) for row in rows],
+            started_at=[float(row.started_at) for row in rows],
         )
 
     def arm_moments(
