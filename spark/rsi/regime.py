@@ -16,6 +16,7 @@ every drift would shrink every window.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,6 +25,8 @@ from numpy.typing import NDArray
 
 PERMUTATIONS = 399
 """Shuffles per test: the smallest p-value is 1/400."""
+PERMUTATION_BATCH = 40
+"""Shuffles drawn at once; the test stops after a batch once the p-value cannot reach alpha."""
 DEFAULT_ALPHA = 0.01
 
 
@@ -63,12 +66,10 @@ def failure_regime_change(
         return None
     observed = _split_statistics(series[np.newaxis, :], min_runs)[0]
     best = int(np.argmax(observed))
-    rng = np.random.default_rng(seed)
-    shuffled = rng.permuted(np.tile(series, (PERMUTATIONS, 1)), axis=1)
-    null_max = _split_statistics(shuffled, min_runs).max(axis=1)
-    p_value = (1 + int(np.sum(null_max >= observed[best]))) / (PERMUTATIONS + 1)
-    if p_value > alpha:
+    exceeded = _null_exceedances(series, observed[best], min_runs, alpha, seed)
+    if exceeded is None:
         return None
+    p_value = (1 + exceeded) / (PERMUTATIONS + 1)
     index = best + min_runs
     return RegimeChange(
         index=index,
@@ -77,6 +78,24 @@ def failure_regime_change(
         after=float(series[index:].mean()),
         p_value=p_value,
     )
+
+
+def _null_exceedances(
+    series: NDArray[np.float64], observed: float, min_runs: int, alpha: float, seed: int
+) -> int | None:
+    """How many of ``PERMUTATIONS`` shuffles reach ``observed``, or None as soon as so many did
+    that the p-value cannot come under ``alpha`` (a steady window stops after one batch)."""
+    rng = np.random.default_rng(seed)
+    allowed = math.floor(alpha * (PERMUTATIONS + 1) + 1e-9) - 1  # p = (1 + k) / (B + 1) <= alpha
+    exceeded, done = 0, 0
+    while done < PERMUTATIONS:
+        size = min(PERMUTATION_BATCH, PERMUTATIONS - done)
+        shuffled = rng.permuted(np.tile(series, (size, 1)), axis=1)
+        exceeded += int(np.sum(_split_statistics(shuffled, min_runs).max(axis=1) >= observed))
+        done += size
+        if exceeded > allowed:
+            return None
+    return exceeded
 
 
 def _split_statistics(rows: NDArray[np.float64], min_runs: int) -> NDArray[np.float64]:
