@@ -6,7 +6,8 @@ answers it:
 ======================  ==================================================================
 diagnosis kind          proposal
 ======================  ==================================================================
-transient_errors        retry-safe node: ``set_config`` retries (2-3) with backoff;
+transient_errors        retry-safe node: ``set_config`` retries (up to 3, as many as the owner's
+                        objective prices best: failures absorbed against time added) with backoff;
                         otherwise ``add_fallback`` to a type from
                         ``params["fallback_candidates"]`` (never a retry)
 persistent_errors       ``add_fallback`` to a type from ``params["fallback_candidates"]``
@@ -76,7 +77,7 @@ from spark.rsi.hypotheses import (
     SetPrompt,
 )
 from spark.rsi.judgement import GUARDRAILS
-from spark.rsi.objectives import Objective, objective_of
+from spark.rsi.objectives import Objective, expected_objective_change, objective_of
 from spark.rsi.replacement import ReplacementCandidate, replacement_candidates, worth_proposing
 from spark.rsi.tail import Cut, TailProfile, best_cut
 from spark.rsi.validation import assess_risk, protection_refusals
@@ -329,17 +330,22 @@ class _Rules:
     def _latency_share(self, node_id: str) -> float:
         return self.report.structure.latency_share(node_id)
 
-    def _retry_latency_cost(self, node_id: str, retried: float, backoff_s: float) -> float:
-        """Relative latency added by retries: each retried call repeats the node and first waits
-        the backoff, on average half of it under the runtime's full jitter, on the share
-        ``retried`` of runs (0 when the node is off the critical path or the report has no
-        latency)."""
+    def _retry_latency_cost(
+        self, node_id: str, per_attempt: float, current: int, retries: int, backoff_s: float
+    ) -> float:
+        """Relative latency added by raising the node's retries from ``current`` to ``retries``:
+        retry ``k`` runs when the first ``k`` attempts failed (``per_attempt ** k``), repeats the
+        node and first waits its backoff, on average half of it under the runtime's full jitter
+        (0 when the node is off the critical path or the report has no latency)."""
         structure = self.report.structure
         if self._latency_share(node_id) <= 0:
             return 0.0
-        wait_ms = 1000.0 * expected_delay(backoff_s, 0)
-        extra_ms = structure.node_latency_ms.get(node_id, 0.0) + wait_ms
-        return retried * extra_ms / structure.critical_path_ms
+        node_ms = structure.node_latency_ms.get(node_id, 0.0)
+        extra_ms = sum(
+            per_attempt**k * (node_ms + 1000.0 * expected_delay(backoff_s, k - 1))
+            for k in range(current + 1, retries + 1)
+        )
+        return extra_ms / structure.critical_path_ms
 
     def _cost_share(self, node_id: str) -> float:
         shares = [b.share for b in self.report.bottlenecks_of("cost") if b.node_id == node_id]
@@ -355,16 +361,14 @@ class _Rules:
 
     def _retry(self, bottleneck: Bottleneck, node: NodeSpec) -> _Proposal:
         evidence, current = bottleneck.evidence, node.config.retries
-        retries = min(
-            MAX_PROPOSED_RETRIES, max(current + 1, 2 if bottleneck.metric_value < 0.2 else 3)
-        )
         backoff = _clamp(evidence.get("p50_ms", 100.0) / 1000, 0.005, 2.0)
-        cure = _retry_cure(bottleneck.metric_value, current, retries)
         transient = evidence.get("transient_share", 0.0)
-        error_effect = bottleneck.share * transient * cure
-        latency_cost = self._retry_latency_cost(
-            node.id, bottleneck.metric_value * transient, backoff
-        )
+        per_attempt = bottleneck.metric_value ** (1 / (current + 1))
+        priced = [
+            self._priced_retries(bottleneck, node, r, backoff, transient, per_attempt)
+            for r in range(current + 1, MAX_PROPOSED_RETRIES + 1)
+        ]
+        _, retries, cure, error_effect, latency_cost = min(priced)
         return _Proposal(
             kind="transient_errors",
             title=f"Retry transient failures of {node.id!r}",
@@ -384,6 +388,31 @@ class _Rules:
                 "latency": round(latency_cost, 4),
             },
         )
+
+    def _priced_retries(
+        self,
+        bottleneck: Bottleneck,
+        node: NodeSpec,
+        retries: int,
+        backoff_s: float,
+        transient: float,
+        per_attempt: float,
+    ) -> tuple[float, int, float, float, float]:
+        """(objective change, retries, cure, error effect, latency cost) of ``retries``: the
+        failures the extra attempts absorb against the time they take, priced with the owner's
+        objective (fewer retries first on a tie)."""
+        current = node.config.retries
+        cure = _retry_cure(bottleneck.metric_value, current, retries)
+        error_effect = bottleneck.share * transient * cure
+        latency_cost = self._retry_latency_cost(
+            node.id, per_attempt * transient, current, retries, backoff_s
+        )
+        change = expected_objective_change(
+            self.objective,
+            {"error_rate": -error_effect, "latency": latency_cost},
+            self.report.run_error_rate,
+        )
+        return change, retries, cure, error_effect, latency_cost
 
     def fallbacks(self) -> Iterator[_Proposal]:
         """A fallback type (from ``params["fallback_candidates"]``) where retrying cannot help."""
