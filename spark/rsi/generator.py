@@ -79,7 +79,7 @@ from spark.rsi.hypotheses import (
 from spark.rsi.judgement import GUARDRAILS
 from spark.rsi.objectives import Objective, expected_objective_change, objective_of
 from spark.rsi.replacement import ReplacementCandidate, replacement_candidates, worth_proposing
-from spark.rsi.tail import Cut, TailProfile, best_cut
+from spark.rsi.tail import Cut, CutTerms, TailProfile, best_cut
 from spark.rsi.validation import assess_risk, protection_refusals
 
 DiagnosisKind = Literal[
@@ -493,16 +493,15 @@ class _Rules:
         if profile is None:
             return None
         trace_count = max(self.report.trace_count, 1)
-        return best_cut(
-            profile,
+        terms = CutTerms(
             retries=max(node.config.retries, 1),
             backoff_s=node.config.backoff_s,
             critical_path_ms=self.report.structure.critical_path_ms,
             reach=min(1.0, evidence.get("count", trace_count) / trace_count),
             latency_weight=self.objective.weight("latency"),
             error_weight=self.objective.weight("error_rate"),
-            failure_budget=self._failure_budget(),
         )
+        return best_cut(profile, terms, self._failure_budget())
 
     def _failure_budget(self) -> float:
         """The failures a latency change may add: half the room the owner's error-rate

@@ -141,33 +141,39 @@ class Cut:
     """``latency weight * run_latency_change + error weight * added_failure_rate``."""
 
 
-def price_cut(
-    profile: TailProfile,
-    timeout_ms: float,
-    *,
-    retries: int,
-    backoff_s: float,
-    critical_path_ms: float,
-    reach: float,
-    latency_weight: float,
-    error_weight: float,
-) -> Cut:
-    """The expected effect of cutting at ``timeout_ms`` with ``retries`` retries; ``reach`` is the
-    share of runs that call the node."""
+@dataclass(frozen=True, slots=True)
+class CutTerms:
+    """What a cut is priced with: the retries and backoff it comes with, the run's critical
+    path, the share of runs that call the node (``reach``) and the owner's weights."""
+
+    retries: int
+    backoff_s: float
+    critical_path_ms: float
+    reach: float
+    latency_weight: float
+    error_weight: float
+
+
+def price_cut(profile: TailProfile, timeout_ms: float, terms: CutTerms) -> Cut:
+    """The expected effect of cutting at ``timeout_ms`` on ``terms``."""
+    retries = terms.retries
     p = profile.exceed_probability(timeout_ms)
     attempt_ms = max(0.0, profile.mean_ms - profile.excess_ms(timeout_ms))
     attempts = sum(p**k for k in range(retries + 1))
-    waits_ms = sum(p**k * 1000.0 * expected_delay(backoff_s, k - 1) for k in range(1, retries + 1))
+    waits_ms = sum(
+        p**k * 1000.0 * expected_delay(terms.backoff_s, k - 1) for k in range(1, retries + 1)
+    )
     saving_ms = profile.mean_ms - (attempt_ms * attempts + waits_ms)
-    run_change = -reach * saving_ms / critical_path_ms if critical_path_ms > 0 else 0.0
-    failures = reach * p ** (retries + 1)
+    path_ms = terms.critical_path_ms
+    run_change = -terms.reach * saving_ms / path_ms if path_ms > 0 else 0.0
+    failures = terms.reach * p ** (retries + 1)
     return Cut(
         timeout_ms=timeout_ms,
         exceed_probability=p,
         node_saving_ms=saving_ms,
         run_latency_change=run_change,
         added_failure_rate=failures,
-        objective_change=latency_weight * run_change + error_weight * failures,
+        objective_change=terms.latency_weight * run_change + terms.error_weight * failures,
     )
 
 
@@ -178,32 +184,10 @@ def candidate_cuts(profile: TailProfile) -> list[float]:
     return sorted({v for v in values + midpoints if v > 0})
 
 
-def best_cut(
-    profile: TailProfile,
-    *,
-    retries: int,
-    backoff_s: float,
-    critical_path_ms: float,
-    reach: float,
-    latency_weight: float,
-    error_weight: float,
-    failure_budget: float,
-) -> Cut | None:
+def best_cut(profile: TailProfile, terms: CutTerms, failure_budget: float) -> Cut | None:
     """The candidate cut with the lowest objective change among those adding at most
     ``failure_budget`` failures, if it lowers the objective and the run's latency; else None."""
-    priced = [
-        price_cut(
-            profile,
-            cut,
-            retries=retries,
-            backoff_s=backoff_s,
-            critical_path_ms=critical_path_ms,
-            reach=reach,
-            latency_weight=latency_weight,
-            error_weight=error_weight,
-        )
-        for cut in candidate_cuts(profile)
-    ]
+    priced = [price_cut(profile, cut, terms) for cut in candidate_cuts(profile)]
     worth = [
         c
         for c in priced

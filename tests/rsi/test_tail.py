@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from spark.rsi.tail import Cut, TailProfile, best_cut, price_cut
+from spark.rsi.tail import Cut, CutTerms, TailProfile, best_cut, price_cut
 
 LEVELS = (0.5, 0.75, 0.9, 0.95, 0.975, 0.99, 0.995, 0.999)
 TAILS = {
@@ -38,16 +38,15 @@ def simulated(distribution: stats.rv_continuous, timeout_ms: float) -> tuple[flo
 
 
 def cut_for(profile: TailProfile, latency_weight: float = 1.0, budget: float = 0.01) -> Cut | None:
-    return best_cut(
-        profile,
+    terms = CutTerms(
         retries=1,
         backoff_s=0.0,
         critical_path_ms=profile.mean_ms + 8,
         reach=1.0,
         latency_weight=latency_weight,
         error_weight=1.0,
-        failure_budget=budget,
     )
+    return best_cut(profile, terms, budget)
 
 
 @pytest.mark.parametrize("name", sorted(TAILS))
@@ -104,9 +103,7 @@ def test_retries_and_their_backoff_are_paid_for() -> None:
     profile = profile_of(TAILS["lognormal sigma 1.1"])
 
     def at(retries: int, backoff_s: float) -> Cut:
-        return price_cut(
-            profile,
-            80.0,
+        terms = CutTerms(
             retries=retries,
             backoff_s=backoff_s,
             critical_path_ms=50.0,
@@ -114,6 +111,7 @@ def test_retries_and_their_backoff_are_paid_for() -> None:
             latency_weight=1.0,
             error_weight=1.0,
         )
+        return price_cut(profile, 80.0, terms)
 
     assert at(1, 0.05).node_saving_ms < at(1, 0.0).node_saving_ms
     assert at(2, 0.0).added_failure_rate < at(1, 0.0).added_failure_rate / 5
