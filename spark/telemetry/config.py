@@ -12,7 +12,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import URL
 
-from spark.db import normalize_url, sqlite_url
+from spark.db import is_postgres, normalize_url, sqlite_url
 from spark.telemetry.recorder import TelemetryRecorder
 from spark.telemetry.store import TelemetryStore
 
@@ -39,6 +39,11 @@ class TelemetryConfig(BaseModel):
     kept traces are unbiased for the whole traffic, with the power of the kept sample. Feedback
     on a trace that was not kept is stored and matches nothing.
 
+    ``writers`` is how many threads write batches at once: by default two on PostgreSQL (one
+    formats and sends a batch while the server stores the other's: about 1.3-1.5x the spans a
+    second of one thread on two cores, ``BENCHMARKS.md``) and one on SQLite, which takes one
+    writer at a time.
+
     ``enable_metrics`` and ``enable_events`` are accepted for the original API. Here they control
     nothing: there are no separate metric or event streams, every metric (latency, errors, cost,
     tokens, quality) is aggregated in SQL from traces and spans, which are always kept together
@@ -58,6 +63,7 @@ class TelemetryConfig(BaseModel):
     retry_max_s: float = Field(default=5.0, gt=0, le=300)
     close_timeout_s: float = Field(default=10.0, ge=0, le=3600)
     sampling_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    writers: int | None = Field(default=None, ge=1, le=16)
     enable_metrics: bool = True
     enable_events: bool = True
 
@@ -132,7 +138,15 @@ class TelemetryConfig(BaseModel):
             retry_max_s=self.retry_max_s,
             close_timeout_s=self.close_timeout_s,
             sampling_rate=self.sampling_rate,
+            writers=self.writer_threads,
         )
+
+    @property
+    def writer_threads(self) -> int:
+        """``writers``, or the default for the database: two on PostgreSQL, one on SQLite."""
+        if self.writers is not None:
+            return self.writers
+        return 2 if is_postgres(self.database_url) else 1
 
     def _note_ignored_flags(self) -> None:
         for flag in ("enable_metrics", "enable_events"):

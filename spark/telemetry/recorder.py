@@ -1,7 +1,12 @@
 """The telemetry recorder: the runtime's ``TelemetrySink``, writing in batches off the request path.
 
 ``submit`` only appends to an in-memory queue (under a lock held for a few hundred nanoseconds);
-a daemon writer thread drains it in batches through the store's bulk writers.
+daemon writer threads drain it in batches through the store's bulk writers. One thread by
+default; on a server database (``writers=2``, what ``TelemetryConfig`` picks for PostgreSQL) a
+second one formats and sends its batch while the server works through the other's, so the
+client's and the server's cores both work (one thread leaves each idle about half the time).
+Batches then commit in any order; a ``flush`` still returns only once every batch taken before
+it has been written or given up.
 
 Database outages lose nothing within the bound. A write that fails because the database cannot
 be reached is retried with capped exponential backoff (``retry_initial_s`` doubling up to
@@ -118,7 +123,10 @@ class TelemetryRecorder:
         retry_max_s: float = 5.0,
         close_timeout_s: float = 10.0,
         sampling_rate: float = 1.0,
+        writers: int = 1,
     ) -> None:
+        if writers < 1:
+            raise ValueError(f"writers must be at least 1, got {writers!r}")
         self._store = store
         self._feedback_written = 0
         self._sampling_rate = sampling_rate
@@ -132,8 +140,11 @@ class TelemetryRecorder:
         self._retry_initial_s, self._retry_max_s = retry_initial_s, retry_max_s
         self._close_timeout_s = close_timeout_s
         self._queue: deque[Record | threading.Event] = deque()
-        self._in_flight = self._in_flight_spans = 0  # runs (spans) of the batch being written
+        self._in_flight = self._in_flight_spans = 0  # runs (spans) of the batches being written
         self._in_flight_abandoned = False
+        self._next_batch = 0  # the number the next batch taken gets
+        self._open_batches: set[int] = set()  # batches taken and not yet written or given up
+        self._flush_markers: list[tuple[int, threading.Event]] = []  # (last batch before, marker)
         self._lock, self._wake, self._give_up = (
             threading.Lock(),
             threading.Event(),
@@ -144,7 +155,7 @@ class TelemetryRecorder:
         self._closed, self._last_drop_warning = False, -math.inf
         self._outage_since: float | None = None
         self._log = log.bind(backend=store.backend if store else "disabled")
-        self._thread = self._start_writer() if store is not None else None
+        self._threads = self._start_writers(writers) if store is not None else []
 
     defers_fingerprints = True  # the runtime leaves input hashing to the writer thread
 
@@ -228,16 +239,15 @@ class TelemetryRecorder:
     def flush(self, timeout: float | None = None) -> bool:
         """Block until every run submitted before this call is written (or given up); False if
         ``timeout`` seconds passed first. Without a timeout it waits out a database outage."""
-        if self._thread is None:
+        if not self._threads:
             return True
         marker = threading.Event()
         with self._lock:
             closed = self._closed
             if not closed:
                 self._queue.append(marker)
-        if closed:  # the writer drains the queue on its way out
-            self._thread.join(timeout)
-            return not self._thread.is_alive()
+        if closed:  # the writers drain the queue on their way out
+            return self._join_writers(timeout)
         self._wake.set()
         return marker.wait(timeout)
 
@@ -257,15 +267,22 @@ class TelemetryRecorder:
         """
         with self._lock:
             already_closed, self._closed = self._closed, True
-        if self._thread is None or already_closed:
+        if not self._threads or already_closed:
             return
         atexit.unregister(self.close)
         self._wake.set()
-        self._thread.join(self._close_timeout_s if timeout is None else timeout)
-        if self._thread.is_alive():
+        if not self._join_writers(self._close_timeout_s if timeout is None else timeout):
             self._abandon_pending()
-            self._thread.join(ABANDON_GRACE_S)
+            self._join_writers(ABANDON_GRACE_S)
         self._log.info("telemetry.recorder_closed", **asdict(self.stats))
+
+    def _join_writers(self, timeout: float | None) -> bool:
+        """Wait for every writer thread to end, ``timeout`` seconds at most in all; whether
+        they all did."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(None if deadline is None else max(deadline - time.monotonic(), 0.0))
+        return not any(thread.is_alive() for thread in self._threads)
 
     async def aclose(self) -> None:
         """``close`` from async code, waiting in a worker thread."""
@@ -295,11 +312,19 @@ class TelemetryRecorder:
 
     # -- writer thread ----------------------------------------------------------------------
 
-    def _start_writer(self) -> threading.Thread:
-        thread = threading.Thread(target=self._run, name="spark-telemetry-writer", daemon=True)
-        thread.start()
+    def _start_writers(self, count: int) -> list[threading.Thread]:
+        threads = [
+            threading.Thread(
+                target=self._run,
+                name="spark-telemetry-writer" if count == 1 else f"spark-telemetry-writer-{n}",
+                daemon=True,
+            )
+            for n in range(1, count + 1)
+        ]
+        for thread in threads:
+            thread.start()
         atexit.register(self.close)
-        return thread
+        return threads
 
     def _run(self) -> None:
         while not self._give_up.is_set():
@@ -312,29 +337,46 @@ class TelemetryRecorder:
 
     def _drain(self) -> None:
         while self._queue and not self._give_up.is_set():
-            runs, markers = self._take_batch()
-            if runs:
-                self._write(runs)
-            for marker in markers:
-                marker.set()
+            batch, runs = self._take_batch()
+            try:
+                if runs:
+                    self._write(runs)
+            finally:
+                self._batch_done(batch)
 
-    def _take_batch(self) -> tuple[list[Record], list[threading.Event]]:
-        """Up to ``batch_size`` records, stopping at a flush marker so it is set right after them.
+    def _take_batch(self) -> tuple[int, list[Record]]:
+        """The next batch's number and up to ``batch_size`` records, stopping at a flush marker,
+        which ``_batch_done`` sets once this batch and every one taken before it are done.
 
         The batch stays counted in ``pending`` (it is still in memory) until written or given up.
         """
         runs: list[Record] = []
-        markers: list[threading.Event] = []
         with self._lock:
+            batch, self._next_batch = self._next_batch, self._next_batch + 1
+            self._open_batches.add(batch)
             while self._queue and len(runs) < self._batch_size:
                 item = self._queue.popleft()
                 if isinstance(item, threading.Event):
-                    markers.append(item)
+                    self._flush_markers.append((batch, item))
                     break
                 runs.append(item)
-            self._in_flight, self._in_flight_abandoned = len(runs), False
-            self._in_flight_spans = _span_count(runs)
-        return [self._completed(item) for item in runs], markers
+            if not self._in_flight:
+                self._in_flight_abandoned = False
+            self._in_flight += len(runs)
+            self._in_flight_spans += _span_count(runs)
+        return batch, [self._completed(item) for item in runs]
+
+    def _batch_done(self, batch: int) -> None:
+        """Set the flush markers that waited for nothing but ``batch`` and older batches."""
+        with self._lock:
+            self._open_batches.discard(batch)
+            oldest_open = min(self._open_batches, default=self._next_batch)
+            ready = [marker for after, marker in self._flush_markers if after < oldest_open]
+            self._flush_markers = [
+                (after, marker) for after, marker in self._flush_markers if after >= oldest_open
+            ]
+        for marker in ready:
+            marker.set()
 
     def _completed(self, item: Record) -> Record:
         """A pending run completed (and inputs stripped if not captured)."""
@@ -471,6 +513,8 @@ class TelemetryRecorder:
             self._give_up.set()
             queued = [item for item in self._queue if not isinstance(item, threading.Event)]
             markers = [item for item in self._queue if isinstance(item, threading.Event)]
+            markers += [marker for _after, marker in self._flush_markers]
+            self._flush_markers = []
             self._queue.clear()
             count = len(queued) + self._in_flight
             spans = _span_count(queued) + self._in_flight_spans
