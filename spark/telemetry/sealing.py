@@ -109,7 +109,14 @@ def lock_key(unit: Unit) -> int:
 
 
 def mark_pending(connection: Any, postgres: bool, units: Sequence[Unit]) -> None:
-    """Record ``units`` as pending in the caller's write transaction (driver connection)."""
+    """Record ``units`` as pending in the caller's write transaction (driver connection).
+
+    On PostgreSQL only the units not pending yet are inserted: a busy graph's open buckets are
+    pending already, so a batch usually costs one read instead of an insert per unit (with two
+    writer threads, 0.30-0.39 s instead of 0.53 s of marking per 600k spans, each statement
+    being another wait for the GIL). Reading under the shared unit locks, taken in a statement
+    of their own first, is safe: a seal (exclusive lock) cannot remove a pending row between
+    this read and this transaction's commit."""
     if not units:
         return
     cursor = connection.cursor()
@@ -119,6 +126,9 @@ def mark_pending(connection: Any, postgres: bool, units: Sequence[Unit]) -> None
                 "SELECT pg_advisory_xact_lock_shared(k) FROM unnest(%s::bigint[]) AS k",
                 ([lock_key(unit) for unit in units],),
             )
+            units = _not_pending(cursor, units)
+            if not units:
+                return
         mark = "%s" if postgres else "?"
         cursor.executemany(
             f"INSERT INTO {PENDING_TABLE} (graph_id, version_id, bucket_start)"
@@ -127,6 +137,19 @@ def mark_pending(connection: Any, postgres: bool, units: Sequence[Unit]) -> None
         )
     finally:
         cursor.close()
+
+
+def _not_pending(cursor: Any, units: Sequence[Unit]) -> list[Unit]:
+    """The units of ``units`` without a pending row (PostgreSQL)."""
+    graphs, versions, buckets = (list(column) for column in zip(*units, strict=True))
+    cursor.execute(
+        f"SELECT graph_id, version_id, bucket_start FROM {PENDING_TABLE}"
+        " WHERE (graph_id, version_id, bucket_start) IN"
+        " (SELECT * FROM unnest(%s::text[], %s::text[], %s::float8[]))",
+        (graphs, versions, buckets),
+    )
+    pending = {(str(g), str(v), float(b)) for g, v, b in cursor.fetchall()}
+    return [unit for unit in units if unit not in pending]
 
 
 def due_units(

@@ -52,6 +52,20 @@ def test_a_write_marks_its_units_and_computes_no_rollup(database_url: str) -> No
     assert store.arm_moments("g", source="rollups").runs == 6
 
 
+def test_marking_units_already_pending_adds_only_the_new_ones(database_url: str) -> None:
+    """Marking a batch's units keeps one pending row per unit: those pending already are left
+    as they are, the new ones are added, in the same transaction as the batch."""
+    store = TelemetryStore(database_url)
+    first, second = ("g", "v1", BUCKET_START), ("g", "v1", BUCKET_START + BUCKET)
+    with store._raw_transaction() as connection:
+        sealing.mark_pending(connection, store.is_postgres, [first])
+    with store._raw_transaction() as connection:
+        sealing.mark_pending(connection, store.is_postgres, [first, second])
+        sealing.mark_pending(connection, store.is_postgres, [first, second])
+    assert _pending(store) == {first, second}
+    assert _count(store, rollups.PENDING_TABLE) == 2
+
+
 def test_a_unit_is_sealed_only_after_its_grace_period(database_url: str) -> None:
     store = TelemetryStore(database_url)
     store.write_runs(_runs(4, T0))
