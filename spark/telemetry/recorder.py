@@ -53,6 +53,7 @@ log = structlog.get_logger(__name__)
 
 _ABANDONED = object()  # a write attempt that found the batch abandoned by close
 ABANDON_GRACE_S = 1.0  # after abandoning, how long close waits for the writer to leave
+_JOIN_SLICE_S = 0.05  # how often close wakes the writers again while it waits for them
 
 
 class RunWriter(Protocol):
@@ -279,10 +280,18 @@ class TelemetryRecorder:
     def _join_writers(self, timeout: float | None) -> bool:
         """Wait for every writer thread to end, ``timeout`` seconds at most in all; whether
         they all did."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(None if deadline is None else max(deadline - time.monotonic(), 0.0))
-        return not any(thread.is_alive() for thread in self._threads)
+        deadline = math.inf if timeout is None else time.monotonic() + timeout
+        while any(thread.is_alive() for thread in self._threads):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            # Wake them again each time round: with several writers, one may clear the wake-up
+            # meant for another that was still writing, which would then sleep a whole
+            # flush interval before it saw the recorder closed.
+            self._wake.set()
+            for thread in self._threads:
+                thread.join(min(_JOIN_SLICE_S, max(deadline - time.monotonic(), 0.0)))
+        return True
 
     async def aclose(self) -> None:
         """``close`` from async code, waiting in a worker thread."""

@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 
 import pytest
+from structlog.testing import capture_logs
 
 from spark.telemetry import RunTelemetry, TelemetryConfig, TelemetryRecorder
 from tests.telemetry import factories
@@ -114,6 +115,31 @@ def test_close_abandons_the_batches_of_every_writer_once() -> None:
     stats = recorder.stats
     assert (stats.written, stats.abandoned, stats.dropped) == (2, 1, 1)
     assert stats.submitted == stats.written + stats.dropped + stats.pending
+
+
+def test_close_ends_every_writer_even_one_busy_when_it_was_woken() -> None:
+    """One writer is inside a write when close wakes them; the other takes the wake-up and
+    leaves. The busy one must still leave as soon as its write ends, not sleep out its flush
+    interval: close ends with every writer gone and nothing abandoned."""
+    writer = GatedWriter()
+    held = factories.run(1)
+    writer.hold(held.trace.trace_id)
+    recorder = TelemetryRecorder(
+        writer, batch_size=1, flush_interval_s=3600, writers=2, close_timeout_s=30
+    )
+    recorder.submit(held)
+    recorder.flush(timeout=0)  # wake a writer: the batch is taken and held
+    assert writer.entered[held.trace.trace_id].wait(5)
+    closing = threading.Thread(target=recorder.close)
+    with capture_logs() as logs:
+        closing.start()
+        time.sleep(0.2)  # the idle writer has taken close's wake-up and left
+        writer.held[held.trace.trace_id].set()
+        closing.join(timeout=20)
+    assert not closing.is_alive()
+    assert not any(thread.is_alive() for thread in recorder._threads)
+    assert not [e for e in logs if e["event"] == "telemetry.runs_abandoned"]
+    assert (recorder.stats.written, recorder.stats.abandoned) == (1, 0)
 
 
 def test_writers_must_be_at_least_one() -> None:
