@@ -39,7 +39,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from spark.errors import InvalidChangeError, InvalidInputError
 from spark.graphs.spec import GraphSpec, NodeSpec
 from spark.rsi.changes import apply_changes
+from spark.rsi.fan_in import fan_in_wait_ms
 from spark.rsi.hypotheses import Parallelize
+from spark.rsi.tail import TailProfile
 from spark.telemetry.aggregates import NodeStats, VersionStats
 
 BottleneckKind = Literal["errors", "latency", "cost", "quality"]
@@ -93,12 +95,15 @@ class FailurePattern(BaseModel):
 class ParallelGroup(BaseModel):
     """One parallelizable chain and what running it side by side is expected to save: the
     run's makespan (each node waits for all its predecessors) recomputed with the chain as a
-    fan-out/fan-in, on the same telemetry weights."""
+    fan-out/fan-in, on the same telemetry weights, less ``fan_in_wait_ms``: how much longer than
+    the slowest mean the fan-in waits for the slowest member, from the members' measured latency
+    distributions (``spark.rsi.fan_in``; 0 where a member has none)."""
 
     model_config = ConfigDict(extra="forbid")
 
     nodes: list[str]
     saved_ms: float = Field(ge=0.0)
+    fan_in_wait_ms: float = Field(default=0.0, ge=0.0)
     gain: float = Field(ge=0.0, le=1.0, description="share of the critical path saved")
 
 
@@ -215,6 +220,7 @@ def analyze(
         _expected_latency(stats, version_stats.count),
         run_share=_run_share(stats, version_stats.count),
         cost_share=_cost_share(stats),
+        latency_profiles=_latency_profiles(stats),
     )
     sufficient = version_stats.count >= min_traces
     found = _Findings(spec, stats, version_stats, structure, quality_floor)
@@ -274,6 +280,14 @@ def _expected_latency(stats: Mapping[str, NodeStats], trace_count: int) -> dict[
     if trace_count <= 0:
         return {}
     return {n: s.mean_ms * min(1.0, s.count / trace_count) for n, s in stats.items()}
+
+
+def _latency_profiles(stats: Mapping[str, NodeStats]) -> dict[str, TailProfile]:
+    """Each node's measured latency distribution, where its quantiles can carry one."""
+    profiles = {
+        node_id: TailProfile.of(s.mean_ms, s.latency_quantiles) for node_id, s in stats.items()
+    }
+    return {node_id: p for node_id, p in profiles.items() if p is not None}
 
 
 def _run_share(stats: Mapping[str, NodeStats], trace_count: int) -> dict[str, float]:
@@ -555,10 +569,12 @@ def describe_structure(
     *,
     run_share: Mapping[str, float] | None = None,
     cost_share: Mapping[str, float] | None = None,
+    latency_profiles: Mapping[str, TailProfile] | None = None,
 ) -> StructureReport:
     """Depth, width, critical path (by ``node_latency_ms``), parallelizable chains with their
-    expected gain, and (when given) how often each node ran and its share of the cost. With
-    ``run_share`` every node of the spec gets a share (0: it never ran in the window)."""
+    expected gain (less the fan-in's wait for the slowest member, from ``latency_profiles``),
+    and (when given) how often each node ran and its share of the cost. With ``run_share``
+    every node of the spec gets a share (0: it never ran in the window)."""
     graph = spec.to_networkx()
     path, path_ms = _critical_path(spec, graph, node_latency_ms)
     chains = parallelizable_chains(spec)
@@ -573,7 +589,8 @@ def describe_structure(
         node_latency_ms={n: node_latency_ms.get(n, 0.0) for n in sorted(graph.nodes)},
         parallelizable_chains=chains,
         parallel_groups=[
-            _parallel_group(spec, chain, node_latency_ms, path_ms) for chain in chains
+            _parallel_group(spec, chain, node_latency_ms, path_ms, latency_profiles or {})
+            for chain in chains
         ],
         side_effect_nodes=[n.id for n in spec.nodes if n.has_tag("side_effects")],
         protected_nodes=[n.id for n in spec.nodes if n.has_tag("protected")],
@@ -598,16 +615,30 @@ def makespan_ms(spec: GraphSpec, node_latency_ms: Mapping[str, float]) -> float:
 
 
 def _parallel_group(
-    spec: GraphSpec, chain: list[str], weights: Mapping[str, float], path_ms: float
+    spec: GraphSpec,
+    chain: list[str],
+    weights: Mapping[str, float],
+    path_ms: float,
+    profiles: Mapping[str, TailProfile],
 ) -> ParallelGroup:
-    """The chain's expected saving: makespan now minus makespan with the chain parallelized."""
+    """The chain's expected saving: makespan now minus makespan with the chain parallelized,
+    less the fan-in's expected wait for the slowest member beyond the slowest mean (the
+    members that run side by side: an entry heading the chain still runs first)."""
     try:
         after = makespan_ms(apply_changes(spec, [Parallelize(node_ids=chain)]), weights)
     except InvalidChangeError:  # a chain the change cannot express saves nothing
         return ParallelGroup(nodes=list(chain), saved_ms=0.0, gain=0.0)
-    saved = max(0.0, makespan_ms(spec, weights) - after)
+    side_by_side = chain[1:] if spec.is_entry(chain[0]) else chain
+    measured = [profiles[n] for n in side_by_side if n in profiles]
+    wait = fan_in_wait_ms(measured) if len(measured) == len(side_by_side) else 0.0
+    saved = max(0.0, makespan_ms(spec, weights) - after - wait)
     gain = min(1.0, saved / path_ms) if path_ms > 0 else 0.0
-    return ParallelGroup(nodes=list(chain), saved_ms=round(saved, 3), gain=round(gain, 4))
+    return ParallelGroup(
+        nodes=list(chain),
+        saved_ms=round(saved, 3),
+        fan_in_wait_ms=round(wait, 3),
+        gain=round(gain, 4),
+    )
 
 
 def _critical_path(
