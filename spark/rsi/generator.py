@@ -550,21 +550,21 @@ class _Rules:
             return
         for chain in structure.parallelizable_chains:
             if set(chain) <= set(structure.critical_path):
-                gain = self._parallel_gain(chain)
+                gain, wait_ms = self._parallel_gain(chain)
                 if gain >= MIN_PARALLEL_GAIN:
-                    yield _parallelize(chain, gain)
+                    yield _parallelize(chain, gain, wait_ms)
 
-    def _parallel_gain(self, chain: list[str]) -> float:
-        """Share of the critical path saved: the structure report's makespan gain for the group
-        when it has one; otherwise the members that run side by side cost their slowest instead
-        of their sum."""
+    def _parallel_gain(self, chain: list[str]) -> tuple[float, float]:
+        """Share of the critical path saved, and the fan-in's expected wait for the slowest
+        member it is net of: the structure report's group when it has one; otherwise the
+        members that run side by side cost their slowest mean instead of their sum."""
         structure = self.report.structure
         for group in structure.parallel_groups:
             if group.nodes == chain:
-                return group.gain
+                return group.gain, group.fan_in_wait_ms
         parallel = chain[1:] if self.spec.is_entry(chain[0]) else chain
         weights = [structure.node_latency_ms.get(n, 0.0) for n in parallel]
-        return (sum(weights) - max(weights)) / structure.critical_path_ms
+        return (sum(weights) - max(weights)) / structure.critical_path_ms, 0.0
 
     def cheaper_models(self) -> Iterator[_Proposal]:
         """A cheaper model (from ``params["cheaper_models"]``) for cost bottlenecks."""
@@ -772,14 +772,20 @@ def _edge_proposal(finding: EdgeFinding) -> _Proposal:
     )
 
 
-def _parallelize(chain: list[str], gain: float) -> _Proposal:
+def _parallelize(chain: list[str], gain: float, wait_ms: float) -> _Proposal:
     return _Proposal(
         kind="sequential_chain",
         title=f"Run {', '.join(repr(n) for n in chain)} in parallel",
         detail=f"nodes {chain!r} run one after another on the critical path with no data "
         "dependency between them",
         changes=(Parallelize(node_ids=list(chain)),),
-        rationale=f"Running the chain concurrently saves about {gain:.0%} of the critical path.",
+        rationale=f"Running the chain concurrently saves about {gain:.0%} of the critical path"
+        + (
+            f", net of about {wait_ms:.3g} ms the fan-in waits for the slowest member beyond the "
+            "slowest mean (from their measured latency spread)."
+            if wait_ms > 0
+            else "."
+        ),
         primary_metric="latency",
         impact=gain,
         expected_effects={"latency": _less(gain)},

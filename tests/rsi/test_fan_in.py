@@ -12,6 +12,7 @@ import pytest
 
 from spark.rsi.analysis import analyze, describe_structure
 from spark.rsi.fan_in import cdf, fan_in_wait_ms
+from spark.rsi.generator import RuleBasedGenerator
 from spark.rsi.tail import TailProfile
 from spark.telemetry._queries import LATENCY_PROFILE
 from tests.rsi.builders import healthy_node_stats, support_spec, version_stats
@@ -111,3 +112,9 @@ def test_a_parallel_group_saves_its_mean_saving_less_the_fan_in_wait() -> None:
     assert 20.0 < group.fan_in_wait_ms < 60.0  # three lognormals, sigma 0.5, mean 100 ms
     assert group.saved_ms == pytest.approx(plain.saved_ms - group.fan_in_wait_ms, abs=0.01)
     assert group.gain < plain.gain
+    proposals = RuleBasedGenerator().generate(
+        report, support_spec(), base_version_id="v1", max_hypotheses=20
+    )
+    (parallel,) = [h for h in proposals if h.title.startswith("Run 'classify'")]
+    assert parallel.expected_effects["latency"] == pytest.approx(-group.gain, abs=1e-3)
+    assert f"{group.fan_in_wait_ms:.3g} ms the fan-in waits" in parallel.rationale
