@@ -1,7 +1,7 @@
 """Telemetry at scale: ingest through the recorder and exact per-node statistics, each beside the
 bare driver's limit measured in the same run.
 
-    python -m bench.telemetry --spans 1000000 --json
+    python -m bench.telemetry --spans 1000000 --json [--repeats 3]
 
 Spans carry the ids the runtime really mints (``spark.telemetry.ids``), built before timing: the
 figures are the cost of queueing and writing. For each database (a fresh SQLite file; a fresh
@@ -31,6 +31,7 @@ import json
 import math
 import platform
 import sqlite3
+import statistics
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -213,13 +214,28 @@ def _databases() -> dict[str, Callable[[], AbstractContextManager[str]]]:
     return {"sqlite": sqlite_database, "postgres": postgres_database}
 
 
-def run(spans: int, spans_per_run: int, only: str | None) -> Iterator[dict[str, Any]]:
-    """Build the runs once, then bench each database in turn."""
+def run(
+    spans: int, spans_per_run: int, only: str | None, repeats: int = 1
+) -> Iterator[dict[str, Any]]:
+    """Build the runs once, then bench each database in turn, ``repeats`` rounds (each on a
+    fresh database; the databases alternate, so a slow spell of the machine hits both)."""
     runs = make_runs(spans, spans_per_run)
-    for label, database in _databases().items():
-        if only in (None, label):
-            with database() as url:
-                yield bench(label, url, runs)
+    for repeat in range(repeats):
+        for label, database in _databases().items():
+            if only in (None, label):
+                with database() as url:
+                    yield {**bench(label, url, runs), "repeat": repeat}
+
+
+def ratio_medians(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per database: every round's ingest ratio and their median."""
+    by_db: dict[str, list[float]] = {}
+    for row in rows:
+        by_db.setdefault(row["db"], []).append(row["ingest_ratio"])
+    return {
+        db: {"ingest_ratios": ratios, "ingest_ratio_median": round(statistics.median(ratios), 3)}
+        for db, ratios in by_db.items()
+    }
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
@@ -243,16 +259,19 @@ def main() -> None:
     parser.add_argument("--spans-per-run", type=int, default=10)
     parser.add_argument("--only", choices=["sqlite", "postgres"])
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="rounds, each on fresh databases (median ratio)"
+    )
     args = parser.parse_args()
     rows = []
-    for row in run(args.spans, args.spans_per_run, args.only):
+    for row in run(args.spans, args.spans_per_run, args.only, args.repeats):
         rows.append(row)
         if not args.json:
             print(json.dumps(row), flush=True)
     if args.json:
         meta = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "spans": args.spans}
         meta |= {"machine": f"{platform.machine()}, {platform.python_version()}"}
-        print(json.dumps({**meta, "results": rows}, indent=2))
+        print(json.dumps({**meta, "results": rows, "ratios": ratio_medians(rows)}, indent=2))
     else:
         _print_table(rows)
 
