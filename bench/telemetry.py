@@ -263,6 +263,8 @@ def main() -> None:
         "--repeats", type=int, default=1, help="rounds, each on fresh databases (median ratio)"
     )
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
     rows = []
     for row in run(args.spans, args.spans_per_run, args.only, args.repeats):
         rows.append(row)

@@ -346,16 +346,18 @@ class TelemetryRecorder:
 
     def _drain(self) -> None:
         while self._queue and not self._give_up.is_set():
-            batch, runs = self._take_batch()
-            try:
+            batch, taken = self._take_batch()
+            try:  # whatever happens to the batch, no flush may wait on it for ever
+                runs = [self._completed(item) for item in taken]
                 if runs:
                     self._write(runs)
             finally:
                 self._batch_done(batch)
 
     def _take_batch(self) -> tuple[int, list[Record]]:
-        """The next batch's number and up to ``batch_size`` records, stopping at a flush marker,
-        which ``_batch_done`` sets once this batch and every one taken before it are done.
+        """The next batch's number and up to ``batch_size`` records (still to complete), stopping
+        at a flush marker, which ``_batch_done`` sets once this batch and every one taken before
+        it are done.
 
         The batch stays counted in ``pending`` (it is still in memory) until written or given up.
         """
@@ -373,7 +375,7 @@ class TelemetryRecorder:
                 self._in_flight_abandoned = False
             self._in_flight += len(runs)
             self._in_flight_spans += _span_count(runs)
-        return batch, [self._completed(item) for item in runs]
+        return batch, runs
 
     def _batch_done(self, batch: int) -> None:
         """Set the flush markers that waited for nothing but ``batch`` and older batches."""
