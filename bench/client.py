@@ -10,7 +10,8 @@ measured in interleaved rounds (so machine load hits them alike):
   running that many coroutines as tasks);
 - ``runtime``: ``GraphRuntime.run`` with telemetry off (no sink, no routing);
 - ``client``: ``SparkClient.run`` with routing (cached) and telemetry on, written by the recorder
-  to a fresh SQLite file while the requests run;
+  to a fresh SQLite file while the requests run (from a writer thread, or with
+  ``--writer-process`` from a child process: ``TelemetryConfig.writer_process``);
 - ``idle`` (with ``--writer-idle``): the same with the recorder's writer held back until the
   round ends (flushed untimed). Its difference from ``client`` would be the writer thread's
   share of the GIL, but the runs it holds in memory make every garbage collection in the process
@@ -201,12 +202,17 @@ def main() -> None:
         action="store_true",
         help="tag every node deterministic: telemetry then fingerprints each node's inputs",
     )
+    parser.add_argument(
+        "--writer-process",
+        action="store_true",
+        help="write telemetry from a child process (TelemetryConfig.writer_process)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.nodes != 10:
         parser.error("--nodes: the registered bench graph has 10 nodes")
     with tempfile.TemporaryDirectory(prefix="spark-bench-client-") as folder:
-        client = open_client(Path(folder), args.deterministic)
+        client = open_client(Path(folder), args.deterministic, writer_process=args.writer_process)
         idle = (
             open_client(Path(folder), args.deterministic, **HELD_BACK) if args.writer_idle else None
         )
@@ -221,6 +227,7 @@ def main() -> None:
             client.close()
             dispose_engine(client.settings.database_url)
     result["deterministic_nodes"] = args.deterministic
+    result["writer_process"] = args.writer_process
     result["machine"] = machine()
     result["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=None if args.json else 2))

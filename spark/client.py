@@ -45,8 +45,9 @@ from spark.rsi.contracts import (
 )
 from spark.serving import VersionRouter
 from spark.settings import SparkSettings
-from spark.telemetry import RecorderStats, TelemetryConfig, TelemetryRecorder, TelemetryStore
+from spark.telemetry import RecorderStats, TelemetryConfig, TelemetryStore
 from spark.telemetry.feedback import FeedbackLike, checked_feedback, feedback_records
+from spark.telemetry.recorder import Recorder
 from spark.temporal import RSI_WORKFLOW, connect, rsi_workflow_id
 
 
@@ -84,7 +85,7 @@ class SparkClient:
             routing_on_stale=routing_on_stale,
         )
         config = telemetry or TelemetryConfig.from_url(url)
-        self._recorder: TelemetryRecorder = config.open_recorder()
+        self._recorder: Recorder = config.open_recorder()
         self._nodes = nodes or default_registry()
         self._runtime = GraphRuntime(self._nodes, sink=self._recorder)
         self._temporal = temporal

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import URL
 
 from spark.db import is_postgres, normalize_url, sqlite_url
-from spark.telemetry.recorder import TelemetryRecorder
+from spark.telemetry.process_recorder import ProcessRecorder
+from spark.telemetry.recorder import Recorder, TelemetryRecorder
 from spark.telemetry.store import TelemetryStore
 
 log = structlog.get_logger(__name__)
@@ -44,6 +45,12 @@ class TelemetryConfig(BaseModel):
     second of one thread on two cores, ``BENCHMARKS.md``) and one on SQLite, which takes one
     writer at a time.
 
+    ``writer_process=True`` writes from a child process instead of threads of this one
+    (``spark.telemetry.process_recorder``): the writer then never waits for this process's
+    GIL, which under sustained load costs the serving thread about 1.5-2 us a node at the
+    median with a writer thread, and 0.6-0.8 with the process (``BENCHMARKS.md``). The child
+    starts with the recorder and uses ``writers`` threads of its own.
+
     ``enable_metrics`` and ``enable_events`` are accepted for the original API. Here they control
     nothing: there are no separate metric or event streams, every metric (latency, errors, cost,
     tokens, quality) is aggregated in SQL from traces and spans, which are always kept together
@@ -64,6 +71,7 @@ class TelemetryConfig(BaseModel):
     close_timeout_s: float = Field(default=10.0, ge=0, le=3600)
     sampling_rate: float = Field(default=1.0, ge=0.0, le=1.0)
     writers: int | None = Field(default=None, ge=1, le=16)
+    writer_process: bool = False
     enable_metrics: bool = True
     enable_events: bool = True
 
@@ -124,9 +132,13 @@ class TelemetryConfig(BaseModel):
         """The store (bulk writers and SQL aggregations) at ``database_url``."""
         return TelemetryStore(self.database_url)
 
-    def open_recorder(self) -> TelemetryRecorder:
-        """A started recorder writing to ``database_url``; a disabled one ignores every run."""
+    def open_recorder(self) -> Recorder:
+        """A started recorder writing to ``database_url`` (from a child process with
+        ``writer_process``); a disabled one ignores every run."""
         self._note_ignored_flags()
+        if self.enabled and self.writer_process:
+            self.open_store()  # migrate here, so a schema error surfaces in this process
+            return ProcessRecorder(self)
         return TelemetryRecorder(
             self.open_store() if self.enabled else None,
             batch_size=self.batch_size,

@@ -77,6 +77,65 @@ class FeedbackWriter(Protocol):
 Record = RunTelemetry | PendingRun | FeedbackRecord  # what the queue holds, besides flush markers
 
 
+class Recorder(Protocol):
+    """What ``TelemetryConfig.open_recorder`` returns: a ``TelemetryRecorder`` (writer threads)
+    or a ``spark.telemetry.process_recorder.ProcessRecorder`` (a writer process)."""
+
+    defers_fingerprints: bool
+
+    @property
+    def enabled(self) -> bool:
+        """Whether this recorder writes anywhere."""
+        ...
+
+    @property
+    def stats(self) -> RecorderStats:
+        """Its counters."""
+        ...
+
+    def submit(self, run: RunTelemetry | PendingRun) -> None:
+        """Queue a finished run; never blocks."""
+        ...
+
+    def submit_feedback(self, records: Sequence[FeedbackRecord]) -> int:
+        """Queue scores; how many were taken."""
+        ...
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything submitted so far is written or given up."""
+        ...
+
+    async def aflush(self) -> bool:
+        """``flush`` from async code."""
+        ...
+
+    def close(self, timeout: float | None = None) -> None:
+        """Write what is queued and stop."""
+        ...
+
+    async def aclose(self) -> None:
+        """``close`` from async code."""
+        ...
+
+    def __enter__(self) -> Recorder: ...
+
+    async def __aenter__(self) -> Recorder: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class RecorderStats:
     """Counters of a recorder, in records: runs and feedback scores (``spans_written`` in spans,

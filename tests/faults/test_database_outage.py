@@ -24,7 +24,8 @@ from spark.graphs.runtime import RunResult
 from spark.registry import GraphVersion, RegistryStore, RoutingCache, RoutingStore, assign_arm
 from spark.registry.routing import StalePolicy
 from spark.settings import SparkSettings
-from spark.telemetry import TelemetryConfig, TelemetryRecorder
+from spark.telemetry import TelemetryConfig
+from spark.telemetry.recorder import Recorder
 from tests.faults.outage import DatabaseOutage, outage
 from tests.telemetry import factories
 
@@ -40,7 +41,7 @@ FAST: dict[str, Any] = {
 }
 
 
-def _send(recorder: TelemetryRecorder, count: int) -> None:
+def _send(recorder: Recorder, count: int) -> None:
     for _ in range(count):
         recorder.submit(factories.run(2))
 
