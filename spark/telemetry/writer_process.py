@@ -6,8 +6,9 @@ then batches of records, flush requests and a close. Every record goes into an o
 rejected batch and abandoning on close behave exactly as with the writer thread. It answers on
 the stdout it was started with: the recorder's counters after each flush, every
 ``flush_interval_s`` while they change, and once more when it closes. It decodes the next batch
-only once the last one is written, so it keeps to one core (two busy threads here would take
-turns on the serving process's core, which costs the request path more than it saves). Anything else this
+only once its writer threads have a batch free, so that one writer thread keeps to one core
+(a thread decoding ahead here would take turns on the serving process's core, which costs the
+request path more than it saves). Anything else this
 process prints (logs) goes to stderr. End of input (the parent is gone) closes the recorder.
 """
 
@@ -57,6 +58,7 @@ def serve(source: BinaryIO, reply_fd: int) -> None:
     recorder: TelemetryRecorder | None = None
     replies: _Replies | None = None
     stop = threading.Event()
+    in_flight = 1
     while True:
         chunk = source.read1(_READ_BYTES) if hasattr(source, "read1") else source.read(_READ_BYTES)
         if not chunk:
@@ -66,15 +68,18 @@ def serve(source: BinaryIO, reply_fd: int) -> None:
             if kind == _wire.INIT:
                 config = TelemetryConfig.model_validate_json(payload)
                 recorder = _thread_recorder(config)
+                in_flight = config.writer_threads * config.batch_size
                 replies = _Replies(reply_fd, recorder)
                 _start_reporter(replies, config.flush_interval_s, stop)
             elif recorder is None or replies is None:
                 raise RuntimeError(f"frame {kind!r} before the configuration")
             elif kind == _wire.RECORDS:
                 _submit(recorder, _wire.decode_records(payload))
-                # One thread of this process busy at a time: decoding the next batch while the
-                # writer writes this one would take a share of the serving process's core.
-                recorder.flush()
+                # No more batches in hand than writer threads to write them: decoding further
+                # ahead would keep one more thread of this process busy, on a share of the
+                # serving process's core.
+                if recorder.stats.pending >= in_flight:
+                    recorder.flush()
             elif kind == _wire.FLUSH:
                 recorder.flush()
                 replies.stats(_wire.decode_value(payload))
