@@ -327,7 +327,7 @@ class ProcessRecorder:
             import fcntl
 
             fcntl.fcntl(process.stdin.fileno(), _F_SETPIPE_SZ, _PIPE_BYTES)
-        except OSError:
+        except (ImportError, OSError):
             pass  # the default pipe size only means smaller writes
         os.set_blocking(process.stdin.fileno(), False)
         self._process, self._sent, self._sent_flushes = process, 0, []

@@ -75,6 +75,25 @@ def test_runs_sent_during_an_outage_are_all_written_when_the_database_returns(
     assert len(_events(logs, "telemetry.store_recovered")) == 1
 
 
+def test_the_writer_process_writes_through_an_outage(postgres_outage: DatabaseOutage) -> None:
+    """The same with ``writer_process``: the child retries through the outage, the parent's
+    flush waits for it, and every run lands once the database is back."""
+    database = postgres_outage
+    config = TelemetryConfig.from_url(database.url, writer_process=True, **FAST)
+    store = config.open_store()
+    with config.open_recorder() as recorder:
+        _send(recorder, 40)
+        assert recorder.flush(timeout=30)
+        with outage(database):
+            _send(recorder, 300)
+            assert recorder.flush(timeout=0.3) is False
+        assert recorder.flush(timeout=60)
+        stats = recorder.stats
+    assert store.count_traces("g") == stats.written == 340
+    assert (stats.dropped, stats.pending, stats.spans_written) == (0, 0, 680)
+    assert stats.write_errors >= 1
+
+
 def test_overflow_during_an_outage_is_exactly_the_runs_not_written(
     database: DatabaseOutage,
 ) -> None:
