@@ -3,8 +3,9 @@
 Why: a writer *thread* shares the serving thread's GIL. On a busy server the serving thread
 holds the GIL nearly all the time, so the writer spends its life waiting for it, and every time
 the event loop lets go of the GIL (once per loop turn) it has to wake the waiting writer first:
-a futex wake and a cross-CPU wake-up each time, about 1.5-2 us a node at the median on this
-machine whatever the writer does (``BENCHMARKS.md``, issue 11). A process has its own GIL.
+a futex wake and a cross-CPU wake-up each time, 2.2-3.3 us a node at the median on this
+machine whatever the writer does, against 0.6-1.3 in most runs with this recorder
+(``BENCHMARKS.md``, issue 11). A process has its own GIL.
 
 What the serving process does: ``submit`` appends the run to a list (under a lock); every
 ``batch_size`` runs the submitting thread encodes the batch in one ``marshal`` call
