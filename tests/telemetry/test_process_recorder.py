@@ -188,3 +188,28 @@ def test_a_disabled_config_opens_the_plain_disabled_recorder() -> None:
     config = TelemetryConfig(database_url="sqlite://", enabled=False, writer_process=True)
     recorder = config.open_recorder()
     assert isinstance(recorder, TelemetryRecorder) and not recorder.enabled
+
+
+def test_close_with_a_writer_that_does_not_answer_is_bounded_and_counts_everything(
+    sqlite_database_url: str,
+) -> None:
+    """A frozen writer: close returns after its timeout (plus the grace), and every run sent
+    to the writer or still waiting here is counted as abandoned."""
+    config = TelemetryConfig.from_url(
+        sqlite_database_url, writer_process=True, batch_size=2, flush_interval_s=30
+    )
+    recorder = config.open_recorder()
+    assert isinstance(recorder, ProcessRecorder)
+    assert recorder.flush(30)
+    process = recorder._process
+    assert process is not None
+    os.kill(process.pid, signal.SIGSTOP)
+    for _ in range(5):  # two frames of two go to the pipe, one run waits here
+        recorder.submit(factories.run(1))
+    started = time.monotonic()
+    recorder.close(timeout=0.5)
+    assert time.monotonic() - started < 10
+    stats = recorder.stats
+    _balanced(recorder)
+    assert (stats.abandoned, stats.written, stats.pending) == (5, 0, 0)
+    assert process.poll() is not None  # killed, not left behind
