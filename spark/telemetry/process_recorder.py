@@ -43,7 +43,8 @@ from typing import TYPE_CHECKING
 import structlog
 
 from spark.telemetry import _wire
-from spark.telemetry.recorder import ABANDON_GRACE_S, RecorderStats
+from spark.telemetry.recorder import ABANDON_GRACE_S, RecorderStats, trace_id_of
+from spark.telemetry.sampling import trace_sampled
 
 if TYPE_CHECKING:
     from spark.telemetry.config import TelemetryConfig
@@ -69,7 +70,7 @@ _ZERO = tuple(0 for _ in RecorderStats.__dataclass_fields__)
 
 
 class WriterProcessError(RuntimeError):
-    """The writer process could not be started or stopped answering."""
+    """The writer process could not be started."""
 
 
 class ProcessRecorder:
@@ -85,7 +86,8 @@ class ProcessRecorder:
         self._items: list[_wire.Record] = []
         self._backlog: deque[_Frame] = deque()
         self._waiting = 0  # records in ``_items`` and the backlog
-        self._submitted = self._refused = self._lost = 0
+        self._submitted = self._refused = self._lost = self._unsampled = 0
+        self._sampling_rate = config.sampling_rate
         self._sent = 0  # records whose frame went (at least in part) to the current writer
         self._sent_flushes: list[int] = []  # flush requests the current writer was sent
         self._base: tuple[int, ...] = _ZERO  # the last counters of writers that died
@@ -115,6 +117,10 @@ class ProcessRecorder:
 
     def submit(self, run: RunTelemetry | PendingRun) -> None:
         """Queue a finished run; never blocks on I/O, refuses (counted) when full or closed."""
+        if self._sampling_rate < 1.0 and not trace_sampled(trace_id_of(run), self._sampling_rate):
+            with self._lock:
+                self._unsampled += 1  # decided here as the writer would, so never encoded
+            return
         with self._lock:
             if not self._closed and self._waiting < self._max_queue:
                 self._submitted += 1
@@ -216,7 +222,7 @@ class ProcessRecorder:
                 pending=submitted - child.written - child.failed - abandoned,
                 spans_written=child.spans_written,
                 write_errors=child.write_errors,
-                unsampled=child.unsampled,
+                unsampled=child.unsampled + self._unsampled,
                 feedback_written=child.feedback_written,
             )
 

@@ -267,7 +267,7 @@ class TelemetryRecorder:
         rate = self._sampling_rate
         if rate >= 1.0:
             return run
-        if not trace_sampled(_trace_id(run), rate):
+        if not trace_sampled(trace_id_of(run), rate):
             with self._lock:
                 self._unsampled += 1
             return None
@@ -570,7 +570,7 @@ class TelemetryRecorder:
             "telemetry.run_rejected"
             if isinstance(runs[0], RunTelemetry)
             else "telemetry.feedback_rejected",
-            trace_id=_trace_id(runs[0]),
+            trace_id=trace_id_of(runs[0]),
             failed=self.stats.failed,
             attempts=self._write_attempts,
             error_type=type(error).__name__,
@@ -623,5 +623,6 @@ def _span_count(records: list[Record]) -> int:
     return sum(len(item.spans) for item in records if not isinstance(item, FeedbackRecord))
 
 
-def _trace_id(record: Record) -> str:
+def trace_id_of(record: Record) -> str:
+    """The trace id of a queued run or score."""
     return record.trace.trace_id if isinstance(record, RunTelemetry) else record.trace_id

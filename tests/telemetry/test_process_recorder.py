@@ -17,6 +17,8 @@ from spark.telemetry import FeedbackRecord, RunTelemetry, TelemetryConfig, Telem
 from spark.telemetry.fingerprints import complete_run
 from spark.telemetry.models import PendingRun
 from spark.telemetry.process_recorder import ProcessRecorder
+from spark.telemetry.recorder import Recorder
+from spark.telemetry.sampling import trace_sampled
 from tests.telemetry import factories
 
 
@@ -29,7 +31,7 @@ def _counts(url: str) -> tuple[int, int, int]:
         )
 
 
-def _balanced(recorder: ProcessRecorder) -> None:
+def _balanced(recorder: Recorder) -> None:
     stats = recorder.stats
     assert stats.submitted + stats.refused == stats.written + stats.dropped + stats.pending
     assert stats.dropped == stats.refused + stats.failed + stats.abandoned
@@ -213,3 +215,26 @@ def test_close_with_a_writer_that_does_not_answer_is_bounded_and_counts_everythi
     _balanced(recorder)
     assert (stats.abandoned, stats.written, stats.pending) == (5, 0, 0)
     assert process.poll() is not None  # killed, not left behind
+
+
+def test_sampling_is_decided_before_encoding_and_counted(sqlite_database_url: str) -> None:
+    config = TelemetryConfig.from_url(sqlite_database_url, writer_process=True, sampling_rate=0.5)
+    runs = [factories.run(1) for _ in range(200)]
+    kept = [run for run in runs if trace_sampled(run.trace.trace_id, 0.5)]
+    with config.open_recorder() as recorder:
+        for run in runs:
+            recorder.submit(run)
+        assert recorder.flush(30)
+        stats = recorder.stats
+        _balanced(recorder)
+    assert 0 < len(kept) < 200
+    assert (stats.written, stats.unsampled, stats.submitted) == (
+        len(kept),
+        200 - len(kept),
+        len(kept),
+    )
+    with get_engine(sqlite_database_url).connect() as conn:
+        stored = set(conn.execute(text("SELECT trace_id FROM spark_traces")).scalars())
+        rates = set(conn.execute(text("SELECT sampling_rate FROM spark_traces")).scalars())
+    assert stored == {run.trace.trace_id for run in kept}
+    assert rates == {0.5}  # stamped by the writer's recorder, as with the thread
