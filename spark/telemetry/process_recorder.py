@@ -25,7 +25,6 @@ the runs still here.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import math
 import os
@@ -37,13 +36,17 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 import structlog
 
 from spark.telemetry import _wire
-from spark.telemetry.recorder import ABANDON_GRACE_S, RecorderStats, trace_id_of
+from spark.telemetry.recorder import (
+    ABANDON_GRACE_S,
+    RecorderLifecycle,
+    RecorderStats,
+    trace_id_of,
+)
 from spark.telemetry.sampling import trace_sampled
 
 if TYPE_CHECKING:
@@ -73,7 +76,7 @@ class WriterProcessError(RuntimeError):
     """The writer process could not be started."""
 
 
-class ProcessRecorder:
+class ProcessRecorder(RecorderLifecycle):
     """The ``TelemetryRecorder`` interface, with the writing done in a child process."""
 
     defers_fingerprints = True  # the writer process completes pending runs
@@ -263,10 +266,6 @@ class ProcessRecorder:
             except (OSError, ValueError):
                 return False
 
-    async def aflush(self) -> bool:
-        """``flush`` from async code, waiting in a worker thread."""
-        return await asyncio.to_thread(self.flush)
-
     def close(self, timeout: float | None = None) -> None:
         """Write what is queued and stop the writer process; later submits are refused.
 
@@ -289,32 +288,6 @@ class ProcessRecorder:
         self._stop_writer()
         self._service.join(ABANDON_GRACE_S)
         self._log.info("telemetry.recorder_closed", **asdict(self.stats))
-
-    async def aclose(self) -> None:
-        """``close`` from async code, waiting in a worker thread."""
-        await asyncio.to_thread(self.close)
-
-    def __enter__(self) -> ProcessRecorder:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> ProcessRecorder:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- writer process ---------------------------------------------------------------------
 

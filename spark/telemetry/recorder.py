@@ -39,7 +39,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from types import TracebackType
-from typing import Protocol, cast
+from typing import Protocol, Self, cast
 
 import structlog
 import tenacity
@@ -159,7 +159,49 @@ class RecorderStats:
     feedback_written: int = 0
 
 
-class TelemetryRecorder:
+class RecorderLifecycle:
+    """The async and context-manager forms of a recorder's ``flush`` and ``close``, shared by
+    ``TelemetryRecorder`` and ``ProcessRecorder``."""
+
+    def flush(self, timeout: float | None = None) -> bool:
+        raise NotImplementedError
+
+    def close(self, timeout: float | None = None) -> None:
+        raise NotImplementedError
+
+    async def aflush(self) -> bool:
+        """``flush`` from async code, waiting in a worker thread (bound it with
+        ``asyncio.timeout``)."""
+        return await asyncio.to_thread(self.flush)
+
+    async def aclose(self) -> None:
+        """``close`` from async code, waiting in a worker thread."""
+        await asyncio.to_thread(self.close)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class TelemetryRecorder(RecorderLifecycle):
     """Queues finished runs (and feedback scores) and writes them in batches from a background
     thread.
 
@@ -311,11 +353,6 @@ class TelemetryRecorder:
         self._wake.set()
         return marker.wait(timeout)
 
-    async def aflush(self) -> bool:
-        """``flush`` from async code, waiting in a worker thread (bound it with
-        ``asyncio.timeout``)."""
-        return await asyncio.to_thread(self.flush)
-
     def close(self, timeout: float | None = None) -> None:
         """Write what is queued and stop the writer; later submits are refused (and counted).
 
@@ -351,32 +388,6 @@ class TelemetryRecorder:
             for thread in self._threads:
                 thread.join(min(_JOIN_SLICE_S, max(deadline - time.monotonic(), 0.0)))
         return True
-
-    async def aclose(self) -> None:
-        """``close`` from async code, waiting in a worker thread."""
-        await asyncio.to_thread(self.close)
-
-    def __enter__(self) -> TelemetryRecorder:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> TelemetryRecorder:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- writer thread ----------------------------------------------------------------------
 
