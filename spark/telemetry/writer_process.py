@@ -33,6 +33,10 @@ log = structlog.get_logger(__name__)
 _READ_BYTES = 1 << 20
 
 
+class WriterInputError(ValueError):
+    """The input is not what a ``ProcessRecorder`` sends (this module is started by one)."""
+
+
 class _Replies:
     """Frames to the parent, from the reading loop and the counters' reporter alike."""
 
@@ -72,7 +76,7 @@ def serve(source: BinaryIO, reply_fd: int) -> None:
                 replies = _Replies(reply_fd, recorder)
                 _start_reporter(replies, config.flush_interval_s, stop)
             elif recorder is None or replies is None:
-                raise RuntimeError(f"frame {kind!r} before the configuration")
+                raise WriterInputError(f"frame {kind!r} before the configuration frame")
             elif kind == _wire.RECORDS:
                 _submit(recorder, _wire.decode_records(payload))
                 # No more batches in hand than writer threads to write them: decoding further
@@ -91,6 +95,8 @@ def serve(source: BinaryIO, reply_fd: int) -> None:
     stop.set()
     if recorder is not None:  # the parent went away without closing: write what came
         recorder.close()
+    if buffer:
+        raise WriterInputError(f"input ended inside a frame ({len(buffer)} bytes left unread)")
 
 
 def _thread_recorder(config: TelemetryConfig) -> TelemetryRecorder:
@@ -121,8 +127,11 @@ def main() -> None:
     stdout itself then points at stderr, so a stray print or log line cannot corrupt a frame."""
     reply_fd = os.dup(sys.stdout.fileno())
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    with contextlib.suppress(BrokenPipeError):  # the parent closed its end first
-        serve(sys.stdin.buffer, reply_fd)
+    try:
+        with contextlib.suppress(BrokenPipeError):  # the parent closed its end first
+            serve(sys.stdin.buffer, reply_fd)
+    except WriterInputError as exc:
+        sys.exit(f"spark.telemetry.writer_process: {exc}; it is started by ProcessRecorder")
 
 
 if __name__ == "__main__":

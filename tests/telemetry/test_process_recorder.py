@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -238,3 +240,22 @@ def test_sampling_is_decided_before_encoding_and_counted(sqlite_database_url: st
         rates = set(conn.execute(text("SELECT sampling_rate FROM spark_traces")).scalars())
     assert stored == {run.trace.trace_id for run in kept}
     assert rates == {0.5}  # stamped by the writer's recorder, as with the thread
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"hello\n", b"input ended inside a frame"),
+        (_wire.frame(_wire.RECORDS, b"xy"), b"before the configuration frame"),
+    ],
+)
+def test_the_writer_process_refuses_input_no_recorder_sent(data: bytes, message: bytes) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "spark.telemetry.writer_process"],
+        input=data,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert message in done.stderr and b"Traceback" not in done.stderr
