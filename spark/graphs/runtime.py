@@ -44,6 +44,7 @@ from spark.graphs.policies import (
     try_canonical_json,
 )
 from spark.graphs.registry import NodeContext, NodeImpl, NodeRegistry, default_registry
+from spark.graphs.shared_outcomes import SharedOutcome, SharedOutcomes
 from spark.graphs.spec import EdgeSpec, GraphSpec, NodeSpec
 from spark.telemetry.fingerprints import fingerprint_of_json
 from spark.telemetry.ids import new_span_id, new_trace_id
@@ -92,6 +93,7 @@ class _RunRequest:
     trace_id: str
     replay_outputs: dict[str, dict[str, Any]] | None
     telemetry: _TelemetryMode
+    shared: SharedOutcomes | None = None
 
 
 # "off": no sink; "eager": fingerprints (of the nodes that ``measures_repeats``) on the request
@@ -180,11 +182,14 @@ class GraphRuntime:
         routing_key: str | None = None,
         replay_outputs: dict[str, dict[str, Any]] | None = None,
         trace_id: str | None = None,
+        shared: SharedOutcomes | None = None,
     ) -> RunResult:
         """Run ``spec`` on ``inputs``; node failures are reported in the result, not raised.
 
         With ``replay_outputs`` (even empty) nodes tagged ``side_effects`` are not executed: their
-        recorded output is reused, and a missing one raises ``ReplayRefusedError``.
+        recorded output is reused, and a missing one raises ``ReplayRefusedError``. With
+        ``shared`` (paired replay), the nodes it shares reuse the other arm's outcome on the same
+        inputs, or record theirs for it (``spark.graphs.shared_outcomes``).
         """
         check_inputs(spec, inputs)
         request = _RunRequest(
@@ -194,6 +199,7 @@ class GraphRuntime:
             trace_id or new_trace_id(),
             replay_outputs,
             self._telemetry_mode(),
+            shared,
         )
         execution = _Execution(self, request, resolve_impls(self.registry, spec, replay_outputs))
         await execution.run()
@@ -285,6 +291,17 @@ def node_inputs(node: NodeSpec, state: dict[str, Any]) -> dict[str, Any]:
 
 def _ms(seconds: float) -> float:
     return max(seconds, 0.0) * 1000.0
+
+
+def _copied(outcome: PolicyOutcome) -> PolicyOutcome:
+    """``outcome`` with its own copy of the output (the arms must not share mutable values)."""
+    return PolicyOutcome(
+        output=copy.deepcopy(outcome.output),
+        error=outcome.error,
+        attempts=outcome.attempts,
+        cache_hit=outcome.cache_hit,
+        used_fallback=outcome.used_fallback,
+    )
 
 
 class _NodeFailedError(Exception):
@@ -408,8 +425,11 @@ class _Execution:
         fingerprint = self._fingerprint(node, inputs)
         started = self.runtime.clock()
         self.running[node.id] = (started, ctx)
+        shared = self.request.shared
         if self._replayed(node):
             outcome = self._recorded_outcome(node)
+        elif shared is not None and shared.shares(node.id):
+            outcome = await self._shared_outcome(shared, node, inputs, ctx, fingerprint)
         else:
             outcome = await self._policy_outcome(node, inputs, ctx, fingerprint)
         self._record(self._executed_span(node, started, ctx, outcome, fingerprint))
@@ -452,6 +472,32 @@ class _Execution:
             cache=self.runtime.cache,
             cache_key=key,
         )
+
+    async def _shared_outcome(
+        self,
+        shared: SharedOutcomes,
+        node: NodeSpec,
+        inputs: dict[str, Any],
+        ctx: NodeContext,
+        fingerprint: str | None,
+    ) -> PolicyOutcome:
+        """The other arm's draw of this unchanged node on these inputs (taking as long as it
+        took), else this arm's own execution, kept for the other arm."""
+        key = input_fingerprint(inputs)
+        if key is None:
+            return await self._policy_outcome(node, inputs, ctx, fingerprint)
+        draw = shared.take(node.id, key)
+        if draw is not None:
+            await asyncio.sleep(draw.duration_s)
+            ctx.report_usage(tokens=draw.tokens, cost=draw.cost)
+            return _copied(draw.outcome)
+        began = self.runtime.clock()
+        outcome = await self._policy_outcome(node, inputs, ctx, fingerprint)
+        took = max(self.runtime.clock() - began, 0.0)
+        shared.keep(
+            node.id, key, SharedOutcome(_copied(outcome), took, ctx.usage.tokens, ctx.usage.cost)
+        )
+        return outcome
 
     def _recorded_outcome(self, node: NodeSpec) -> PolicyOutcome:
         recorded = (self.request.replay_outputs or {}).get(node.id)

@@ -347,6 +347,30 @@ class _Rules:
         )
         return extra_ms / structure.critical_path_ms
 
+    def _cured_runs_effects(
+        self, node_id: str, failure_rate: float, cured_runs: float
+    ) -> tuple[float, float]:
+        """(relative latency, relative cost) the runs a cure lets finish add: a run that failed
+        at ``node_id`` stopped there, a cured one pays the node's passing call and everything
+        after it. Each node's latency and cost count per run that gets past ``node_id`` (the
+        report's figures are per run, failed runs included), so branches after it count as often
+        as they were taken; latency only along the critical path, cost on every later node."""
+        structure = self.report.structure
+        passed = structure.node_run_share.get(node_id, 1.0) * (1.0 - failure_rate)
+        if cured_runs <= 0 or passed <= 0:
+            return 0.0, 0.0
+        per_passing_run = cured_runs / passed
+        path = structure.critical_path
+        latency = 0.0
+        if node_id in path and structure.critical_path_ms > 0:
+            rest_ms = sum(
+                structure.node_latency_ms.get(n, 0.0) for n in path[path.index(node_id) + 1 :]
+            )
+            latency = per_passing_run * rest_ms / structure.critical_path_ms
+        paying = _reachable_from(self.spec, node_id)
+        cost = per_passing_run * sum(structure.node_cost_share.get(n, 0.0) for n in paying)
+        return latency, cost
+
     def _cost_share(self, node_id: str) -> float:
         shares = [b.share for b in self.report.bottlenecks_of("cost") if b.node_id == node_id]
         return max(shares, default=0.0)
@@ -368,7 +392,7 @@ class _Rules:
             self._priced_retries(bottleneck, node, r, backoff, transient, per_attempt)
             for r in range(current + 1, MAX_PROPOSED_RETRIES + 1)
         ]
-        _, retries, cure, error_effect, latency_cost = min(priced)
+        _, retries, cure, error_effect, latency_cost, cost = min(priced)
         return _Proposal(
             kind="transient_errors",
             title=f"Retry transient failures of {node.id!r}",
@@ -386,6 +410,7 @@ class _Rules:
             expected_effects={
                 "error_rate": _less(error_effect),
                 "latency": round(latency_cost, 4),
+                **({"cost": round(cost, 4)} if cost > 0 else {}),
             },
         )
 
@@ -397,22 +422,22 @@ class _Rules:
         backoff_s: float,
         transient: float,
         per_attempt: float,
-    ) -> tuple[float, int, float, float, float]:
-        """(objective change, retries, cure, error effect, latency cost) of ``retries``: the
-        failures the extra attempts absorb against the time they take, priced with the owner's
-        objective (fewer retries first on a tie)."""
+    ) -> tuple[float, int, float, float, float, float]:
+        """(objective change, retries, cure, error effect, latency cost, cost) of ``retries``:
+        the failures the extra attempts absorb against the time they take and what the cured
+        runs then cost, priced with the owner's objective (fewer retries first on a tie)."""
         current = node.config.retries
         cure = _retry_cure(bottleneck.metric_value, current, retries)
         error_effect = bottleneck.share * transient * cure
-        latency_cost = self._retry_latency_cost(
+        cured_latency, cured_cost = self._cured_runs_effects(
+            node.id, bottleneck.metric_value, self.report.run_error_rate * error_effect
+        )
+        latency_cost = cured_latency + self._retry_latency_cost(
             node.id, per_attempt * transient, current, retries, backoff_s
         )
-        change = expected_objective_change(
-            self.objective,
-            {"error_rate": -error_effect, "latency": latency_cost},
-            self.report.run_error_rate,
-        )
-        return change, retries, cure, error_effect, latency_cost
+        effects = {"error_rate": -error_effect, "latency": latency_cost, "cost": cured_cost}
+        change = expected_objective_change(self.objective, effects, self.report.run_error_rate)
+        return change, retries, cure, error_effect, latency_cost, cured_cost
 
     def fallbacks(self) -> Iterator[_Proposal]:
         """A fallback type (from ``params["fallback_candidates"]``) where retrying cannot help."""
@@ -841,6 +866,17 @@ def _types(evidence: dict[str, Any]) -> str:
     error_types: dict[str, int] = evidence.get("error_types") or {}
     top = sorted(error_types.items(), key=lambda item: (-item[1], item[0]))[:3]
     return ", ".join(f"{name} x{count}" for name, count in top) or "untyped errors"
+
+
+def _reachable_from(spec: GraphSpec, node_id: str) -> set[str]:
+    """``node_id`` and every node downstream of it."""
+    seen, todo = {node_id}, [node_id]
+    while todo:
+        for successor in spec.successors(todo.pop()):
+            if successor not in seen:
+                seen.add(successor)
+                todo.append(successor)
+    return seen
 
 
 def _less(fraction: float) -> float:

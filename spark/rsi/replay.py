@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from spark.errors import ReplayRefusedError
 from spark.graphs.runtime import GraphRuntime, RunResult
+from spark.graphs.shared_outcomes import SharedOutcomes, unchanged_nodes
 from spark.graphs.spec import GraphSpec
 from spark.rsi.hypotheses import Metric
 from spark.rsi.judgement import (
@@ -75,16 +76,25 @@ async def replay_pairs(
     concurrency: int = 4,
     on_progress: Callable[[int], None] | None = None,
 ) -> ReplaySamples:
-    """Replay every recorded run through both arms; alternate which arm goes first."""
+    """Replay every recorded run through both arms; alternate which arm goes first. The nodes
+    the candidate left unchanged run once per pair, their outcome used by both arms (common
+    random numbers, see ``spark.graphs.shared_outcomes``)."""
     samples = ReplaySamples()
     gate = asyncio.Semaphore(concurrency)
     finished = 0
+    unchanged = unchanged_nodes(baseline.spec, candidate.spec)
 
     async def one(index: int, run: RecordedRun) -> tuple[RunResult, RunResult] | None:
         nonlocal finished
         async with gate:
             try:
-                return await _pair(baseline, candidate, run, candidate_first=index % 2 == 1)
+                return await _pair(
+                    baseline,
+                    candidate,
+                    run,
+                    SharedOutcomes(unchanged),
+                    candidate_first=index % 2 == 1,
+                )
             except ReplayRefusedError:
                 return None
             finally:
@@ -99,20 +109,26 @@ async def replay_pairs(
 
 
 async def _pair(
-    baseline: ReplayArm, candidate: ReplayArm, run: RecordedRun, *, candidate_first: bool
+    baseline: ReplayArm,
+    candidate: ReplayArm,
+    run: RecordedRun,
+    shared: SharedOutcomes,
+    *,
+    candidate_first: bool,
 ) -> tuple[RunResult, RunResult]:
     arms = [candidate, baseline] if candidate_first else [baseline, candidate]
-    results = [await _replay_one(arm, run) for arm in arms]
+    results = [await _replay_one(arm, run, shared) for arm in arms]
     return (results[1], results[0]) if candidate_first else (results[0], results[1])
 
 
-async def _replay_one(arm: ReplayArm, run: RecordedRun) -> RunResult:
+async def _replay_one(arm: ReplayArm, run: RecordedRun, shared: SharedOutcomes) -> RunResult:
     return await arm.runtime.run(
         arm.spec,
         run.inputs,
         version_id=arm.version_id,
         routing_arm="replay",
         replay_outputs=run.side_effect_outputs,
+        shared=shared,
     )
 
 

@@ -155,24 +155,26 @@ async def test_a_rejected_change_waits_for_a_changed_diagnosis(sqlite_database_u
 
 
 async def test_the_owners_objective_orders_the_hypotheses(sqlite_database_url: str) -> None:
-    """By default the retry curing most of 30% failures comes first; the settings' cost-heavy
-    objective puts the switch to the ten times cheaper model first. ``ranking`` explains it."""
+    """By default the switch to the ten times cheaper model comes first (the retry cures most
+    of 30% failures, but the cured runs then pay for drafting); the settings' objective weighing
+    a failure four times as much puts the retry first. ``ranking`` explains it."""
     loop = Loop(sqlite_database_url, costly_spec())
     default = await loop.generate(errors=60)
-    assert [h.title for h in default.hypotheses] == [RETRY, SWAP]
+    assert [h.title for h in default.hypotheses] == [SWAP, RETRY]
     assert [r.hypothesis_id for r in default.ranking] == [
         h.hypothesis_id for h in default.hypotheses
     ]
     assert default.ranking[0].why.startswith("on the frontier; objective -0.")
-    cost_heavy = await loop.generate(errors=60, objective=Objective(weights={"cost": 2.0}))
-    assert [h.title for h in cost_heavy.hypotheses] == [SWAP, RETRY]
+    failure_heavy = await loop.generate(errors=60, objective=Objective(weights={"error_rate": 4.0}))
+    assert [h.title for h in failure_heavy.hypotheses] == [RETRY, SWAP]
 
 
 async def test_the_graphs_declared_objective_ranks_too(sqlite_database_url: str) -> None:
     """Without a settings override, the objective declared in the spec's metadata ranks."""
-    spec = costly_spec().model_copy(update={"metadata": {"objective": {"weights": {"cost": 2.0}}}})
+    declared = {"objective": {"weights": {"error_rate": 4.0}}}
+    spec = costly_spec().model_copy(update={"metadata": declared})
     loop = Loop(sqlite_database_url, spec)
-    assert [h.title for h in (await loop.generate(errors=60)).hypotheses] == [SWAP, RETRY]
+    assert [h.title for h in (await loop.generate(errors=60)).hypotheses] == [RETRY, SWAP]
 
 
 async def test_a_malformed_declared_objective_is_misuse(sqlite_database_url: str) -> None:

@@ -482,10 +482,12 @@ def test_a_model_swap_only_ever_goes_cheaper(
 
 def test_a_retry_states_its_latency_cost_with_the_backoff() -> None:
     """Retry k runs when the first k attempts failed, repeats the node and first waits its
-    backoff, half of it on average under the runtime's full jitter: the stated latency cost is
-    the sum over retries of (failing share)^k x (node latency + backoff_k / 2) / critical path,
-    so the test can judge the trade-off the hypothesis states rather than flag it as unexpected
-    harm."""
+    backoff, half of it on average under the runtime's full jitter; and a run it cures, which
+    stopped at the node, now goes on through the rest of the critical path. The stated latency
+    cost is the sum over retries of (failing share)^k x (node latency + backoff_k / 2), plus
+    the cured share of runs x the rest of the path's latency per run that passes the node, over
+    the critical path: so the test can judge the trade-off the hypothesis states rather than
+    flag it as unexpected harm."""
     spec = support_spec()
     stats = {"fetch_account": transient_errors("fetch_account")}
     report = analyze(spec, healthy_node_stats(**stats), version_stats(errors=30))
@@ -496,13 +498,35 @@ def test_a_retry_states_its_latency_cost_with_the_backoff() -> None:
     change = hypothesis.changes[0]
     assert isinstance(change, SetConfig)
     node_ms = structure.node_latency_ms["fetch_account"]
-    expected = (
-        sum(
-            (failure * transient) ** k
-            * (node_ms + 1000.0 * change.values["backoff_s"] * 2 ** (k - 1) / 2.0)
-            for k in range(1, change.values["retries"] + 1)
-        )
-        / structure.critical_path_ms
+    retrying = sum(
+        (failure * transient) ** k
+        * (node_ms + 1000.0 * change.values["backoff_s"] * 2 ** (k - 1) / 2.0)
+        for k in range(1, change.values["retries"] + 1)
     )
+    path = structure.critical_path
+    rest_ms = sum(structure.node_latency_ms[n] for n in path[path.index("fetch_account") + 1 :])
+    passed = structure.node_run_share.get("fetch_account", 1.0) * (1 - failure)
+    cured_runs = report.run_error_rate * -hypothesis.expected_effects["error_rate"]
+    expected = (retrying + cured_runs * rest_ms / passed) / structure.critical_path_ms
+    assert rest_ms > 0 and cured_runs > 0
     assert structure.latency_share("fetch_account") > 0
     assert hypothesis.expected_effects["latency"] == pytest.approx(expected, rel=1e-3)
+
+
+def test_a_retry_states_what_the_cured_runs_cost() -> None:
+    """A cured run pays for the retried node's passing call and every node after it: the
+    stated cost is the cured share of runs x those nodes' share of the cost, per run that
+    passes the node (a graph whose drafting holds all the cost)."""
+    spec = support_spec()
+    stats = {
+        "fetch_account": transient_errors("fetch_account"),
+        "draft": node_stats("draft", total_cost=10.0),
+    }
+    report = analyze(spec, healthy_node_stats(**stats), version_stats(errors=30))
+    hypothesis = propose_for(spec, stats, errors=30)[0]
+    assert hypothesis.title == "Retry transient failures of 'fetch_account'"
+    failure = stats["fetch_account"].error_count / stats["fetch_account"].count
+    passed = report.structure.node_run_share.get("fetch_account", 1.0) * (1 - failure)
+    cured_runs = report.run_error_rate * -hypothesis.expected_effects["error_rate"]
+    assert report.structure.node_cost_share["draft"] == pytest.approx(1.0)
+    assert hypothesis.expected_effects["cost"] == pytest.approx(cured_runs / passed, abs=1e-4)
