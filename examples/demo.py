@@ -1,7 +1,7 @@
 """The demo: a support-triage graph improves itself on Temporal, end to end.
 
 1. register the graph (a flaky classifier, a slow knowledge-base lookup) and send traffic;
-2. start ``RSIWorkflow`` for it (two cycles, short windows) while traffic keeps flowing;
+2. start ``RSIWorkflow`` for it (three cycles, short windows) while traffic keeps flowing;
 3. print the phases as the workflow reports them;
 4. measure the original and the deployed version on fresh traffic and print a before/after table.
 
@@ -83,7 +83,7 @@ async def main() -> None:
     print(f"registered {GRAPH_ID!r} as {original.version_id}; sending production traffic...")
     await send_traffic(client, SCENARIO, 400, rng)
     client.flush()
-    handle = await client.start_improvement(GRAPH_ID, continuous=True, max_cycles=2)
+    handle = await client.start_improvement(GRAPH_ID, continuous=True, max_cycles=3)
     print(
         f"started workflow {handle.id!r}; Web UI: {WEB_UI}/namespaces/default/workflows/{handle.id}"
     )

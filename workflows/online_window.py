@@ -103,6 +103,7 @@ class OnlineWindow:
             metrics=look.metrics,
             live_runs=look.n_baseline + look.n_candidate,
             window_failed=self._look_failed,
+            window_capacity=start.plan.capacity,
         )
 
     def _cap_of(self, start: OnlineWindowStart) -> datetime:

@@ -18,6 +18,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 with workflow.unsafe.imports_passed_through():
     from spark.errors import InvalidWorkflowInputError
     from spark.rsi.contracts import (
+        WINDOW_CAPACITY_KEY,
         ABTestInput,
         ABTestResult,
         AnalyzeInput,
@@ -756,6 +757,8 @@ class RSIWorkflow:
         evidence: AttemptEvidence | None = None,
     ) -> None:
         await self._phase("learning")
+        evidence = evidence or self._evidence(item, None, [])
+        capacity = evidence.test.window_capacity if evidence.test is not None else 1.0
         arg = RecordAttemptInput(
             graph_id=plan.graph_id,
             cycle=self._input.cycle,
@@ -771,8 +774,9 @@ class RSIWorkflow:
                 "prior_attempts": self._proposal.prior_attempts.get(
                     item.hypothesis.hypothesis_id, 0
                 ),
+                **({WINDOW_CAPACITY_KEY: capacity} if capacity < 1.0 else {}),
             },
-            evidence=evidence or self._evidence(item, None, []),
+            evidence=evidence,
         )
         await call("record_attempt", arg, type(None), summary=f"record attempt: {outcome}")
         await call(

@@ -8,7 +8,10 @@ Three rules, in this order:
 2. **Inconclusive is not final.** A test that could not decide (``inconclusive``, or
    ``invalid_test`` when the window could not be planned) is retried in a later cycle, with more
    evidence (the workflow lengthens the window per prior attempt), up to
-   ``MAX_UNDECIDED_ATTEMPTS`` attempts on the same base version.
+   ``MAX_UNDECIDED_ATTEMPTS`` attempts on the same base version. Not when the online window
+   was capped (it could hold only part of the runs its plan needed at the graph's traffic):
+   the retry's longer window would be capped at the same length, judge as many runs and decide
+   with no more power, so the change waits for a new base version and the cycle tries another.
 3. **Rejected is not re-proposed.** A change rejected on evidence (``rejected_test``,
    ``rolled_back``) on any base version is not proposed on a new one unless the diagnosis it
    answers changed. Hypothesis ids hash the base version, so the comparison uses the
@@ -36,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from spark.experience.store import Attempt, Decision
 from spark.rsi.analysis import SEVERITY_ORDER, DiagnosticReport
+from spark.rsi.contracts import WINDOW_CAPACITY_KEY
 from spark.rsi.generator import diagnosis_category, diagnosis_kind_of
 from spark.rsi.hypotheses import ChangeOp, Hypothesis
 
@@ -131,6 +135,13 @@ def same_diagnosis(recorded: str | None, current: str) -> bool:
     return _RANKS[now_severity] - _RANKS[then_severity] < SEVERITY_RISE_BEYOND_NOISE
 
 
+def window_capacity(attempt: Attempt) -> float:
+    """The share of its planned runs the attempt's online window held (1 when not capped or
+    not recorded)."""
+    value = attempt.details.get(WINDOW_CAPACITY_KEY)
+    return float(value) if isinstance(value, int | float) and 0 < value < 1 else 1.0
+
+
 def _severity(report: DiagnosticReport, kind: str, targets: Sequence[str]) -> str:
     category = diagnosis_category(kind)
     found = [b.severity for b in report.bottlenecks if b.kind == category and b.node_id in targets]
@@ -156,6 +167,14 @@ def judge_proposal(
         return _skip(
             f"undecided {len(here)} times on this version (limit {MAX_UNDECIDED_ATTEMPTS}): "
             "waits for a new base version"
+        )
+    capped = [a for a in here if window_capacity(a) < 1.0]
+    if capped:
+        last = capped[-1]
+        return _skip(
+            f"undecided in cycle {last.cycle} with its online window capped at "
+            f"{window_capacity(last):.0%} of the runs its plan needed: a retry's window would "
+            "be capped the same and decide with no more power; waits for a new base version"
         )
     resembling = _rejected_with_other_values(hypothesis, fingerprint, history)
     if resembling:

@@ -592,6 +592,10 @@ class MetricSummary(_Model):
 ABOutcome = Literal["ship", "reject", "inconclusive", "invalid"]
 
 
+WINDOW_CAPACITY_KEY = "window_capacity"
+"""Attempt detail: the share of its planned runs the attempt's capped online window held."""
+
+
 class ABTestResult(_Model):
     """The decision and the evidence behind it."""
 
@@ -603,6 +607,13 @@ class ABTestResult(_Model):
     live_runs: int = Field(default=0, description="runs of both arms in the online window")
     window_failed: bool = Field(
         default=False, description="a look of the online window failed for good: no verdict"
+    )
+    window_capacity: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="share of its planned runs the online window could hold (below 1 when its "
+        "length was capped)",
     )
 
 

@@ -182,6 +182,7 @@ def plan_online_window(
         margins={m.name: m.margin for m in metrics if m.role == "guardrail"},
         runs_per_hour=runs_per_hour,
         capped=needed_s > max_window_s,
+        capacity=_capacity(needed_s, max_window_s),
         notes=notes,
     )
 
@@ -290,6 +291,7 @@ def plan_objective_window(
         margins={m.name: m.margin for m in metrics if m.role == "guardrail"},
         runs_per_hour=runs_per_hour,
         capped=needed_s > max_window_s,
+        capacity=_capacity(needed_s, max_window_s),
         notes=notes,
         objective=objective,
         references=refs,
@@ -331,6 +333,11 @@ def _unplanned(metrics: Sequence[MetricSpec], sizable: Sequence[MetricSpec]) -> 
         f"{', '.join(names)} judged at every look although the baseline shows no spread to "
         "size the window by (a constant baseline: any change shows against the pooled spread)"
     ]
+
+
+def _capacity(needed_s: float, max_window_s: float) -> float:
+    """The share of the planned runs a window capped at ``max_window_s`` holds."""
+    return 1.0 if needed_s <= max_window_s else max_window_s / needed_s
 
 
 def _cap_note(needed_s: float, max_window_s: float) -> list[str]:

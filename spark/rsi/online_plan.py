@@ -47,6 +47,13 @@ class OnlinePlan(BaseModel):
     )
     runs_per_hour: float
     capped: bool = False
+    capacity: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="share of the planned runs the window holds at the observed traffic (below "
+        "1 when capped)",
+    )
     notes: list[str] = Field(default_factory=list)
     objective: Objective | None = Field(
         default=None, description="the owner's objective the window judges (None: old windows)"

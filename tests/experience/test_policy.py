@@ -13,6 +13,7 @@ from spark.experience.policy import (
 )
 from spark.experience.store import FINGERPRINT_KEY, SHAPE_KEY, SIGNATURE_KEY
 from spark.rsi.analysis import DiagnosticReport, analyze
+from spark.rsi.contracts import WINDOW_CAPACITY_KEY
 from spark.rsi.hypotheses import Hypothesis, SetConfig
 from tests.rsi.builders import healthy_node_stats, node_stats, support_spec, version_stats
 
@@ -34,14 +35,21 @@ def retry_on(base_version_id: str, backoff_s: float = 0.02, retries: int = 2) ->
 
 
 def tried(
-    hypothesis: Hypothesis, outcome: Outcome, cycle: int, fingerprint: str = FINGERPRINT
+    hypothesis: Hypothesis,
+    outcome: Outcome,
+    cycle: int,
+    fingerprint: str = FINGERPRINT,
+    window_capacity: float | None = None,
 ) -> Attempt:
-    """The attempt record of ``hypothesis`` ending in ``outcome``, as the learning step stores it."""
-    details = {
+    """The attempt record of ``hypothesis`` ending in ``outcome``, as the learning step stores it
+    (``window_capacity``: the share of its planned runs a capped online window held)."""
+    details: dict[str, object] = {
         SIGNATURE_KEY: change_signature(hypothesis.changes),
         SHAPE_KEY: change_shape(hypothesis.changes),
         FINGERPRINT_KEY: fingerprint,
     }
+    if window_capacity is not None:
+        details[WINDOW_CAPACITY_KEY] = window_capacity
     return Attempt.from_hypothesis(
         hypothesis,
         cycle=cycle,
@@ -79,6 +87,25 @@ def test_an_invalid_test_is_not_final_either() -> None:
     history = [tried(hypothesis, "invalid_test", 1), tried(hypothesis, "inconclusive", 2)]
     verdict = judge_proposal(hypothesis, FINGERPRINT, history)
     assert (verdict.decision, verdict.prior_attempts) == ("retry", 2)
+
+
+def test_an_undecided_test_whose_window_was_capped_waits_for_a_new_base() -> None:
+    """Inconclusive with its online window capped at 11% of the runs it needed: a retry would
+    be capped the same, so the change is skipped on this version, and the reason says why. On
+    a new base version it is proposed again."""
+    hypothesis = retry_on("v1")
+    capped = tried(hypothesis, "inconclusive", 1, window_capacity=0.11)
+    verdict = judge_proposal(hypothesis, FINGERPRINT, [capped])
+    assert verdict.decision == "skip"
+    assert "capped at 11% of the runs its plan needed" in verdict.reason
+    assert judge_proposal(retry_on("v2"), FINGERPRINT, [capped]).decision == "propose"
+
+
+def test_an_undecided_test_whose_window_held_its_plan_is_retried() -> None:
+    """A window that held every planned run (capacity 1, or nothing recorded) is retried."""
+    hypothesis = retry_on("v1")
+    full = tried(hypothesis, "inconclusive", 1, window_capacity=1.0)
+    assert judge_proposal(hypothesis, FINGERPRINT, [full]).decision == "retry"
 
 
 def test_undecided_attempts_stop_at_the_limit() -> None:

@@ -100,7 +100,7 @@ def test_plan_matches_the_statistical_planner_and_the_traffic_rate() -> None:
     assert plan.runs_per_arm == expected.runs_per_arm
     assert plan.window_s == pytest.approx(plan.runs_per_arm / (2000.0 * 0.5) * 3600.0)
     assert plan.look_interval_s == pytest.approx(plan.window_s / 5)
-    assert not plan.capped
+    assert not plan.capped and plan.capacity == 1.0
 
 
 def test_a_baseline_that_never_fails_still_guards_the_error_rate() -> None:
@@ -147,6 +147,9 @@ def test_plan_is_capped_at_the_longest_window_with_a_note() -> None:
     )
     assert plan.capped and plan.window_s == 3600.0
     assert any("capped" in note for note in plan.notes)
+    # 10 runs/h, a tenth to the candidate: an hour holds one candidate run of the plan's
+    needed_s = plan.runs_per_arm / (10.0 * 0.1) * 3600.0
+    assert plan.capacity == pytest.approx(3600.0 / needed_s)
 
 
 @pytest.mark.parametrize(
