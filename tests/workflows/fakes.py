@@ -92,6 +92,7 @@ class FakeRSI:
     first_look_delay_s: float = 0.0  # real seconds the first (interim) look takes
     cap_after_s: float | None = None  # the window's routing expires this long after opening
     look_error: str | None = None  # every look fails for good with this message
+    window_capacity: float = 1.0  # share of its planned runs the scripted window holds
     reviews_closed: list[CloseReviewInput] = field(default_factory=list)
 
     def activities(self) -> list:
@@ -213,6 +214,8 @@ class FakeRSI:
                 limiting_metric=inp.primary_metric,
                 metrics=[inp.primary_metric],
                 runs_per_hour=5000.0,
+                capped=self.window_capacity < 1.0,
+                capacity=self.window_capacity,
             )
             ends_at = None
             if self.cap_after_s is not None:

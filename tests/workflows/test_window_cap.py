@@ -13,7 +13,12 @@ from temporalio.worker import Worker
 import activities._support
 from activities import ActivityDeps, build_activities
 from activities._support import heartbeating, off_loop
-from spark.rsi.contracts import CycleSummary, RSISettings, RSIWorkflowInput
+from spark.rsi.contracts import (
+    WINDOW_CAPACITY_KEY,
+    CycleSummary,
+    RSISettings,
+    RSIWorkflowInput,
+)
 from tests.workflows.fakes import FakeRSI
 from workflows.rsi import RSIWorkflow
 
@@ -183,3 +188,20 @@ def test_every_registered_activity_heartbeats(sqlite_database_url: str) -> None:
     ]
     assert len(registered) >= 15
     assert unwrapped == []
+
+
+async def test_a_capped_window_that_decides_nothing_is_recorded_with_its_capacity(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """A window holding 12% of its planned runs ends inconclusive: the attempt records that
+    share, which keeps the proposal policy from retrying it on the same base version; a window
+    that held its plan records nothing."""
+    capped = online_fake(window_capacity=0.12)
+    capped.online_looks = ["continue"]
+    assert await run_cycle(time_skipping_env, capped) == "inconclusive"
+    [attempt] = capped.attempts
+    assert attempt.details[WINDOW_CAPACITY_KEY] == 0.12
+    full = online_fake()
+    full.online_looks = ["continue"]
+    assert await run_cycle(time_skipping_env, full) == "inconclusive"
+    assert WINDOW_CAPACITY_KEY not in full.attempts[0].details
