@@ -84,7 +84,9 @@ class SparkClient:
             routing_max_stale_s=routing_max_stale_s,
             routing_on_stale=routing_on_stale,
         )
-        config = telemetry or TelemetryConfig.from_url(url)
+        config = telemetry or TelemetryConfig.from_url(
+            url, writer_process=self.settings.telemetry_writer_process
+        )
         self._recorder: Recorder = config.open_recorder()
         self._nodes = nodes or default_registry()
         self._runtime = GraphRuntime(self._nodes, sink=self._recorder)

@@ -259,3 +259,31 @@ def test_the_writer_process_refuses_input_no_recorder_sent(data: bytes, message:
     )
     assert done.returncode == 1
     assert message in done.stderr and b"Traceback" not in done.stderr
+
+
+async def test_the_environment_turns_the_writer_process_on_for_a_client(
+    monkeypatch: pytest.MonkeyPatch, sqlite_database_url: str
+) -> None:
+    """``SPARK_TELEMETRY_WRITER_PROCESS=1``: a ``SparkClient`` writes its runs through the child
+    process, and they are stored; an unreadable value is refused naming the variable."""
+    from examples.support_triage.graph import NODE_MODULES, build_spec
+    from spark.client import SparkClient
+    from spark.errors import ConfigurationError
+    from spark.settings import SparkSettings
+
+    monkeypatch.setenv("SPARK_DATABASE_URL", sqlite_database_url)
+    monkeypatch.setenv("SPARK_TELEMETRY_WRITER_PROCESS", "1")
+    client = SparkClient(SparkSettings.from_env())
+    try:
+        assert isinstance(client._recorder, ProcessRecorder)
+        client.register_graph(build_spec("env-graph", classify_failure_rate=0.0), NODE_MODULES)
+        for i in range(5):
+            ticket = {"ticket": f"my parcel {i} is late", "customer_id": f"c{i}"}
+            await client.run("env-graph", ticket, routing_key=f"c{i}")
+        client.flush()
+        assert _counts(sqlite_database_url)[0] == 5
+    finally:
+        client.close()
+    monkeypatch.setenv("SPARK_TELEMETRY_WRITER_PROCESS", "sometimes")
+    with pytest.raises(ConfigurationError, match="SPARK_TELEMETRY_WRITER_PROCESS"):
+        SparkSettings.from_env()
