@@ -430,6 +430,8 @@ class _Execution:
             outcome = self._recorded_outcome(node)
         elif shared is not None and shared.shares(node.id):
             outcome = await self._shared_outcome(shared, node, inputs, ctx, fingerprint)
+        elif shared is not None and shared.shares_first_attempt(node.id):
+            outcome = await self._first_attempt_shared(shared, node, inputs, ctx, fingerprint)
         else:
             outcome = await self._policy_outcome(node, inputs, ctx, fingerprint)
         self._record(self._executed_span(node, started, ctx, outcome, fingerprint))
@@ -461,11 +463,16 @@ class _Execution:
         )
 
     def _policy_outcome(
-        self, node: NodeSpec, inputs: dict[str, Any], ctx: NodeContext, fingerprint: str | None
+        self,
+        node: NodeSpec,
+        inputs: dict[str, Any],
+        ctx: NodeContext,
+        fingerprint: str | None,
+        impl: NodeImpl | None = None,
     ) -> Coroutine[Any, Any, PolicyOutcome]:
         key = (self.request.version_id, node.id, fingerprint) if fingerprint else None
         return execute_node(
-            self.resolved.impls[node.id],
+            impl or self.resolved.impls[node.id],
             inputs,
             ctx,
             fallback=self.resolved.fallbacks.get(node.id),
@@ -498,6 +505,21 @@ class _Execution:
             node.id, key, SharedOutcome(_copied(outcome), took, ctx.usage.tokens, ctx.usage.cost)
         )
         return outcome
+
+    def _first_attempt_shared(
+        self,
+        shared: SharedOutcomes,
+        node: NodeSpec,
+        inputs: dict[str, Any],
+        ctx: NodeContext,
+        fingerprint: str | None,
+    ) -> Coroutine[Any, Any, PolicyOutcome]:
+        """The node under its own policies, its first attempt drawn once for both arms."""
+        key = input_fingerprint(inputs)
+        impl = self.resolved.impls[node.id]
+        if key is not None:
+            impl = shared.first_attempt_shared(node.id, key, impl)
+        return self._policy_outcome(node, inputs, ctx, fingerprint, impl)
 
     def _recorded_outcome(self, node: NodeSpec) -> PolicyOutcome:
         recorded = (self.request.replay_outputs or {}).get(node.id)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from spark.errors import ReplayRefusedError
 from spark.graphs.runtime import GraphRuntime, RunResult
-from spark.graphs.shared_outcomes import SharedOutcomes, unchanged_nodes
+from spark.graphs.shared_outcomes import SharedOutcomes, retry_policy_changes, unchanged_nodes
 from spark.graphs.spec import GraphSpec
 from spark.rsi.hypotheses import Metric
 from spark.rsi.judgement import (
@@ -78,11 +78,13 @@ async def replay_pairs(
 ) -> ReplaySamples:
     """Replay every recorded run through both arms; alternate which arm goes first. The nodes
     the candidate left unchanged run once per pair, their outcome used by both arms (common
-    random numbers, see ``spark.graphs.shared_outcomes``)."""
+    random numbers, see ``spark.graphs.shared_outcomes``); a node whose retry policy alone
+    changed shares its first attempt."""
     samples = ReplaySamples()
     gate = asyncio.Semaphore(concurrency)
     finished = 0
     unchanged = unchanged_nodes(baseline.spec, candidate.spec)
+    retried = retry_policy_changes(baseline.spec, candidate.spec)
 
     async def one(index: int, run: RecordedRun) -> tuple[RunResult, RunResult] | None:
         nonlocal finished
@@ -92,7 +94,7 @@ async def replay_pairs(
                     baseline,
                     candidate,
                     run,
-                    SharedOutcomes(unchanged),
+                    SharedOutcomes(unchanged, retried),
                     candidate_first=index % 2 == 1,
                 )
             except ReplayRefusedError:

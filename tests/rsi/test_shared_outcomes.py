@@ -8,7 +8,7 @@ import random
 from typing import Any
 
 from spark.graphs import GraphRuntime, NodeContext, NodeRegistry
-from spark.graphs.shared_outcomes import unchanged_nodes
+from spark.graphs.shared_outcomes import retry_policy_changes, unchanged_nodes
 from spark.graphs.spec import GraphSpec
 from spark.rsi.replay import ReplayArm, replay_pairs
 from spark.telemetry.aggregates import RecordedRun
@@ -100,27 +100,33 @@ async def test_an_unchanged_flaky_node_fails_in_both_arms_or_in_neither() -> Non
     assert calls.finish == 2 * (RUNS - int(sum(base["error_rate"])))
 
 
-async def test_a_changed_node_draws_its_own_outcomes() -> None:
-    """The candidate retries ``flaky``: it is called in both arms, and the retries cure most of
-    the baseline's failures (the nodes after it, unchanged, reuse the first arm's outcome on the
-    same inputs where that arm reached them)."""
+async def test_a_node_whose_retry_policy_changed_shares_its_first_attempt() -> None:
+    """The candidate retries ``flaky``: its first attempt is the baseline's draw, so a pair
+    the baseline passed passes in the candidate too, and only the candidate's retries are new
+    calls; the retries cure most of the baseline's failures."""
     registry = NodeRegistry()
     calls = Calls(registry)
-    candidate = flaky_graph(flaky={"retries": 3})
+    candidate = flaky_graph(flaky={"retries": 3, "backoff_s": 0.0})
     samples = await replay(registry, flaky_graph(), candidate, recorded(list(range(RUNS))))
-    base_errors, cand_errors = (
-        sum(arm["error_rate"]) for arm in (samples.baseline, samples.candidate)
-    )
-    assert calls.flaky > 2 * RUNS - 1
-    assert cand_errors < base_errors / 2
-    both_passed = sum(
-        1
-        for b, c in zip(
-            samples.baseline["error_rate"], samples.candidate["error_rate"], strict=True
-        )
-        if b == 0 and c == 0
-    )
-    assert calls.finish == 2 * RUNS - base_errors - cand_errors - both_passed
+    base, cand = samples.baseline["error_rate"], samples.candidate["error_rate"]
+    failed = int(sum(base))
+    assert 0 < failed < RUNS
+    assert all(c <= b for b, c in zip(base, cand, strict=True))  # never a new failure
+    assert sum(cand) < failed / 2
+    assert RUNS + failed <= calls.flaky <= RUNS + 3 * failed  # first calls once, then retries
+    assert unchanged_nodes(flaky_graph(), candidate) == {"finish"}
+
+
+async def test_a_node_changed_beyond_its_retry_policy_draws_its_own_outcomes() -> None:
+    """A changed parameter may change the first call itself: each arm calls ``flaky``."""
+    registry = NodeRegistry()
+    calls = Calls(registry)
+    candidate = flaky_graph(flaky={"retries": 3, "params": {"endpoint": "b"}})
+    samples = await replay(registry, flaky_graph(), candidate, recorded(list(range(RUNS))))
+    base_failed = int(sum(samples.baseline["error_rate"]))
+    assert calls.flaky >= 2 * RUNS + base_failed // 2 - 1
+    assert retry_policy_changes(flaky_graph(), candidate) == frozenset()
+    assert retry_policy_changes(flaky_graph(), flaky_graph(flaky={"retries": 1})) == {"flaky"}
 
 
 async def test_a_reused_outcome_is_a_copy_and_takes_as_long_as_the_draw() -> None:
