@@ -450,6 +450,9 @@ class _Rules:
         transient = bottleneck.evidence.get("transient_share", 0.0) >= TRANSIENT_SHARE_MIN
         why = "is not safe to retry" if transient else "fails persistently"
         effect = bottleneck.share * FALLBACK_CURE_PRIOR
+        latency, cost = self._cured_runs_effects(
+            node.id, bottleneck.metric_value, self.report.run_error_rate * effect
+        )
         return _Proposal(
             kind="transient_errors" if transient else "persistent_errors",
             title=f"Fall back to {fallback!r} when {node.id!r} fails",
@@ -459,7 +462,14 @@ class _Rules:
             rationale=f"{node.id!r} {why}; its spec names {fallback!r} as a fallback candidate.",
             primary_metric="error_rate",
             impact=effect,
-            expected_effects={"error_rate": _less(effect)},
+            expected_effects={
+                "error_rate": _less(effect),
+                # the runs it saves go on through the rest of the graph; the fallback's own
+                # price is taken as the failing node's, its own time is not counted (neither
+                # is measured before it runs)
+                **({"latency": round(latency, 4)} if latency > 0 else {}),
+                **({"cost": round(cost, 4)} if cost > 0 else {}),
+            },
         )
 
     # latency and cost

@@ -145,6 +145,27 @@ def test_persistent_errors_get_a_fallback_not_retries() -> None:
     assert diagnosis_kind_of(hypotheses[0]) == "persistent_errors"
 
 
+def test_a_fallback_states_what_the_runs_it_saves_then_take_and_cost() -> None:
+    """A run saved by the fallback goes on past ``fetch_account``: the stated latency is the
+    saved share of runs x the rest of the critical path per run that passes the node, and the
+    stated cost the saved share x the cost of the node and everything after it (drafting holds
+    all of it here)."""
+    spec = support_spec(fetch_account={"config": {"params": {"fallback_candidates": ["stub"]}}})
+    failing = node_stats("fetch_account", errors=30, error_types={"KeyError": 30})
+    stats = {"fetch_account": failing, "draft": node_stats("draft", total_cost=10.0)}
+    report = analyze(spec, healthy_node_stats(**stats), version_stats(errors=30))
+    [fallback] = propose_for(spec, stats, errors=30)
+    structure = report.structure
+    path = structure.critical_path
+    rest_ms = sum(structure.node_latency_ms[n] for n in path[path.index("fetch_account") + 1 :])
+    passed = structure.node_run_share.get("fetch_account", 1.0) * (1 - 30 / 200)
+    saved = report.run_error_rate * -fallback.expected_effects["error_rate"]
+    assert rest_ms > 0 and saved > 0
+    expected_latency = saved * rest_ms / passed / structure.critical_path_ms
+    assert fallback.expected_effects["latency"] == pytest.approx(expected_latency, abs=1e-4)
+    assert fallback.expected_effects["cost"] == pytest.approx(saved / passed, abs=1e-4)
+
+
 def test_a_slow_node_with_repeated_inputs_gets_a_cache() -> None:
     """A deterministic latency bottleneck seeing 20% distinct inputs gets a cache sized to the
     repeat gap."""
