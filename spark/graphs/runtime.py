@@ -498,9 +498,9 @@ class _Execution:
             await asyncio.sleep(draw.duration_s)
             ctx.report_usage(tokens=draw.tokens, cost=draw.cost)
             return _copied(draw.outcome)
-        began = self.runtime.clock()
+        began = time.monotonic()
         outcome = await self._policy_outcome(node, inputs, ctx, fingerprint)
-        took = max(self.runtime.clock() - began, 0.0)
+        took = max(time.monotonic() - began, 0.0)
         shared.keep(
             node.id, key, SharedOutcome(_copied(outcome), took, ctx.usage.tokens, ctx.usage.cost)
         )
