@@ -428,10 +428,10 @@ class _Execution:
         shared = self.request.shared
         if self._replayed(node):
             outcome = self._recorded_outcome(node)
-        elif shared is not None and shared.shares(node.id):
+        elif shared is not None and (
+            shared.shares(node.id) or shared.shares_first_attempt(node.id)
+        ):
             outcome = await self._shared_outcome(shared, node, inputs, ctx, fingerprint)
-        elif shared is not None and shared.shares_first_attempt(node.id):
-            outcome = await self._first_attempt_shared(shared, node, inputs, ctx, fingerprint)
         else:
             outcome = await self._policy_outcome(node, inputs, ctx, fingerprint)
         self._record(self._executed_span(node, started, ctx, outcome, fingerprint))
@@ -488,11 +488,16 @@ class _Execution:
         ctx: NodeContext,
         fingerprint: str | None,
     ) -> PolicyOutcome:
-        """The other arm's draw of this unchanged node on these inputs (taking as long as it
-        took), else this arm's own execution, kept for the other arm."""
+        """A node the arms of a paired replay share on these inputs: an unchanged node takes the
+        other arm's draw (as long as it took), else runs and keeps its own for the other arm; a
+        node whose retry policy alone changed runs under its own policies with its first attempt
+        drawn once for both arms. Inputs without a fingerprint are not shared."""
         key = input_fingerprint(inputs)
         if key is None:
             return await self._policy_outcome(node, inputs, ctx, fingerprint)
+        if not shared.shares(node.id):
+            impl = shared.first_attempt_shared(node.id, key, self.resolved.impls[node.id])
+            return await self._policy_outcome(node, inputs, ctx, fingerprint, impl)
         draw = shared.take(node.id, key)
         if draw is not None:
             await asyncio.sleep(draw.duration_s)
@@ -505,21 +510,6 @@ class _Execution:
             node.id, key, SharedOutcome(_copied(outcome), took, ctx.usage.tokens, ctx.usage.cost)
         )
         return outcome
-
-    def _first_attempt_shared(
-        self,
-        shared: SharedOutcomes,
-        node: NodeSpec,
-        inputs: dict[str, Any],
-        ctx: NodeContext,
-        fingerprint: str | None,
-    ) -> Coroutine[Any, Any, PolicyOutcome]:
-        """The node under its own policies, its first attempt drawn once for both arms."""
-        key = input_fingerprint(inputs)
-        impl = self.resolved.impls[node.id]
-        if key is not None:
-            impl = shared.first_attempt_shared(node.id, key, impl)
-        return self._policy_outcome(node, inputs, ctx, fingerprint, impl)
 
     def _recorded_outcome(self, node: NodeSpec) -> PolicyOutcome:
         recorded = (self.request.replay_outputs or {}).get(node.id)

@@ -35,6 +35,7 @@ import atexit
 import math
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -159,15 +160,17 @@ class RecorderStats:
     feedback_written: int = 0
 
 
-class RecorderLifecycle:
+class RecorderLifecycle(ABC):
     """The async and context-manager forms of a recorder's ``flush`` and ``close``, shared by
-    ``TelemetryRecorder`` and ``ProcessRecorder``."""
+    ``TelemetryRecorder`` and ``ProcessRecorder`` (which implement the two)."""
 
+    @abstractmethod
     def flush(self, timeout: float | None = None) -> bool:
-        raise NotImplementedError
+        """Wait until every run submitted so far is written or given up on."""
 
+    @abstractmethod
     def close(self, timeout: float | None = None) -> None:
-        raise NotImplementedError
+        """Write what is pending and stop."""
 
     async def aflush(self) -> bool:
         """``flush`` from async code, waiting in a worker thread (bound it with
