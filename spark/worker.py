@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -137,8 +138,14 @@ async def run_worker(settings: SparkSettings, role: WorkerRole = "all") -> None:
 def main() -> None:
     """Entry point of ``spark-worker``, ``python -m spark.worker`` and ``python worker.py``."""
     configure_logging()
-    metrics_runtime.install(MetricsSettings.from_env().address)  # before any client connects
-    asyncio.run(run_worker(SparkSettings.from_env(), worker_role_from_env()))
+    try:
+        metrics_address = MetricsSettings.from_env().address
+        settings, role = SparkSettings.from_env(), worker_role_from_env()
+    except ConfigurationError as error:  # the environment is wrong: say which variable, once
+        print(f"spark-worker: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    metrics_runtime.install(metrics_address)  # before any client connects
+    asyncio.run(run_worker(settings, role))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ sandbox has nothing heavy to pass through or re-import."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -94,3 +95,29 @@ def test_bad_worker_setting_is_a_configuration_error(
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigurationError, match=variable):
         worker_options(SparkSettings(database_url="sqlite:///unused.db"), worker_role_from_env())
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SPARK_WORKER_ROLE", "both"),
+        ("SPARK_GENERATOR", "bogus"),
+        ("SPARK_TELEMETRY_WRITER_PROCESS", "maybe"),
+        ("SPARK_METRICS_ADDRESS", "nope"),
+    ],
+)
+def test_a_worker_with_a_bad_setting_exits_2_naming_it(variable: str, value: str) -> None:
+    """The worker refuses a setting it cannot read before it connects anywhere: exit code 2
+    and one line on stderr naming the variable, no traceback."""
+    env = {**os.environ, variable: value}
+    done = subprocess.run(
+        [sys.executable, "-m", "spark.worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and variable in lines[0] and "Traceback" not in done.stderr
