@@ -64,10 +64,12 @@ class TraceRow(SQLModel, table=True):
 # can carry a run's root in a later request, or a span again in another split) by
 # ``spark_span_keys``. Every insert
 # then touches the table and the window index only (migration 0010 measured it).
-# The window index: what every span aggregation selects, a graph, a version, a time window. No
-# node_id: node_stats groups by node over the whole window anyway (migration 0007). PostgreSQL
-# keeps a BRIN index on the start time instead, a few pages maintained for almost nothing, as
-# spans arrive in time order: reads that must be fast read rollups, and raw reads are windows.
+# The window index: what raw span reads select, a time window, then a graph and a version. Spans
+# arrive in time order, so keyed by time first every insert appends at the index's right edge
+# (migration 0012: keyed by graph and version first, each pair written was an insertion point
+# inside the tree). No node_id: node_stats groups by node over the whole window anyway
+# (migration 0007). PostgreSQL keeps a BRIN index on the start time instead, a few pages
+# maintained for almost nothing. Reads that must be fast read rollups; raw reads are windows.
 # Partial indexes stay small and cheap to maintain: failures are rare (the error-type breakdown
 # reads only them), and only side-effect spans carry an output (replay).
 SPANS_TABLE = Table(
@@ -89,7 +91,7 @@ SPANS_TABLE = Table(
     Column("cost", Float, nullable=False),
     Column("input_fingerprint", String, nullable=True),
     Column("output_json", Text, nullable=True),
-    Index("ix_spark_spans_graph_version_started", "graph_id", "version_id", "started_at").ddl_if(
+    Index("ix_spark_spans_started_graph_version", "started_at", "graph_id", "version_id").ddl_if(
         dialect="sqlite"
     ),
     Index("ix_spark_spans_started_brin", "started_at", postgresql_using="brin").ddl_if(

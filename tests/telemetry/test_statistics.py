@@ -7,7 +7,7 @@ from sqlalchemy import text
 
 from spark.db import get_engine
 from spark.telemetry import TelemetryStore, _statistics
-from spark.telemetry._queries import Window, node_stats_sql
+from spark.telemetry._queries import Window, node_stats_sql, version_stats_sql
 from spark.telemetry._statistics import AnalyzeSchedule
 from spark.telemetry.models import RunTelemetry
 from tests.telemetry import factories
@@ -55,12 +55,13 @@ def _runs(first: int) -> list[RunTelemetry]:
     ]
 
 
-def _whole_graph_plans(url: str) -> list[str]:
-    """The whole-graph node_stats plan on two pooled connections checked out at once."""
+def _whole_graph_plans(url: str, sql: str) -> list[str]:
+    """The plan of ``sql`` over all of graph ``g`` on two pooled connections checked out at
+    once."""
     window, engine = Window("g"), get_engine(url)
-    sql = text("EXPLAIN QUERY PLAN " + node_stats_sql(window, postgres=False))
+    explain = text("EXPLAIN QUERY PLAN " + sql)
     with engine.connect() as first, engine.connect() as second:
-        plans = [conn.execute(sql, window.params()).all() for conn in (first, second)]
+        plans = [conn.execute(explain, window.params()).all() for conn in (first, second)]
     return [" / ".join(str(row[-1]) for row in plan) for plan in plans]
 
 
@@ -68,18 +69,40 @@ def test_sqlite_store_analyzes_after_a_bulk_load(
     sqlite_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Once the spans written cross the first threshold the planner has statistics, and a
-    whole-graph node_stats, even on a pooled connection that planned before, scans the table
-    instead of walking the graph index."""
+    whole-graph read of the traces (version statistics), even on a pooled connection that planned before, scans the
+    table instead of walking the graph index. The spans' index leads with time, so a
+    whole-graph node_stats scans the table with or without statistics."""
     monkeypatch.setattr(_statistics, "FIRST_ANALYZE_SPANS", 1_500)
+    traces_sql = version_stats_sql(Window("g"), postgres=False)
+    spans_sql = node_stats_sql(Window("g"), postgres=False)
     store = TelemetryStore(sqlite_database_url)
     store.write_runs(_runs(0))
     assert _stat_rows(sqlite_database_url) == 0
-    for plan in _whole_graph_plans(sqlite_database_url):
-        assert "USING INDEX ix_spark_spans_graph_version_started" in plan
+    for plan in _whole_graph_plans(sqlite_database_url, traces_sql):
+        assert "USING INDEX ix_spark_traces_graph_version_started" in plan
+    for plan in _whole_graph_plans(sqlite_database_url, spans_sql):
+        assert plan.startswith("SCAN spark_spans")
     store.write_runs(_runs(100))
     assert _stat_rows(sqlite_database_url) > 0
-    for plan in _whole_graph_plans(sqlite_database_url):
+    for plan in _whole_graph_plans(sqlite_database_url, traces_sql):
+        assert "SCAN t" in plan.split(" / "), plan
+    for plan in _whole_graph_plans(sqlite_database_url, spans_sql):
         assert plan.startswith("SCAN spark_spans")
+
+
+def test_a_time_window_of_one_version_reads_the_span_index(sqlite_database_url: str) -> None:
+    """A window of spans (what the analysis, the rollups' partial edges and the seal read) is a
+    range of the time-first index, with graph and version checked in its entries."""
+    TelemetryStore(sqlite_database_url).write_runs(_runs(0))
+    window = Window("g", "v1", since=T0 + 10, until=T0 + 20)
+    with get_engine(sqlite_database_url).connect() as conn:
+        plan = conn.execute(
+            text("EXPLAIN QUERY PLAN " + node_stats_sql(window, postgres=False)), window.params()
+        ).all()
+    detail = " / ".join(str(row[-1]) for row in plan)
+    assert "USING INDEX ix_spark_spans_started_graph_version (started_at>? AND started_at<?)" in (
+        detail
+    ), detail
 
 
 def test_a_new_store_keeps_the_schedule_of_the_analysed_table(
