@@ -19,7 +19,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -100,9 +99,9 @@ def measure_direct(config: TelemetryConfig, runs: list[RunTelemetry]) -> float:
 
 def _renamed(run: RunTelemetry) -> RunTelemetry:
     """The same run under new ids (and another graph), so it is inserted rather than skipped."""
-    trace = replace(run.trace, trace_id="d" + run.trace.trace_id, graph_id="direct")
+    trace = run.trace._replace(trace_id="d" + run.trace.trace_id, graph_id="direct")
     spans = [
-        replace(span, span_id="d" + span.span_id, trace_id=trace.trace_id, graph_id="direct")
+        span._replace(span_id="d" + span.span_id, trace_id=trace.trace_id, graph_id="direct")
         for span in run.spans
     ]
     return RunTelemetry(trace, spans)
@@ -112,7 +111,8 @@ def measure_ceiling(config: TelemetryConfig, runs: list[RunTelemetry]) -> float:
     """Spans/s of the bare driver path into an index-free temp copy of the span table, same
     batches: ``sqlite3`` executemany or psycopg binary COPY (physical-limits.md, side by side)."""
     store = config.open_store()
-    rows, names = _bulk.span_rows(runs), ", ".join(_bulk.SPAN_COLUMNS)
+    rows = [tuple(span) for span in _bulk.span_rows(runs)]  # plain tuples: the driver's fast path
+    names = ", ".join(_bulk.SPAN_COLUMNS)
     per_batch = config.batch_size * len(runs[0].spans)
     with store._raw_transaction() as conn:
         conn.execute(f"CREATE TEMP TABLE ceiling AS SELECT {names} FROM spark_spans WHERE 1 = 0")

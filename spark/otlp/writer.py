@@ -37,8 +37,7 @@ class OTLPWriter:
         """Store every run and span of ``batch`` (or, on any failure, none of them)."""
         if not batch.traces and not batch.spans:
             return
-        traces = [_bulk.trace_row(trace) for trace in batch.traces]
-        spans = [_bulk.span_row(span) for span in batch.spans]
+        traces, spans = batch.traces, batch.spans
         writer = _bulk.write_postgres if self._postgres else _bulk.write_sqlite
         if self._partitions is not None:
             self._partitions.ensure(traces, spans, now=None)

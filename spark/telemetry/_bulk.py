@@ -1,7 +1,7 @@
 """Bulk writers of traces and spans: COPY on PostgreSQL, ``executemany`` on SQLite.
 
-Rows are plain tuples taken straight from the slotted records (``attrgetter`` in C), never ORM
-objects. Both paths skip what is already stored, so a retried batch is harmless: traces by their
+Rows are the records themselves (``SpanRecord`` and ``TraceRecord`` are named tuples whose
+fields are the columns, in order), never ORM objects: nothing is converted per row. Both paths skip what is already stored, so a retried batch is harmless: traces by their
 primary key; spans by their trace (a run's spans are stored with its trace, in one transaction,
 so the spans of a trace already stored are too), or, for a span whose trace is not in the batch
 (OTLP), by its id in ``spark_span_keys``. Spans themselves carry no unique index (migration 0010).
@@ -14,8 +14,7 @@ import itertools
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import fields
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from typing import Any
 
 import psycopg
@@ -27,16 +26,12 @@ from spark.telemetry.tables import SPANS_TABLE, TraceRow
 
 Row = tuple[Any, ...]
 
-TRACE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(TraceRecord))
-SPAN_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(SpanRecord))
+TRACE_COLUMNS: tuple[str, ...] = TraceRecord._fields
+SPAN_COLUMNS: tuple[str, ...] = SpanRecord._fields
 TRACES: Table = TraceRow.__table__  # type: ignore[attr-defined]
 SPANS: Table = SPANS_TABLE
 SPAN_KEYS = "spark_span_keys"
 
-trace_row = _trace_row = attrgetter(*TRACE_COLUMNS)
-"""A ``TraceRecord`` as a row tuple in ``TRACE_COLUMNS`` order."""
-span_row = _span_row = attrgetter(*SPAN_COLUMNS)
-"""A ``SpanRecord`` as a row tuple in ``SPAN_COLUMNS`` order."""
 _IDS_PER_SELECT = 500
 
 
@@ -84,13 +79,13 @@ def _is_sqlite_rejection(exc: BaseException) -> bool:
 
 
 def trace_rows(runs: Sequence[RunTelemetry]) -> list[Row]:
-    """One tuple per trace, in ``TRACE_COLUMNS`` order."""
-    return [_trace_row(run.trace) for run in runs]
+    """One row per trace (the records themselves), in ``TRACE_COLUMNS`` order."""
+    return [run.trace for run in runs]
 
 
 def span_rows(runs: Sequence[RunTelemetry]) -> list[Row]:
-    """One tuple per span of every run, in ``SPAN_COLUMNS`` order."""
-    return [_span_row(span) for run in runs for span in run.spans]
+    """One row per span of every run (the records themselves), in ``SPAN_COLUMNS`` order."""
+    return list(itertools.chain.from_iterable(run.spans for run in runs))
 
 
 def write_sqlite(

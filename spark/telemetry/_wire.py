@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable, Iterator
 from operator import attrgetter
 from typing import Any, cast
 
-from spark.telemetry._bulk import span_row, trace_row
 from spark.telemetry.fingerprints import complete_run
 from spark.telemetry.models import (
     FeedbackRecord,
@@ -118,15 +117,17 @@ def _plain(record: Record) -> tuple[Any, ...]:
         return (
             _PENDING,
             _PENDING_HEAD(record),
-            [span_row(span) for span in record.spans],
+            list(map(tuple, record.spans)),
             record.node_inputs,
             record.sampling_rate,
         )
     if isinstance(record, RunTelemetry):
-        return (_RUN, trace_row(record.trace), [span_row(span) for span in record.spans])
+        return (_RUN, tuple(record.trace), list(map(tuple, record.spans)))
     return (_SCORE, _FEEDBACK(record))
 
 
+_new_record = tuple.__new__
+"""A span or trace record of its row (marshal keeps plain tuples only), with no per-field call."""
 _new_pending_run = cast(Callable[..., PendingRun], PendingRun)
 """``PendingRun`` built positionally from its head fields as encoded (``_PENDING_HEAD``)."""
 
@@ -142,11 +143,13 @@ def _record(item: tuple[Any, ...]) -> Record:
         return _record(pickle.loads(item[1]))
     if tag == _PENDING:
         _, head, spans, node_inputs, sampling_rate = item
-        spans = [SpanRecord(*span) for span in spans]
+        spans = [_new_record(SpanRecord, span) for span in spans]
         return _new_pending_run(*head, spans, node_inputs, sampling_rate)
     if tag == _RUN:
         _, trace, spans = item
-        return RunTelemetry(TraceRecord(*trace), [SpanRecord(*span) for span in spans])
+        return RunTelemetry(
+            _new_record(TraceRecord, trace), [_new_record(SpanRecord, span) for span in spans]
+        )
     return FeedbackRecord(*item[1])
 
 

@@ -28,7 +28,7 @@ from types import ModuleType
 from typing import Any
 
 from spark.telemetry.ids import new_span_ids
-from spark.telemetry.models import PendingRun, RunTelemetry, TraceRecord
+from spark.telemetry.models import PendingRun, RunTelemetry, SpanRecord, TraceRecord
 
 FINGERPRINT_DIGITS = 16
 
@@ -42,24 +42,39 @@ def fingerprint_of_json(text: str | None) -> str | None:
 
 def complete_run(run: RunTelemetry | PendingRun) -> RunTelemetry:
     """The ``RunTelemetry`` of a pending run, its fingerprints and span ids filled in (a
-    ``RunTelemetry`` is returned as it is). The spans are completed in place: a pending run
-    belongs to the sink it was handed to, and copying ten records per run would double the
-    writer's share of the GIL."""
+    ``RunTelemetry`` is returned as it is). Each span is rebuilt once, by slices of the
+    tuple (a ``_replace`` costs six times as much)."""
     if isinstance(run, RunTelemetry):
         return run
-    spans, node_inputs = run.spans, run.node_inputs
-    unnamed = [span for span in spans if not span.span_id]
-    for span, span_id in zip(unnamed, new_span_ids(len(unnamed)), strict=True):
-        span.span_id = span_id
+    node_inputs = run.node_inputs
+    unnamed = sum(1 for span in run.spans if not span.span_id)
+    span_ids = iter(new_span_ids(unnamed))
     fingerprint = _policies().input_fingerprint
-    for span in spans:
-        inputs = node_inputs.get(span.node_id)
-        if inputs is not None and span.input_fingerprint is None:
+    spans = []
+    for span in run.spans:
+        stored = span.input_fingerprint
+        inputs = node_inputs.get(span.node_id) if stored is None else None
+        if inputs is not None:
             try:
-                span.input_fingerprint = fingerprint(inputs)
+                stored = fingerprint(inputs)
             except RuntimeError:  # a container changed size while the writer read it
-                span.input_fingerprint = None
+                stored = None
+        spans.append(
+            _new_span(
+                SpanRecord,
+                (
+                    span.span_id or next(span_ids),
+                    *span[1:_FINGERPRINT],
+                    stored,
+                    *span[_FINGERPRINT + 1 :],
+                ),
+            )
+        )
     return RunTelemetry(trace_record(run), spans)
+
+
+_new_span = tuple.__new__
+_FINGERPRINT = SpanRecord._fields.index("input_fingerprint")
 
 
 def trace_record(run: PendingRun) -> TraceRecord:

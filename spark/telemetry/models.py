@@ -1,24 +1,24 @@
 """Telemetry records produced by the runtime and consumed by the telemetry store.
 
-Plain slotted dataclasses: they are built on the request path, so they stay cheap. Pydantic models
-appear at the boundaries that need validation (API, Temporal payloads), not here.
+Spans and traces are named tuples: built on the request path, they stay cheap, and a tuple is
+already the row the bulk writers hand the driver (``executemany`` and binary COPY take them as
+they are: no per-row conversion on the write path). The other records are slotted dataclasses.
+Pydantic models appear at the boundaries that need validation (API, Temporal payloads), not here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 RunStatus = Literal["ok", "error"]
 SpanStatus = Literal["ok", "error", "skipped"]
 RoutingArm = Literal["active", "candidate", "replay", "direct"]
 
 
-@dataclass(slots=True)
-class SpanRecord:
-    """One node execution inside a trace. Treat it as immutable (``dataclasses.replace``); it is
-    not frozen because a frozen dataclass's ``__init__`` costs three times as much, once per
-    node on the request path."""
+class SpanRecord(NamedTuple):
+    """One node execution inside a trace; its fields are the span table's columns, in order
+    (``_replace`` makes a changed copy)."""
 
     span_id: str
     trace_id: str
@@ -38,10 +38,9 @@ class SpanRecord:
     output_json: str | None = None  # recorded only for nodes tagged side_effects (for replay)
 
 
-@dataclass(slots=True)
-class TraceRecord:
-    """One graph run. Treat it as immutable (``dataclasses.replace``); not frozen, for the
-    request path's sake, like ``SpanRecord``."""
+class TraceRecord(NamedTuple):
+    """One graph run; its fields are the trace table's columns, in order (``_replace`` makes a
+    changed copy)."""
 
     trace_id: str
     graph_id: str

@@ -318,7 +318,7 @@ class TelemetryRecorder(RecorderLifecycle):
             return None
         if isinstance(run, PendingRun):
             return replace(run, sampling_rate=rate)
-        return replace(run, trace=replace(run.trace, sampling_rate=rate))
+        return replace(run, trace=run.trace._replace(sampling_rate=rate))
 
     # -- control ----------------------------------------------------------------------------
 
@@ -630,7 +630,7 @@ class TelemetryRecorder(RecorderLifecycle):
 
 
 def _without_inputs(run: RunTelemetry) -> RunTelemetry:
-    return replace(run, trace=replace(run.trace, inputs_json=None))
+    return replace(run, trace=run.trace._replace(inputs_json=None))
 
 
 def _span_count(records: list[Record]) -> int:

@@ -4,7 +4,6 @@ no timeout scope for a node without a timeout, a chain scheduled in one task (is
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -151,7 +150,7 @@ async def test_only_nodes_a_cache_could_serve_are_fingerprinted(
 
 
 def _fields(record: Any, leaving_out: set[str]) -> dict[str, Any]:
-    return {k: v for k, v in dataclasses.asdict(record).items() if k not in leaving_out}
+    return {k: v for k, v in record._asdict().items() if k not in leaving_out}
 
 
 async def test_a_run_without_capture_is_completed_unchanged() -> None:

@@ -71,9 +71,9 @@ def test_wire_completes_a_run_whose_inputs_marshal_cannot_carry() -> None:
 
 def test_wire_pickles_a_field_marshal_refuses_and_refuses_what_nothing_carries() -> None:
     odd = factories.run(1)
-    odd.spans[0].error_type = dt.date(2026, 1, 1)  # type: ignore[assignment]
+    odd.spans[0] = odd.spans[0]._replace(error_type=dt.date(2026, 1, 1))  # type: ignore[arg-type]
     bad = factories.run(1)
-    bad.spans[0].error_type = _Unpicklable()  # type: ignore[assignment]
+    bad.spans[0] = bad.spans[0]._replace(error_type=_Unpicklable())  # type: ignore[arg-type]
     good = factories.run(1)
     payload, refused = _wire.encode_records([odd, bad, good])
     assert refused == [bad]
