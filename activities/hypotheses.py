@@ -10,6 +10,7 @@ from temporalio import activity
 
 from activities._support import heartbeating, misuse_is_final, off_loop
 from activities.deps import ActivityDeps
+from activities.window_planning import planning_data
 from spark.errors import InvalidInputError
 from spark.experience import ProposalDecision
 from spark.experience.policy import (
@@ -31,10 +32,12 @@ from spark.rsi.contracts import (
     ValidateInput,
     ValidateResult,
 )
+from spark.rsi.decidability import decidability
 from spark.rsi.generator import HypothesisGenerator
 from spark.rsi.hypotheses import Hypothesis
 from spark.rsi.llm_generator import LLMGenerator, generator_for_model
 from spark.rsi.objectives import Objective, objective_of
+from spark.rsi.online_plan import evidence_factor
 from spark.rsi.patterns import LearnedPattern, generator_hints
 from spark.rsi.ranking import in_ranked_order, rank_hypotheses
 from spark.rsi.validation import validate_hypothesis
@@ -85,13 +88,20 @@ class HypothesisActivities:
         proposed = [h for h in proposed if _allowed(h, inp.change_kinds)]
         verdicts = self._judge(inp, proposed, report)
         kept = [h for h in proposed if verdicts[h.hypothesis_id].decision != "skip"]
+        node_types = {node.id: node.type for node in spec.nodes}
         ranking = rank_hypotheses(
-            kept,
-            objective=objective,
-            report=report,
-            learned=learned,
-            node_types={node.id: node.type for node in spec.nodes},
+            kept, objective=objective, report=report, learned=learned, node_types=node_types
         )
+        decidable = self._decidability(inp, objective, kept, ranking, verdicts)
+        if decidable:
+            ranking = rank_hypotheses(
+                kept,
+                objective=objective,
+                report=report,
+                learned=learned,
+                node_types=node_types,
+                decidability=decidable,
+            )
         ranking = [
             _noting_retry(r, verdicts[r.hypothesis_id]) for r in ranking[: inp.max_hypotheses]
         ]
@@ -105,6 +115,46 @@ class HypothesisActivities:
             excluded_by_kind=generated - len(proposed),
             already_decided=len(proposed) - len(kept),
         )
+
+    def _decidability(
+        self,
+        inp: HypothesizeInput,
+        objective: Objective,
+        kept: Sequence[Hypothesis],
+        ranking: Sequence[RankedHypothesis],
+        verdicts: dict[str, ProposalVerdict],
+    ) -> dict[str, float]:
+        """Each hypothesis' chance that the longest window allowed ships it if it does what it
+        predicts, relative to the design's power (``spark.rsi.decidability``: same baseline,
+        traffic, learned prediction share and retry evidence as its window would be planned
+        with); empty when the loop runs no online window or its settings were not passed. A
+        hypothesis whose window cannot be planned is left out: opening it will say why."""
+        settings = inp.settings
+        if settings is None or settings.ab_mode == "replay" or not kept:
+            return {}
+        data = planning_data(self._deps.telemetry, inp.graph_id, inp.version_id, settings)
+        shares = {r.hypothesis_id: r.prediction_share for r in ranking}
+        found: dict[str, float] = {}
+        for hypothesis in kept:
+            key = hypothesis.hypothesis_id
+            expected: dict[str, float] = {k: v for k, v in hypothesis.expected_effects.items()}
+            try:
+                found[key] = decidability(
+                    data.baseline,
+                    objective,
+                    runs_per_hour=data.runs_per_hour,
+                    candidate_share=settings.ab_candidate_share,
+                    looks=settings.ab_looks,
+                    alpha=settings.alpha,
+                    max_window_s=settings.ab_max_window_s,
+                    min_effect=settings.ab_min_effect,
+                    expected_effects=expected,
+                    evidence_factor=evidence_factor(verdicts[key].prior_attempts),
+                    prediction_share=shares.get(key),
+                )
+            except InvalidInputError:
+                continue
+        return found
 
     def _judge(
         self, inp: HypothesizeInput, proposed: list[Hypothesis], report: DiagnosticReport

@@ -16,6 +16,7 @@ from temporalio import activity
 
 from activities._support import heartbeating, log, misuse_is_final, off_loop
 from activities.deps import ActivityDeps
+from activities.window_planning import plan_for, planning_data
 from spark.errors import InvalidInputError
 from spark.registry._sql import utcnow
 from spark.registry.routing import as_utc
@@ -28,11 +29,8 @@ from spark.rsi.contracts import (
     OnlineWindowStart,
 )
 from spark.rsi.objectives import objective_of
-from spark.rsi.online import decide_online_look, observed_rate, plan_objective_window
+from spark.rsi.online import decide_online_look
 from spark.rsi.stats import Decision, MetricResult
-
-PLANNING_RUNS = 5_000
-MIN_RATE_SPAN_S = 60.0
 
 
 def window_key(graph_id: str, cycle: int, candidate_version_id: str) -> str:
@@ -54,24 +52,15 @@ class OnlineABActivities:
         return await off_loop(self._start, inp)
 
     def _start(self, inp: OnlineWindowInput) -> OnlineWindowStart:
-        settings, telemetry = inp.settings, self._deps.telemetry
-        since = time.time() - settings.analysis_window_s
-        baseline = telemetry.trace_metrics(
-            inp.graph_id, inp.baseline_version_id, since=since, limit=PLANNING_RUNS
-        )
+        settings = inp.settings
+        data = planning_data(self._deps.telemetry, inp.graph_id, inp.baseline_version_id, settings)
         spec = self._deps.registry.get_version(inp.baseline_version_id).spec
         objective = objective_of(spec.metadata, settings.objective)
         try:
-            plan = plan_objective_window(
-                baseline,
+            plan = plan_for(
+                data,
+                settings,
                 objective,
-                runs_per_hour=self._traffic_rate(inp.graph_id, since),
-                candidate_share=settings.ab_candidate_share,
-                looks=settings.ab_looks,
-                alpha=settings.alpha,
-                min_window_s=settings.ab_min_window_s,
-                max_window_s=settings.ab_max_window_s,
-                min_effect=settings.ab_min_effect,
                 expected_effects=inp.expected_effects,
                 evidence_factor=inp.evidence_factor,
                 prediction_share=inp.prediction_share,
@@ -106,15 +95,6 @@ class OnlineABActivities:
         return OnlineWindowStart(
             plan=plan, started_at=started_at, ends_at=ends_at, reasons=plan.notes
         )
-
-    def _traffic_rate(self, graph_id: str, since: float) -> float:
-        """Runs per hour over the analysis window, or over the part of it the graph has lived
-        (at least a minute), so a young graph's rate is not diluted by the empty rest."""
-        stats = self._deps.telemetry.version_stats(graph_id, since=since)
-        if stats.first_started_at is None:
-            return 0.0
-        span = max(time.time() - max(since, stats.first_started_at), MIN_RATE_SPAN_S)
-        return observed_rate(stats.count, span)
 
     @activity.defn(name="online_ab_look")
     @misuse_is_final

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         WindowProgress,
     )
     from spark.rsi.hypotheses import Hypothesis, Metric
+    from spark.rsi.online_plan import evidence_factor
 
     from workflows.activity_calls import HEARTBEAT, call
 
@@ -59,9 +60,6 @@ class WindowHost(Protocol):
         ...
 
 
-MAX_EVIDENCE_DOUBLINGS = 6
-
-
 class OnlineWindow:
     """One window: the candidate's share of live traffic, judged at each look."""
 
@@ -80,8 +78,7 @@ class OnlineWindow:
         self._expected = dict(hypothesis.expected_effects)
         self._prediction_share = prediction_share
         self._candidate_id = candidate_id
-        # A retry of an undecided test gathers twice the evidence of the attempt before it.
-        self._evidence_factor = float(2 ** min(prior_attempts, MAX_EVIDENCE_DOUBLINGS))
+        self._evidence_factor = evidence_factor(prior_attempts)
         self._cap: datetime | None = None  # when the window must stop routing, at the latest
         self._closed = False
         self._look_failed = False  # a look failed for good: the window has no verdict

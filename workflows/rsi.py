@@ -372,6 +372,7 @@ class RSIWorkflow:
             change_kinds=plan.settings.change_kinds,
             use_patterns=plan.settings.use_patterns,
             hypothesis_model=plan.settings.hypothesis_model,
+            settings=plan.settings,
         )
         proposed = await call("generate_hypotheses", arg, HypothesizeResult, summary="hypothesize")
         self._proposal = proposed

@@ -473,6 +473,11 @@ class HypothesizeInput(_Model):
     hypothesis_model: HypothesisModel | None = Field(
         default=None, description="the settings' LLM for this cycle; None: the worker's generator"
     )
+    settings: RSISettings | None = Field(
+        default=None,
+        description="the loop's settings, to plan each hypothesis' online window for the "
+        "ranking; None: ranked without (older workflows)",
+    )
 
 
 class RankedHypothesis(_Model):
@@ -485,7 +490,16 @@ class RankedHypothesis(_Model):
         description="expected change of the owner's loss per request (negative = better)"
     )
     evidence_weight: float = Field(description="learned pattern weight behind the expectation")
-    score: float = Field(description="-objective_change x evidence_weight (higher ranks first)")
+    score: float = Field(
+        description="-objective_change x evidence_weight x decidability (higher ranks first)"
+    )
+    decidability: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="power of the online window its plan can hold, relative to the design's "
+        "(spark.rsi.decidability); None when no window was planned for the ranking",
+    )
     breaks_constraint: str | None = Field(
         default=None, description="the hard constraint its expected effects would break, if any"
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from spark.errors import InvalidInputError
 from spark.rsi.hypotheses import Metric
@@ -37,6 +38,7 @@ from spark.rsi.stats import (
     MetricSpec,
     SequentialDesign,
     SummaryStats,
+    WindowPlan,
     decide_from_summaries,
     plan_window,
 )
@@ -235,6 +237,56 @@ def objective_arrays(
     return arrays
 
 
+@dataclass(frozen=True)
+class ObjectiveSizing:
+    """What sizes an objective window: the baseline's references and per-run arrays, the
+    metrics judged (``sizable``: those the planner can size), the planned change of the loss
+    and the planner's per-metric samples."""
+
+    refs: References
+    arrays: dict[str, list[float]]
+    metrics: list[MetricSpec]
+    sizable: list[MetricSpec]
+    change: float
+    planned: WindowPlan
+
+
+def size_objective_window(
+    baseline: TraceMetrics,
+    objective: Objective,
+    *,
+    looks: int,
+    alpha: float,
+    min_effect: float | None = None,
+    expected_effects: Mapping[str, float] | None = None,
+    prediction_share: float | None = None,
+) -> ObjectiveSizing:
+    """The runs per arm each judged metric needs (see ``plan_objective_window``); raises
+    ``InvalidInputError`` when the baseline is too small to plan from."""
+    if len(baseline.error) < MIN_RUNS_PER_METRIC:
+        raise InvalidInputError(
+            f"the baseline has {len(baseline.error)} runs; {MIN_RUNS_PER_METRIC} are needed "
+            "to plan a window"
+        )
+    refs = references_of(moments_of(baseline))
+    arrays = objective_arrays(objective, refs, baseline)
+    metrics = [objective_spec(), *guardrails(objective, moments_of(baseline))]
+    sizable = [m for m in metrics if _sizable(m, arrays[m.name])]
+    change = planned_loss_change(objective, refs, expected_effects, min_effect, prediction_share)
+    design = SequentialDesign(alpha=alpha, planned_looks=looks)
+    planned = plan_window(
+        sizable, {m.name: arrays[m.name] for m in sizable}, {OBJECTIVE: change}, design=design
+    )
+    return ObjectiveSizing(refs, arrays, metrics, sizable, change, planned)
+
+
+def available_runs_per_arm(
+    runs_per_hour: float, candidate_share: float, max_window_s: float
+) -> float:
+    """The runs each arm gets in the longest window allowed (the smaller arm's)."""
+    return runs_per_hour * min(candidate_share, 1.0 - candidate_share) * max_window_s / 3600.0
+
+
 def plan_objective_window(
     baseline: TraceMetrics,
     objective: Objective,
@@ -254,20 +306,17 @@ def plan_objective_window(
     loss per request at the planned change, every guardrail at its margin. Raises
     ``InvalidInputError`` (with the reason) when it cannot be planned."""
     _check_traffic(runs_per_hour, candidate_share)
-    if len(baseline.error) < MIN_RUNS_PER_METRIC:
-        raise InvalidInputError(
-            f"the baseline has {len(baseline.error)} runs; {MIN_RUNS_PER_METRIC} are needed "
-            "to plan a window"
-        )
-    refs = references_of(moments_of(baseline))
-    arrays = objective_arrays(objective, refs, baseline)
-    metrics = [objective_spec(), *guardrails(objective, moments_of(baseline))]
-    sizable = [m for m in metrics if _sizable(m, arrays[m.name])]
-    change = planned_loss_change(objective, refs, expected_effects, min_effect, prediction_share)
-    design = SequentialDesign(alpha=alpha, planned_looks=looks)
-    planned = plan_window(
-        sizable, {m.name: arrays[m.name] for m in sizable}, {OBJECTIVE: change}, design=design
+    sizing = size_objective_window(
+        baseline,
+        objective,
+        looks=looks,
+        alpha=alpha,
+        min_effect=min_effect,
+        expected_effects=expected_effects,
+        prediction_share=prediction_share,
     )
+    refs, metrics, sizable = sizing.refs, sizing.metrics, sizing.sizable
+    change, planned = sizing.change, sizing.planned
     runs_per_arm = math.ceil(planned.runs_per_arm * evidence_factor)
     window_s, needed_s = _window_length(
         runs_per_arm, runs_per_hour, candidate_share, min_window_s, max_window_s
@@ -319,8 +368,7 @@ def _window_length(
     max_window_s: float,
 ) -> tuple[float, float]:
     """The window's length (clamped) and the length the planned runs need."""
-    share = min(candidate_share, 1.0 - candidate_share)
-    needed_s = runs_per_arm / (runs_per_hour * share) * 3600.0
+    needed_s = runs_per_arm / available_runs_per_arm(runs_per_hour, candidate_share, 1.0)
     return min(max(needed_s, min_window_s), max_window_s), needed_s
 
 

@@ -13,6 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from spark.rsi.hypotheses import Metric
 from spark.rsi.objectives import Objective
 
+MAX_EVIDENCE_DOUBLINGS = 6
+
+
+def evidence_factor(prior_attempts: int) -> float:
+    """How many times the evidence of a first attempt a test gathers: a retry of an undecided
+    test gathers twice the evidence of the attempt before it (at most 2^6 times the first)."""
+    return float(2 ** min(prior_attempts, MAX_EVIDENCE_DOUBLINGS))
+
 
 class References(BaseModel):
     """The baseline means the loss is scaled by, fixed for a whole test."""

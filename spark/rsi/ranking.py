@@ -9,10 +9,13 @@ vector over error rate, latency, cost and quality. The ranking is, in order:
 2. **Pareto fronts.** Hypotheses no other hypothesis dominates (at least as good on all four
    metrics in their improving direction, better on one) form front 1; removing them, the next
    front, and so on. A dominated hypothesis never ranks before the one dominating it.
-3. **Objective x evidence.** Within a front, by ``score = -expected objective change x evidence``:
-   the expected change of the owner's loss per request (``expected_objective_change``) times the
-   learned pattern weight of its change kinds for its diagnosis kind (``pattern_evidence``, or,
-   given ``learned`` patterns, the governing one's weight: ``spark.rsi.patterns``).
+3. **Objective x evidence x decidability.** Within a front, by ``score = -expected objective
+   change x evidence x decidability``: the expected change of the owner's loss per request
+   (``expected_objective_change``) times the learned pattern weight of its change kinds for its
+   diagnosis kind (``pattern_evidence``, or, given ``learned`` patterns, the governing one's
+   weight: ``spark.rsi.patterns``), times, when given, the power of the online window its plan
+   can hold relative to the design's (``spark.rsi.decidability``: 1 for a window that holds its
+   planned runs). An expected loss scores as it is: decidability only discounts gains.
 
 With ``learned`` patterns, a hypothesis an anti-pattern governs is **suppressed**: it ranks after
 every unsuppressed one (before the hard-constraint breakers), never dropped; a success pattern
@@ -49,6 +52,7 @@ class _Scored:
     attempts: int
     broken: str | None
     judgement: PatternJudgement | None = None
+    decidability: float | None = None
 
     @property
     def suppressed(self) -> bool:
@@ -57,8 +61,12 @@ class _Scored:
 
     @property
     def score(self) -> float:
-        """Higher is better: the expected improvement of the objective, times its evidence."""
-        return -self.objective_change * self.weight + 0.0
+        """Higher is better: the expected improvement of the objective, times its evidence and,
+        for a gain, the chance its window decides (relative to the design's)."""
+        gain = -self.objective_change * self.weight + 0.0
+        if gain > 0 and self.decidability is not None:
+            return gain * self.decidability
+        return gain
 
 
 def rank_hypotheses(
@@ -69,13 +77,19 @@ def rank_hypotheses(
     patterns: Sequence[PatternHint] = (),
     learned: Sequence[LearnedPattern] = (),
     node_types: Mapping[str, str] | None = None,
+    decidability: Mapping[str, float] | None = None,
 ) -> list[RankedHypothesis]:
     """The hypotheses' ranking, best first (see the module docstring); one entry each.
     ``learned`` patterns, when given, replace ``patterns`` as the evidence; ``node_types`` maps
-    the base graph's node ids to their types (for node-type patterns)."""
+    the base graph's node ids to their types (for node-type patterns); ``decidability`` maps
+    hypothesis ids to their window's relative power (a missing one counts as decidable)."""
     scored = [_score(h, objective, report, patterns) for h in _unique(hypotheses)]
     if learned:
         scored = [_judged(s, learned, node_types or {}) for s in scored]
+    if decidability:
+        scored = [
+            replace(s, decidability=decidability.get(s.hypothesis.hypothesis_id)) for s in scored
+        ]
     fronts = pareto_fronts([s.loss for s in scored])
     order = sorted(
         range(len(scored)),
@@ -185,6 +199,7 @@ def _ranked(scored: _Scored, front: int, dominator: Hypothesis | None) -> Ranked
         objective_change=round(scored.objective_change, 6),
         evidence_weight=round(scored.weight, 4),
         score=round(scored.score, 6),
+        decidability=None if scored.decidability is None else round(scored.decidability, 4),
         breaks_constraint=scored.broken,
         why=_why(scored, front, dominator),
         prediction_share=scored.judgement.prediction_share if scored.judgement else None,
@@ -205,6 +220,11 @@ def _why(scored: _Scored, front: int, dominator: Hypothesis | None) -> str:
         f"{place}; objective {scored.objective_change:+.3g} per request, "
         f"evidence x{scored.weight:.2g} ({scored.attempts} attempt{plural})"
     )
+    if scored.decidability is not None and scored.decidability < 1:
+        why += (
+            f"; its online window can hold too few runs: decides with about "
+            f"{scored.decidability:.0%} of the design's power"
+        )
     return why if scored.judgement is None else f"{why}; {scored.judgement.note}"
 
 

@@ -5,6 +5,8 @@ the result; learning stamps each attempt with what it answered."""
 from __future__ import annotations
 
 import dataclasses
+import random
+import time
 from typing import Any
 
 import pytest
@@ -21,11 +23,13 @@ from spark.rsi.contracts import (
     HypothesizeInput,
     HypothesizeResult,
     RecordAttemptInput,
+    RSISettings,
 )
 from spark.rsi.generator import RuleBasedGenerator
 from spark.rsi.hypotheses import Hypothesis
 from spark.rsi.objectives import Objective
 from tests.rsi.builders import healthy_node_stats, node_stats, support_spec, version_stats
+from tests.telemetry import factories
 
 RETRY = "Retry transient failures of 'fetch_account'"
 SWAP = "Switch 'draft' to the cheaper model 'small'"
@@ -252,3 +256,56 @@ async def test_a_generator_without_the_objective_parameter_still_runs(
     result = await loop.generate(errors=30)
     assert older.calls == 1
     assert by_title(result, RETRY) is not None
+
+
+def write_failing_traffic(loop: Loop, runs: int = 300, error_rate: float = 0.3) -> None:
+    """An hour of the base version's runs, ``error_rate`` of them failing at random."""
+    rng = random.Random(1)
+    now = time.time()
+    loop.deps.telemetry.write_runs(
+        [
+            factories.run(
+                0,
+                graph_id="support",
+                version_id=loop.base,
+                started_at=now - 3_600 + i * 3_600 / runs,
+                status="error" if rng.random() < error_rate else "ok",
+                duration_ms=rng.lognormvariate(5, 0.5),
+                cost=rng.lognormvariate(0, 0.3),
+            )
+            for i in range(runs)
+        ]
+    )
+
+
+async def test_a_change_its_window_can_decide_comes_before_one_it_cannot(
+    sqlite_database_url: str,
+) -> None:
+    """With 30% of 300 runs an hour failing and windows of at most ten hours, the cheaper model
+    (the larger expected gain) must show the error rate unchanged within 2 points, which such a
+    window mostly cannot; the retry expects to cure those failures, so its window decides. Given
+    the loop's settings the retry ranks first and both say why; without them (older workflows),
+    or with replay alone deciding, the order is the expected gain's."""
+    loop = Loop(sqlite_database_url, costly_spec())
+    write_failing_traffic(loop)
+    short_windows = RSISettings(ab_max_window_s=36_000.0)
+    ranked = await loop.generate(errors=60, settings=short_windows)
+    assert [h.title for h in ranked.hypotheses] == [RETRY, SWAP]
+    retry, swap = ranked.ranking
+    assert retry.decidability is not None and swap.decidability is not None
+    assert swap.decidability < 0.3 < retry.decidability
+    assert "of the design's power" in swap.why
+    unranked = await loop.generate(errors=60)
+    assert [h.title for h in unranked.hypotheses] == [SWAP, RETRY]
+    assert all(r.decidability is None for r in unranked.ranking)
+    replay_only = short_windows.model_copy(update={"ab_mode": "replay"})
+    replayed = await loop.generate(errors=60, settings=replay_only)
+    assert [h.title for h in replayed.hypotheses] == [SWAP, RETRY]
+
+
+async def test_a_base_without_traffic_ranks_by_expected_gain(sqlite_database_url: str) -> None:
+    """No runs to plan a window from: no decidability, the expected gain's order."""
+    loop = Loop(sqlite_database_url, costly_spec())
+    ranked = await loop.generate(errors=60, settings=RSISettings(ab_max_window_s=36_000.0))
+    assert [h.title for h in ranked.hypotheses] == [SWAP, RETRY]
+    assert all(r.decidability is None for r in ranked.ranking)

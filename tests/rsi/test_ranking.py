@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from spark.graphs.spec import GraphSpec
 from spark.rsi.analysis import DiagnosticReport, analyze
 from spark.rsi.generator import PatternHint, RuleBasedGenerator
@@ -165,3 +167,39 @@ def test_in_ranked_order_follows_the_ranking() -> None:
     first, second = hypothesis("fetch_account", latency=-0.1), hypothesis("draft", latency=-0.3)
     ranking = rank_hypotheses([first, second, first], objective=Objective(), report=report())
     assert in_ranked_order([first, second], ranking) == [second, first]
+
+
+def test_a_gain_its_window_cannot_decide_yields_to_one_it_can() -> None:
+    """Decidability scales the expected gain: the larger gain whose window decides with a tenth
+    of the design's power ranks after a smaller one whose window decides; the reason says so,
+    and a hypothesis without a figure counts as decidable."""
+    big = hypothesis("fetch_account", latency=-0.3, cost=0.05)
+    small = hypothesis("fetch_history", latency=-0.1, cost=-0.05)
+    unplanned = hypothesis("draft", latency=-0.05, cost=-0.01)
+    assert titles([big, small]) == ["tune fetch_account", "tune fetch_history"]
+    odds = {big.hypothesis_id: 0.1, small.hypothesis_id: 1.0}
+    ranking = rank_hypotheses(
+        [big, small, unplanned], objective=Objective(), report=report(), decidability=odds
+    )
+    assert [r.title for r in ranking] == ["tune fetch_history", "tune fetch_account", "tune draft"]
+    assert ranking[1].decidability == 0.1 and ranking[1].score == pytest.approx(
+        0.1 * -ranking[1].objective_change
+    )
+    assert "decides with about 10% of the design's power" in ranking[1].why
+    assert ranking[0].decidability == 1.0 and "power" not in ranking[0].why
+    assert ranking[2].decidability is None
+
+
+def test_decidability_never_lifts_an_expected_loss() -> None:
+    """An expected loss keeps its score whatever its window's odds: a harmful change with poor
+    odds does not climb above a less harmful one with good odds (neither dominates the other)."""
+    worse = hypothesis("fetch_account", latency=0.3, cost=-0.05)
+    bad = hypothesis("fetch_history", latency=0.1)
+    odds = {worse.hypothesis_id: 0.01, bad.hypothesis_id: 1.0}
+    ranking = rank_hypotheses(
+        [worse, bad], objective=Objective(), report=report(), decidability=odds
+    )
+    assert [r.title for r in ranking] == ["tune fetch_history", "tune fetch_account"]
+    assert [r.front for r in ranking] == [1, 1]
+    assert ranking[1].score < 0
+    assert ranking[1].score == pytest.approx(-ranking[1].objective_change)
