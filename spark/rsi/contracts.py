@@ -495,7 +495,7 @@ class RankedHypothesis(_Model):
     )
     decidability: float | None = Field(
         default=None,
-        gt=0,
+        ge=0,
         le=1,
         description="power of the online window its plan can hold, relative to the design's "
         "(spark.rsi.decidability); None when no window was planned for the ranking",

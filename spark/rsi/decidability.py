@@ -32,6 +32,7 @@ from spark.rsi.objectives import Objective
 from spark.rsi.online import (
     PLANNED_SHARE_OF_PREDICTION,
     available_runs_per_arm,
+    check_traffic,
     size_objective_window,
 )
 from spark.rsi.stats import MetricSpec, SequentialDesign
@@ -69,7 +70,9 @@ def decidability(
 ) -> float:
     """The chance the longest window allowed ships the hypothesis if it does what it predicts
     (at the share of predictions that come true), over the design's power, at most 1 (see the
-    module docstring). Raises ``InvalidInputError`` when no window can be planned."""
+    module docstring). Raises ``InvalidInputError`` when no window can be planned (no recent
+    traffic, too small a baseline)."""
+    check_traffic(runs_per_hour, candidate_share)
     sizing = size_objective_window(
         baseline,
         objective,

@@ -151,7 +151,7 @@ def plan_online_window(
 ) -> OnlinePlan:
     """Size the window; raises ``InvalidInputError`` (with the reason) when it cannot be planned.
     ``expected_effects`` are the hypothesis' own (see ``judged_spec``)."""
-    _check_traffic(runs_per_hour, candidate_share)
+    check_traffic(runs_per_hour, candidate_share)
     arrays = metric_arrays(baseline)
     if not informative(arrays[primary], AB_METRICS[primary]):
         raise InvalidInputError(
@@ -305,7 +305,7 @@ def plan_objective_window(
     """Size a window that judges the candidate by ``objective`` (``spark.rsi.judgement``): the
     loss per request at the planned change, every guardrail at its margin. Raises
     ``InvalidInputError`` (with the reason) when it cannot be planned."""
-    _check_traffic(runs_per_hour, candidate_share)
+    check_traffic(runs_per_hour, candidate_share)
     sizing = size_objective_window(
         baseline,
         objective,
@@ -353,7 +353,8 @@ def _retry_note(evidence_factor: float) -> str:
     return f", x{evidence_factor:g} for a retry of an undecided test"
 
 
-def _check_traffic(runs_per_hour: float, candidate_share: float) -> None:
+def check_traffic(runs_per_hour: float, candidate_share: float) -> None:
+    """Raise ``InvalidInputError`` unless traffic flows and the candidate share splits it."""
     if runs_per_hour <= 0:
         raise InvalidInputError("the graph has no recent traffic: an online window cannot fill")
     if not 0 < candidate_share < 1:

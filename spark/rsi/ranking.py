@@ -60,13 +60,17 @@ class _Scored:
         return self.judgement is not None and self.judgement.suppressed
 
     @property
+    def gain(self) -> float:
+        """The expected improvement of the objective times its evidence (negative: a loss)."""
+        return -self.objective_change * self.weight + 0.0
+
+    @property
     def score(self) -> float:
-        """Higher is better: the expected improvement of the objective, times its evidence and,
-        for a gain, the chance its window decides (relative to the design's)."""
-        gain = -self.objective_change * self.weight + 0.0
-        if gain > 0 and self.decidability is not None:
-            return gain * self.decidability
-        return gain
+        """Higher is better: ``gain`` and, for a gain, times the chance its window decides
+        (relative to the design's)."""
+        if self.gain > 0 and self.decidability is not None:
+            return self.gain * self.decidability
+        return self.gain
 
 
 def rank_hypotheses(
@@ -98,6 +102,7 @@ def rank_hypotheses(
             scored[i].suppressed,
             fronts[i],
             -scored[i].score,
+            -scored[i].gain,  # among equally undecidable ones, the larger gain
             i,
         ),
     )

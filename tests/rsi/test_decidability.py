@@ -103,3 +103,18 @@ def test_too_few_baseline_runs_cannot_be_judged() -> None:
 def test_the_design_power_is_the_planners() -> None:
     """Decidability is relative to the power windows are planned at."""
     assert DESIGN_POWER == 0.8
+
+
+def test_without_traffic_there_is_no_figure() -> None:
+    """No recent traffic: no window can fill, so no decidability (not a zero for everyone)."""
+    with pytest.raises(InvalidInputError, match="no recent traffic"):
+        decidability(
+            failing_baseline(),
+            Objective(),
+            runs_per_hour=0.0,
+            candidate_share=0.5,
+            looks=5,
+            alpha=ALPHA,
+            max_window_s=3_600.0,
+            expected_effects=CURE,
+        )

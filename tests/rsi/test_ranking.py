@@ -203,3 +203,15 @@ def test_decidability_never_lifts_an_expected_loss() -> None:
     assert [r.front for r in ranking] == [1, 1]
     assert ranking[1].score < 0
     assert ranking[1].score == pytest.approx(-ranking[1].objective_change)
+
+
+def test_among_undecidable_gains_the_larger_comes_first() -> None:
+    """Two gains whose windows cannot decide at all keep the order of their gains."""
+    small = hypothesis("fetch_history", latency=-0.1, cost=0.05)
+    big = hypothesis("fetch_account", latency=-0.3, cost=0.1)
+    odds = {small.hypothesis_id: 0.0, big.hypothesis_id: 0.0}
+    ranking = rank_hypotheses(
+        [small, big], objective=Objective(), report=report(), decidability=odds
+    )
+    assert [r.title for r in ranking] == ["tune fetch_account", "tune fetch_history"]
+    assert [r.score for r in ranking] == [0.0, 0.0]
