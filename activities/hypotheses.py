@@ -10,7 +10,7 @@ from temporalio import activity
 
 from activities._support import heartbeating, misuse_is_final, off_loop
 from activities.deps import ActivityDeps
-from activities.window_planning import planning_data
+from activities.window_planning import decidability_for, planning_data
 from spark.errors import InvalidInputError
 from spark.experience import ProposalDecision
 from spark.experience.policy import (
@@ -32,7 +32,6 @@ from spark.rsi.contracts import (
     ValidateInput,
     ValidateResult,
 )
-from spark.rsi.decidability import decidability
 from spark.rsi.generator import HypothesisGenerator
 from spark.rsi.hypotheses import Hypothesis
 from spark.rsi.llm_generator import LLMGenerator, generator_for_model
@@ -139,15 +138,10 @@ class HypothesisActivities:
             key = hypothesis.hypothesis_id
             expected: dict[str, float] = {k: v for k, v in hypothesis.expected_effects.items()}
             try:
-                found[key] = decidability(
-                    data.baseline,
+                found[key] = decidability_for(
+                    data,
+                    settings,
                     objective,
-                    runs_per_hour=data.runs_per_hour,
-                    candidate_share=settings.ab_candidate_share,
-                    looks=settings.ab_looks,
-                    alpha=settings.alpha,
-                    max_window_s=settings.ab_max_window_s,
-                    min_effect=settings.ab_min_effect,
                     expected_effects=expected,
                     evidence_factor=evidence_factor(verdicts[key].prior_attempts),
                     prediction_share=shares.get(key),

@@ -6,8 +6,10 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from spark.rsi.contracts import RSISettings
+from spark.rsi.decidability import decidability
 from spark.rsi.objectives import Objective
 from spark.rsi.online import observed_rate, plan_objective_window
 from spark.rsi.online_plan import OnlinePlan
@@ -62,14 +64,42 @@ def plan_for(
     return plan_objective_window(
         data.baseline,
         objective,
-        runs_per_hour=data.runs_per_hour,
-        candidate_share=settings.ab_candidate_share,
-        looks=settings.ab_looks,
-        alpha=settings.alpha,
         min_window_s=settings.ab_min_window_s,
-        max_window_s=settings.ab_max_window_s,
-        min_effect=settings.ab_min_effect,
+        **_window_terms(data, settings),
         expected_effects=expected_effects,
         evidence_factor=evidence_factor,
         prediction_share=prediction_share,
     )
+
+
+def decidability_for(
+    data: PlanningData,
+    settings: RSISettings,
+    objective: Objective,
+    *,
+    expected_effects: Mapping[str, float],
+    evidence_factor: float,
+    prediction_share: float | None,
+) -> float:
+    """The ranking's ``spark.rsi.decidability`` of the window ``plan_for`` would plan; raises
+    ``InvalidInputError`` (with the reason) when none can be planned."""
+    return decidability(
+        data.baseline,
+        objective,
+        **_window_terms(data, settings),
+        expected_effects=expected_effects,
+        evidence_factor=evidence_factor,
+        prediction_share=prediction_share,
+    )
+
+
+def _window_terms(data: PlanningData, settings: RSISettings) -> dict[str, Any]:
+    """The traffic and the settings' window terms both planners take."""
+    return {
+        "runs_per_hour": data.runs_per_hour,
+        "candidate_share": settings.ab_candidate_share,
+        "looks": settings.ab_looks,
+        "alpha": settings.alpha,
+        "max_window_s": settings.ab_max_window_s,
+        "min_effect": settings.ab_min_effect,
+    }
