@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from spark.devserver import free_port, start_dev_server, stop
+from spark.devserver import start_on_free_ports, stop
 
 STATE = Path(".spark")
 DEMO_TASK_QUEUE = "spark-rsi-demo"
@@ -48,12 +48,8 @@ def main() -> int:
     """Run the demo on its own stack; returns its exit code."""
     STATE.mkdir(exist_ok=True)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)  # run the finally blocks below
-    port, ui_port = free_port(), free_port()
-    server = start_dev_server(
-        _fresh(STATE / "demo-temporal.db"),
-        port=port,
-        ui_port=ui_port,
-        log_file=STATE / "demo-temporal.log",
+    server, port, ui_port = start_on_free_ports(
+        _fresh(STATE / "demo-temporal.db"), with_ui=True, log_file=STATE / "demo-temporal.log"
     )
     children: list[subprocess.Popen[bytes]] = [server]
     try:

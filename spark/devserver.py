@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,9 +28,20 @@ def port_open(host: str, port: int) -> bool:
 
 def free_port() -> int:
     """An unused TCP port on the loopback interface."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct unused TCP ports on the loopback interface (all held open together
+    while chosen, so the kernel cannot hand out one twice)."""
+    with contextlib.ExitStack() as stack:
+        socks = [
+            stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            for _ in range(count)
+        ]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 def temporal_cli() -> Path:
@@ -89,6 +101,37 @@ def start_dev_server(
         log.close()
         raise DevServerStartError(Path(log.name), exited=exited)
     return process
+
+
+SERVER_START_ATTEMPTS = 3
+"""Dev server starts tried, each on fresh ports: a port found free can be taken by another
+process (another server starting at the same moment) before the server binds it."""
+
+
+def start_on_free_ports(
+    db_file: Path, *, with_ui: bool, log_file: Path | None = None
+) -> tuple[subprocess.Popen[bytes], int, int | None]:
+    """Start a dev server on free ports (a frontend port, and a Web UI port ``with_ui``),
+    starting it again on other ports when it exits at once (a port taken meanwhile); the
+    server, its port and its UI port. One that hangs is not retried."""
+    for attempt in range(1, SERVER_START_ATTEMPTS + 1):
+        ports = free_ports(2 if with_ui else 1)
+        port, ui_port = ports[0], (ports[1] if with_ui else None)
+        try:
+            return (
+                start_dev_server(db_file, port=port, ui_port=ui_port, log_file=log_file),
+                port,
+                ui_port,
+            )
+        except DevServerStartError as exc:
+            if not exc.exited or attempt == SERVER_START_ATTEMPTS:
+                raise
+            print(
+                f"temporal dev server exited at once on ports {ports} (attempt {attempt} of "
+                f"{SERVER_START_ATTEMPTS}); trying others",
+                file=sys.stderr,
+            )
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 class DevServerStartError(RuntimeError):

@@ -29,7 +29,7 @@ import numpy as np
 
 from spark.client import SparkClient
 from spark.db import dispose_engine, sqlite_url
-from spark.devserver import DevServerStartError, free_port, start_dev_server, stop
+from spark.devserver import start_on_free_ports, stop
 from spark.graphs.runtime import RunResult
 from spark.registry.versions import GraphVersion
 from spark.rsi.changes import apply_changes
@@ -144,25 +144,10 @@ def _stderr(name: str) -> Emit:
 # ----- services -----
 
 
-SERVER_START_ATTEMPTS = 3
-"""Dev server starts tried, each on a fresh port: a port found free can be taken by another
-process (another scenario starting at the same moment) before the server binds it."""
-
-
 def _dev_server_on_a_free_port(workdir: Path) -> tuple[int, subprocess.Popen[bytes]]:
-    for attempt in range(1, SERVER_START_ATTEMPTS + 1):
-        port = free_port()
-        try:
-            return port, start_dev_server(workdir / "temporal.db", port=port, ui_port=None)
-        except DevServerStartError as exc:
-            if not exc.exited or attempt == SERVER_START_ATTEMPTS:
-                raise
-            print(
-                f"temporal dev server exited at once on port {port} (attempt {attempt} of "
-                f"{SERVER_START_ATTEMPTS}); trying another port",
-                file=sys.stderr,
-            )
-    raise AssertionError("unreachable")  # the loop returns or raises
+    """A headless dev server on a free port (``start_on_free_ports``)."""
+    server, port, _ = start_on_free_ports(workdir / "temporal.db", with_ui=False)
+    return port, server
 
 
 @contextlib.contextmanager

@@ -87,27 +87,37 @@ def test_a_scenario_server_that_loses_its_port_starts_again_on_another(
 ) -> None:
     """Two scenarios starting at once can be handed the same free port: the server that loses
     it exits at once and is started again on a fresh port; one that hangs is not retried."""
+    from spark import devserver
     from spark.scenarios import runner
 
     ports = iter([7001, 7002, 7003])
     started: list[int] = []
 
-    def start(db_file: Path, port: int, ui_port: int | None) -> object:
+    def start(db_file: Path, port: int, ui_port: int | None, log_file: Path | None) -> object:
         started.append(port)
         if port == 7001:
             raise spark.devserver.DevServerStartError(tmp_path / "t.log", exited=True)
         return "server"
 
-    monkeypatch.setattr(runner, "free_port", lambda: next(ports))
-    monkeypatch.setattr(runner, "start_dev_server", start)
+    monkeypatch.setattr(devserver, "free_ports", lambda count: [next(ports)])
+    monkeypatch.setattr(devserver, "start_dev_server", start)
     assert runner._dev_server_on_a_free_port(tmp_path) == (7002, "server")
     assert started == [7001, 7002]
 
-    def hangs(db_file: Path, port: int, ui_port: int | None) -> object:
+    def hangs(db_file: Path, port: int, ui_port: int | None, log_file: Path | None) -> object:
         started.append(port)
         raise spark.devserver.DevServerStartError(tmp_path / "t.log", exited=False)
 
-    monkeypatch.setattr(runner, "start_dev_server", hangs)
+    monkeypatch.setattr(devserver, "start_dev_server", hangs)
     with pytest.raises(spark.devserver.DevServerStartError):
         runner._dev_server_on_a_free_port(tmp_path)
     assert started == [7001, 7002, 7003]
+
+
+def test_free_ports_are_distinct() -> None:
+    """Ports chosen together are never the same one (the demo's frontend and Web UI)."""
+    from spark.devserver import free_ports
+
+    for _ in range(50):
+        ports = free_ports(2)
+        assert len(set(ports)) == 2
