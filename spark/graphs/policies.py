@@ -212,11 +212,10 @@ async def execute_node(
     slot = _cache_slot(cache, cache_key, ctx.config.cache_ttl_s)
     if slot is None and fallback is None and not ctx.config.retries:
         ctx.attempt = 1  # one call: the same outcome as below, with fewer coroutines
+        if ctx.config.timeout_s is None:
+            return await call_once(impl, dict(inputs), ctx)
         try:
-            if ctx.config.timeout_s is None:
-                output = _checked_output(ctx, await impl(dict(inputs), ctx))
-            else:
-                output = await call_with_timeout(impl, inputs, ctx)
+            output = await call_with_timeout(impl, inputs, ctx)
         except Exception as error:
             return PolicyOutcome(None, error, 1)
         return PolicyOutcome(output, None, 1)
@@ -230,6 +229,17 @@ async def execute_node(
     if slot is not None:
         slot.cache.put(slot.key, output, slot.ttl_s)
     return PolicyOutcome(output=output, attempts=ctx.attempt)
+
+
+async def call_once(impl: NodeImpl, inputs: dict[str, Any], ctx: NodeContext) -> PolicyOutcome:
+    """The outcome of a node with no cache, timeout, retry or fallback: one call on ``inputs``
+    (a dict the caller gives away: the implementation may change it), its output checked; an
+    error it raises is the outcome's."""
+    try:
+        output = _checked_output(ctx, await impl(inputs, ctx))
+    except Exception as error:
+        return PolicyOutcome(None, error, 1)
+    return PolicyOutcome(output, None, 1)
 
 
 @dataclass(slots=True, frozen=True)

@@ -6,7 +6,9 @@ Semantics of one run:
   declared ``inputs`` (the whole state when it declares none) and its output dict is merged in;
 - a node starts once every predecessor has settled (ran, failed or was skipped), so independent
   branches run concurrently: a node that is the only one its predecessor made ready runs on in
-  that predecessor's task, each of several made ready at once gets its own task;
+  that predecessor's task, each of several made ready at once gets its own task; a run with one
+  entry runs it in the caller's task (and context: a context variable a node of that first chain
+  sets is the caller's), each entry of several gets its own;
 - it runs if it is an entry (every entry of a multi-entry graph starts at once, on the request's
   inputs) or one incoming edge is active: the source ran and the edge's
   condition held on the state right after the source's output was merged; otherwise it is skipped;
@@ -39,6 +41,7 @@ from spark.graphs.policies import (
     Clock,
     PolicyOutcome,
     ResultCache,
+    call_once,
     execute_node,
     input_fingerprint,
     try_canonical_json,
@@ -109,35 +112,61 @@ class _Topology:
     entries: frozenset[str]
     predecessors: dict[str, list[str]]
     successors: dict[str, list[str]]
-    outgoing: dict[str, list[EdgeSpec]]
+    incoming: dict[str, tuple[tuple[str, str], ...]]  # the keys of the edges into each node
+    always_active: dict[str, tuple[tuple[str, str], ...]]  # outgoing edges without a condition
+    conditional: dict[str, tuple[EdgeSpec, ...]]  # outgoing edges with one
     in_degree: dict[str, int]
     roots: list[str]  # nodes without predecessors, in spec order
     node_list: tuple[NodeSpec, ...]  # the spec's own objects, to notice a replaced node or edge
     edges: tuple[EdgeSpec, ...]
     repeats_measured: frozenset[str]  # nodes whose spans carry an input fingerprint
+    plain: frozenset[str]  # nodes called once, directly: no cache, timeout, retry or fallback
+    side_effects: frozenset[str]  # nodes whose spans keep their output (for replay)
 
 
 def topology_of(spec: GraphSpec) -> _Topology:
     """Index ``spec``'s nodes and edges for the scheduler."""
     predecessors = {node.id: spec.predecessors(node.id) for node in spec.nodes}
     successors: dict[str, list[str]] = {node.id: [] for node in spec.nodes}
-    outgoing: dict[str, list[EdgeSpec]] = {node.id: [] for node in spec.nodes}
+    incoming: dict[str, list[tuple[str, str]]] = {node.id: [] for node in spec.nodes}
+    always: dict[str, list[tuple[str, str]]] = {node.id: [] for node in spec.nodes}
+    conditional: dict[str, list[EdgeSpec]] = {node.id: [] for node in spec.nodes}
     for node_id, sources in predecessors.items():
         for source in sources:
             successors[source].append(node_id)
     for edge in spec.edges:
-        outgoing[edge.source].append(edge)
+        incoming[edge.target].append(edge.key)
+        if edge.condition is None:
+            always[edge.source].append(edge.key)
+        else:
+            conditional[edge.source].append(edge)
     return _Topology(
         nodes={node.id: node for node in spec.nodes},
         entries=frozenset(node.id for node in spec.nodes if spec.is_entry(node.id)),
         predecessors=predecessors,
         successors=successors,
-        outgoing=outgoing,
+        incoming={node_id: tuple(keys) for node_id, keys in incoming.items()},
+        always_active={node_id: tuple(keys) for node_id, keys in always.items()},
+        conditional={node_id: tuple(edges) for node_id, edges in conditional.items()},
         in_degree={node_id: len(sources) for node_id, sources in predecessors.items()},
         roots=[node_id for node_id, sources in predecessors.items() if not sources],
         node_list=tuple(spec.nodes),
         edges=tuple(spec.edges),
         repeats_measured=frozenset(node.id for node in spec.nodes if measures_repeats(node)),
+        plain=frozenset(node.id for node in spec.nodes if _called_plainly(node)),
+        side_effects=frozenset(node.id for node in spec.nodes if node.has_tag("side_effects")),
+    )
+
+
+def _called_plainly(node: NodeSpec) -> bool:
+    """Whether ``execute_node`` would make exactly one call of the implementation, outside any
+    timeout scope: no result cache, no timeout, no retry and no fallback."""
+    config = node.config
+    return (
+        config.cache_ttl_s is None
+        and config.timeout_s is None
+        and not config.retries
+        and not config.fallback
     )
 
 
@@ -336,14 +365,27 @@ class _Execution:
         self.finished: asyncio.Future[None] | None = None
         self.failure: _Failure | None = None
         self.aborted = False
+        # no replay and no paired arm: a node in ``topology.plain`` is called directly
+        self.plain_calls = request.replay_outputs is None and request.shared is None
         self.started_at = runtime.clock()
         self.finished_at = self.started_at
 
     async def run(self) -> None:
-        """Run every node once it is ready, stop at the first failure, account for every node."""
+        """Run every node once it is ready, stop at the first failure, account for every node.
+
+        A run that starts at one node runs it in the caller's task, and the nodes after it as
+        long as each makes exactly one node ready (``_chain``): until then no other node runs,
+        so there is nothing to cancel at a failure, and a chain pays for no task."""
         self.finished = asyncio.get_running_loop().create_future()
         try:
-            self._start(self._ready(self.topology.roots))
+            ready = self._ready(self.topology.roots)
+            if len(ready) == 1:
+                try:
+                    await self._chain(ready[0])
+                except _NodeFailedError:
+                    return
+            else:
+                self._start(ready)
             if self.tasks:
                 await self.finished
         finally:
@@ -414,19 +456,22 @@ class _Execution:
         return ready
 
     def _activated(self, node: NodeSpec) -> bool:
-        if node.id in self.topology.entries:
-            return True
-        sources = self.topology.predecessors[node.id]
-        return any((source, node.id) in self.active_edges for source in sources)
+        topology = self.topology
+        return node.id in topology.entries or not self.active_edges.isdisjoint(
+            topology.incoming[node.id]
+        )
 
     async def _execute(self, node: NodeSpec) -> None:
+        node_id = node.id
         ctx = self._context(node)
         inputs = node_inputs(node, self.state)
         fingerprint = self._fingerprint(node, inputs)
         started = self.runtime.clock()
-        self.running[node.id] = (started, ctx)
+        self.running[node_id] = (started, ctx)
         shared = self.request.shared
-        if self._replayed(node):
+        if self.plain_calls and node_id in self.topology.plain and node_id not in self.captured:
+            outcome = await call_once(self.resolved.impls[node_id], inputs, ctx)
+        elif self._replayed(node):
             outcome = self._recorded_outcome(node)
         elif shared is not None and (
             shared.shares(node.id) or shared.shares_first_attempt(node.id)
@@ -455,6 +500,11 @@ class _Execution:
 
     def _replayed(self, node: NodeSpec) -> bool:
         return _replayed(node, self.request.replay_outputs)
+
+    def _side_effect_json(self, node: NodeSpec, output: dict[str, Any] | None) -> str | None:
+        if output is None or node.id not in self.topology.side_effects:
+            return None
+        return try_canonical_json(output)
 
     def _context(self, node: NodeSpec) -> NodeContext:
         request = self.request
@@ -536,10 +586,12 @@ class _Execution:
         raise _NodeFailedError(node.id)
 
     def _apply(self, node: NodeSpec, output: dict[str, Any]) -> None:
-        self.state.update(output)
+        state, topology = self.state, self.topology
+        state.update(output)
         self.written.update(dict.fromkeys(output))
-        for edge in self.topology.outgoing[node.id]:
-            if _edge_holds(edge, self.state):
+        self.active_edges.update(topology.always_active[node.id])
+        for edge in topology.conditional[node.id]:
+            if edge.condition is not None and edge.condition.holds(state):
                 self.active_edges.add(edge.key)
 
     def _record(self, span: SpanRecord) -> None:
@@ -574,7 +626,7 @@ class _Execution:
             tokens=ctx.usage.tokens,
             cost=ctx.usage.cost,
             input_fingerprint=fingerprint,
-            output_json=_side_effect_json(node, outcome.output),
+            output_json=self._side_effect_json(node, outcome.output),
         )
 
     def _skipped_span(
@@ -616,7 +668,7 @@ class _Execution:
             node.id,
             node.type,
             started,
-            _ms(self.runtime.clock() - started),
+            max(self.runtime.clock() - started, 0.0) * 1000.0,
             status,
             error_type,
             attempts,
@@ -712,16 +764,6 @@ def _unchanging(inputs: dict[str, Any]) -> bool:
     still change, so its JSON is taken on the request path."""
     scalars = _SCALARS
     return all(type(key) is str and type(value) in scalars for key, value in inputs.items())
-
-
-def _edge_holds(edge: EdgeSpec, state: dict[str, Any]) -> bool:
-    return edge.condition is None or edge.condition.holds(state)
-
-
-def _side_effect_json(node: NodeSpec, output: dict[str, Any] | None) -> str | None:
-    if output is None or not node.has_tag("side_effects"):
-        return None
-    return try_canonical_json(output)
 
 
 def _failure_message(failure: _Failure) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from spark.graphs import GraphRuntime, NodeContext, NodeRegistry, node
+from spark.graphs import GraphRuntime, NodeContext, NodeRegistry, node, parse_graph_spec
 from spark.graphs import runtime as runtime_module
 from spark.graphs.policies import input_fingerprint
 from spark.telemetry import TelemetryRecorder
@@ -219,24 +219,84 @@ async def test_a_node_timeout_still_fails_the_run(registry: NodeRegistry) -> Non
     assert result.node_statuses == {"h": "error", "s": "skipped"}
 
 
-async def test_a_chain_runs_in_one_task_and_branches_in_their_own(
+async def test_cancelling_the_caller_cancels_a_node_of_its_chain(registry: NodeRegistry) -> None:
+    """The entry's chain runs in the caller's task: cancelling the caller cancels the running
+    node (its cleanup runs, the next node never starts) and the caller sees CancelledError."""
+    started, cleaned_up = asyncio.Event(), []
+
+    @node("wait", registry=registry)
+    async def wait(inputs: dict[str, Any], ctx: NodeContext) -> dict[str, Any]:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        finally:
+            cleaned_up.append(ctx.node_id)
+        return {}
+
+    _register_step(registry)
+    sink = ListSink()
+    spec = make_spec([{"id": "w", "type": "wait"}, {"id": "s", "type": "step"}], [("w", "s")])
+    run = asyncio.create_task(GraphRuntime(registry, sink).run(spec, {}, version_id="v1"))
+    await started.wait()
+    run.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert cleaned_up == ["w"] and sink.runs == []
+
+
+async def test_a_failing_entry_chain_skips_the_rest(registry: NodeRegistry) -> None:
+    """A node of the entry's chain that raises fails the run there: the nodes after it are
+    skipped, and its error is the run's."""
+
+    @node("bad", registry=registry)
+    async def bad(inputs: dict[str, Any], ctx: NodeContext) -> dict[str, Any]:
+        raise KeyError("missing")
+
+    _register_step(registry)
+    spec = make_spec(
+        [{"id": "a", "type": "step"}, {"id": "b", "type": "bad"}, {"id": "c", "type": "step"}],
+        [("a", "b"), ("b", "c")],
+    )
+
+    result = await GraphRuntime(registry).run(spec, {}, version_id="v1")
+
+    assert (result.status, result.error_type, result.failed_node_id) == ("error", "KeyError", "b")
+    assert result.node_statuses == {"a": "ok", "b": "error", "c": "skipped"}
+
+
+async def test_a_chain_runs_in_the_callers_task_and_branches_in_their_own(
     registry: NodeRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A chain of five nodes costs one task; a fan-out to two branches adds one per branch."""
+    """A chain of five nodes from one entry costs no task (it runs in the caller's); a fan-out
+    to two branches adds one per branch; two entries start in a task each."""
     tasks = _counting(monkeypatch, "create_task")
     chain = _chain(registry, 5)
 
-    await GraphRuntime(registry).run(chain, {"q": "x"}, version_id="v1")
-    assert len(tasks) == 1
+    result = await GraphRuntime(registry).run(chain, {"q": "x"}, version_id="v1")
+    assert result.ok and tasks == []
 
-    tasks.clear()
     fan_out = make_spec(
         [{"id": i, "type": "step", "inputs": ["q"]} for i in ("a", "b", "c")],
         [("a", "b"), ("a", "c")],
         inputs=["q"],
     )
     result = await GraphRuntime(registry).run(fan_out, {"q": "x"}, version_id="v1")
-    assert result.ok and len(tasks) == 3
+    assert result.ok and len(tasks) == 2
+
+    tasks.clear()
+    two_entries = parse_graph_spec(
+        {
+            "id": "two-entries",
+            "entry": "a",
+            "entry_nodes": ["a", "b"],
+            "nodes": [{"id": i, "type": "step", "inputs": ["q"]} for i in ("a", "b")],
+            "edges": [],
+            "inputs": ["q"],
+        }
+    )
+    result = await GraphRuntime(registry).run(two_entries, {"q": "x"}, version_id="v1")
+    assert result.ok and len(tasks) == 2
 
 
 class BatchWriter:
