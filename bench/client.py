@@ -19,8 +19,12 @@ measured in interleaved rounds (so machine load hits them alike):
 
 Per-node figures are each request's duration divided by the node count; the client's overhead
 is its percentile minus the runtime's. The writer works during the client's rounds (it wakes at
-500 queued runs), and what it has left at the end of a round is flushed untimed before the next. Feedback: scores/s of ``client.feedback`` (then a flush)
-and of ``client.feedback_many``, each counted until every score is in the table.
+500 queued runs), and what it has left at the end of a round is flushed untimed before the next.
+``paired_by_round`` gives the overhead and the runtime's ratio to bare asyncio as the median over
+the rounds of each round's own p50 difference (ratio): the machine's slow spells, which last
+seconds and move the pooled figures by several microseconds a node, then hit both sides of each
+pair. Feedback: scores/s of ``client.feedback`` (then a flush) and of ``client.feedback_many``,
+each counted until every score is in the table.
 """
 
 from __future__ import annotations
@@ -116,14 +120,36 @@ async def measure_request_path(
     for call in calls.values():  # warm up caches, routing and the writer
         await _time(call, 200, [])
     per_round = max(args.requests // args.rounds, 1)
+    rounds: list[dict[str, float]] = []  # each round's p50 per node of each mode
     for _ in range(args.rounds):
+        medians = {}
         for name, call in calls.items():
-            await _time(call, per_round, samples[name])
+            timed: list[float] = []
+            await _time(call, per_round, timed)
+            samples[name] += timed
+            medians[name] = statistics.median(timed) * 1e6 / nodes
+        rounds.append(medians)
         client.flush()  # untimed: the writer's leftovers do not spill into the next round
         if idle is not None:
             idle.flush()
     figures = {name: _per_node_us(values, nodes) for name, values in samples.items()}
-    return _with_ratios(figures)
+    return {**_with_ratios(figures), "paired_by_round": paired_by_round(rounds)}
+
+
+def paired_by_round(rounds: list[dict[str, float]]) -> dict[str, float]:
+    """The client's overhead and the runtime's ratio to bare asyncio as the median over rounds
+    of each round's own difference (ratio) of p50s: each pair measured within seconds of each
+    other, so a slow spell of the machine moves both sides of a pair, where the pooled
+    percentiles above take it as a difference between modes."""
+    paired = {
+        "client_overhead_p50_us": statistics.median(r["client"] - r["runtime"] for r in rounds),
+        "runtime_over_bare_p50": statistics.median(r["runtime"] / r["bare"] for r in rounds),
+    }
+    if all("idle" in r for r in rounds):
+        paired["client_overhead_writer_idle_p50_us"] = statistics.median(
+            r["idle"] - r["runtime"] for r in rounds
+        )
+    return {name: round(value, 3) for name, value in paired.items()}
 
 
 def _with_ratios(figures: dict[str, dict[str, float]]) -> dict[str, Any]:
@@ -194,7 +220,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=10)
     parser.add_argument("--requests", type=int, default=20_000, help="per mode")
-    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--scores", type=int, default=2_000)
     parser.add_argument("--writer-idle", action="store_true", help="also the idle-writer mode")
     parser.add_argument(

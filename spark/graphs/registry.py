@@ -77,6 +77,7 @@ class NodeRegistry:
     def __init__(self) -> None:
         self._impls: dict[str, NodeImpl] = {}
         self._modules: dict[str, str] = {}
+        self.generation = 0  # counts registrations: what was resolved before may have changed
 
     def register(self, type_name: str, impl: NodeImpl) -> NodeImpl:
         """Register ``impl`` under ``type_name``.
@@ -92,6 +93,7 @@ class NodeRegistry:
             )
         self._impls[type_name] = impl
         self._modules[type_name] = impl_module(impl)
+        self.generation += 1
         return impl
 
     def get(self, type_name: str, *, node_id: str | None = None) -> NodeImpl:

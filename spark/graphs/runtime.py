@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import operator
 import time
 from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass
@@ -200,6 +201,8 @@ class GraphRuntime:
         self.clock = clock
         self.cache = ResultCache(cache_max_entries, clock)
         self._topologies: dict[int, tuple[GraphSpec, _Topology]] = {}
+        # per spec: the topology and registry generation its implementations were resolved at
+        self._resolved: dict[int, tuple[_Topology, int, ResolvedImpls]] = {}
 
     async def run(
         self,
@@ -230,7 +233,9 @@ class GraphRuntime:
             self._telemetry_mode(),
             shared,
         )
-        execution = _Execution(self, request, resolve_impls(self.registry, spec, replay_outputs))
+        topology = self.topology(spec)
+        resolved = self._resolve(spec, topology, replay_outputs)
+        execution = _Execution(self, request, topology, resolved)
         await execution.run()
         if self.sink is not None:
             self._submit(execution.telemetry(routing_arm, routing_key))
@@ -247,6 +252,27 @@ class GraphRuntime:
         topology = topology_of(spec)
         self._topologies[id(spec)] = (spec, topology)
         return topology
+
+    def _resolve(
+        self,
+        spec: GraphSpec,
+        topology: _Topology,
+        replay_outputs: dict[str, dict[str, Any]] | None,
+    ) -> ResolvedImpls:
+        """``resolve_impls`` of ``spec`` (whose ``topology`` this is), kept for the spec while
+        its node list and the registry are unchanged (a replay resolves afresh: which nodes it
+        executes varies)."""
+        if replay_outputs is not None:
+            return resolve_impls(self.registry, spec, replay_outputs)
+        generation = self.registry.generation
+        cached = self._resolved.get(id(spec))
+        if cached is not None and cached[0] is topology and cached[1] == generation:
+            return cached[2]
+        resolved = resolve_impls(self.registry, spec)
+        if len(self._resolved) >= _TOPOLOGY_CACHE_SIZE:
+            self._resolved.clear()
+        self._resolved[id(spec)] = (topology, generation, resolved)
+        return resolved
 
     def _telemetry_mode(self) -> _TelemetryMode:
         if self.sink is None:
@@ -268,7 +294,7 @@ def _same_lists(topology: _Topology, spec: GraphSpec) -> bool:
 
 
 def _same_items(kept: tuple[Any, ...], current: list[Any]) -> bool:
-    return len(kept) == len(current) and all(a is b for a, b in zip(kept, current, strict=True))
+    return len(kept) == len(current) and all(map(operator.is_, kept, current))
 
 
 def check_inputs(spec: GraphSpec, inputs: Mapping[str, Any]) -> None:
@@ -347,7 +373,11 @@ class _Execution:
     """The state of one run: shared state, settled nodes, active edges, spans."""
 
     def __init__(
-        self, runtime: GraphRuntime, request: _RunRequest, resolved: ResolvedImpls
+        self,
+        runtime: GraphRuntime,
+        request: _RunRequest,
+        topology: _Topology,
+        resolved: ResolvedImpls,
     ) -> None:
         self.runtime = runtime
         self.request = request
@@ -355,7 +385,7 @@ class _Execution:
         self.resolved = resolved
         self.state: dict[str, Any] = dict(request.inputs)
         self.written: dict[str, None] = {}
-        self.topology = runtime.topology(self.spec)
+        self.topology = topology
         self.unsettled = dict(self.topology.in_degree)
         self.active_edges: set[tuple[str, str]] = set()
         self.spans: dict[str, SpanRecord] = {}

@@ -350,3 +350,25 @@ async def test_replay_keeps_the_request_inputs_when_the_caller_changes_them_afte
     assert later.inputs_json is None and now.inputs_json == '{"q":"x","tags":["a"]}'
     assert complete_run(later).trace.inputs_json == '{"n":1,"q":"x"}'
     assert complete_run(now).trace.inputs_json == '{"q":"x","tags":["a"]}'
+
+
+async def test_a_node_type_registered_again_is_used_by_the_next_run(
+    registry: NodeRegistry,
+) -> None:
+    """Implementations are resolved once per spec and kept; registering a type again (a module
+    reload) reaches the next run of the same spec object."""
+
+    async def answer(inputs: dict[str, Any], ctx: NodeContext) -> dict[str, Any]:
+        return {"answer": 1}
+
+    registry.register("answer", answer)
+    spec = make_spec([{"id": "a", "type": "answer"}])
+    runtime = GraphRuntime(registry)
+    assert (await runtime.run(spec, {}, version_id="v1")).outputs == {"answer": 1}
+
+    async def reloaded(inputs: dict[str, Any], ctx: NodeContext) -> dict[str, Any]:
+        return {"answer": 2}
+
+    reloaded.__qualname__ = answer.__qualname__  # the same definition, as a module reload makes
+    registry.register("answer", reloaded)
+    assert (await runtime.run(spec, {}, version_id="v1")).outputs == {"answer": 2}
