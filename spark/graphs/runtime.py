@@ -121,6 +121,7 @@ class _Topology:
     node_list: tuple[NodeSpec, ...]  # the spec's own objects, to notice a replaced node or edge
     edges: tuple[EdgeSpec, ...]
     repeats_measured: frozenset[str]  # nodes whose spans carry an input fingerprint
+    cached: frozenset[str]  # nodes with a result cache (``cache_ttl_s``)
     plain: frozenset[str]  # nodes called once, directly: no cache, timeout, retry or fallback
     side_effects: frozenset[str]  # nodes whose spans keep their output (for replay)
 
@@ -154,6 +155,7 @@ def topology_of(spec: GraphSpec) -> _Topology:
         node_list=tuple(spec.nodes),
         edges=tuple(spec.edges),
         repeats_measured=frozenset(node.id for node in spec.nodes if measures_repeats(node)),
+        cached=frozenset(node.id for node in spec.nodes if node.config.cache_ttl_s is not None),
         plain=frozenset(node.id for node in spec.nodes if _called_plainly(node)),
         side_effects=frozenset(node.id for node in spec.nodes if node.has_tag("side_effects")),
     )
@@ -397,6 +399,12 @@ class _Execution:
         self.aborted = False
         # no replay and no paired arm: a node in ``topology.plain`` is called directly
         self.plain_calls = request.replay_outputs is None and request.shared is None
+        # the nodes ``_fingerprint`` may hash or capture the inputs of (None for the others)
+        self.fingerprinted = (
+            topology.cached
+            if request.telemetry == "off"
+            else topology.cached | topology.repeats_measured
+        )
         self.started_at = runtime.clock()
         self.finished_at = self.started_at
 
@@ -495,7 +503,7 @@ class _Execution:
         node_id = node.id
         ctx = self._context(node)
         inputs = node_inputs(node, self.state)
-        fingerprint = self._fingerprint(node, inputs)
+        fingerprint = self._fingerprint(node, inputs) if node_id in self.fingerprinted else None
         started = self.runtime.clock()
         self.running[node_id] = (started, ctx)
         shared = self.request.shared
@@ -509,7 +517,9 @@ class _Execution:
             outcome = await self._shared_outcome(shared, node, inputs, ctx, fingerprint)
         else:
             outcome = await self._policy_outcome(node, inputs, ctx, fingerprint)
-        self._record(self._executed_span(node, started, ctx, outcome, fingerprint))
+        self.spans.setdefault(
+            node_id, self._executed_span(node, started, ctx, outcome, fingerprint)
+        )
         if outcome.error is not None:
             self._fail(node, outcome.error, outcome.attempts)
         self._apply(node, outcome.output or {})
@@ -645,18 +655,18 @@ class _Execution:
         outcome: PolicyOutcome,
         fingerprint: str | None,
     ) -> SpanRecord:
-        error = outcome.error
-        return self._span(
+        error, usage = outcome.error, ctx.usage
+        return self._span(  # positional: this runs once per node
             node,
             started,
-            status="ok" if error is None else "error",
-            error_type=type(error).__name__ if error is not None else None,
-            attempts=outcome.attempts,
-            cache_hit=outcome.cache_hit,
-            tokens=ctx.usage.tokens,
-            cost=ctx.usage.cost,
-            input_fingerprint=fingerprint,
-            output_json=self._side_effect_json(node, outcome.output),
+            "ok" if error is None else "error",
+            type(error).__name__ if error is not None else None,
+            outcome.attempts,
+            outcome.cache_hit,
+            usage.tokens,
+            usage.cost,
+            fingerprint,
+            self._side_effect_json(node, outcome.output),
         )
 
     def _skipped_span(
