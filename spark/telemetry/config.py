@@ -47,9 +47,8 @@ class TelemetryConfig(BaseModel):
 
     ``writer_process=True`` writes from a child process instead of threads of this one
     (``spark.telemetry.process_recorder``): the writer then never waits for this process's
-    GIL, which under sustained load costs the serving thread about 2.2-3.3 us a node at the
-    median with a writer thread, and 0.6-1.3 in most runs with the process (``BENCHMARKS.md``). The child
-    starts with the recorder and uses ``writers`` threads of its own.
+    GIL (figures for both in ``BENCHMARKS.md``, "Request path"). The child starts at the
+    recorder's first run, score or flush, and uses ``writers`` threads of its own.
 
     ``enable_metrics`` and ``enable_events`` are accepted for the original API. Here they control
     nothing: there are no separate metric or event streams, every metric (latency, errors, cost,

@@ -16,6 +16,11 @@ when the pipe has room, and reads the writer's counters. The writer process
 (``spark.telemetry.writer_process``) runs an ordinary ``TelemetryRecorder``, so outages,
 rejected batches and close behave as with the thread.
 
+The writer process and the service thread start at the first run, score or flush: a client
+that records nothing (a CLI command's) starts no process. While the process cannot be started,
+records are refused and counted, the error is logged, and the start is tried again at most once
+a second.
+
 Bounds: at most ``max_queue`` runs wait in this process (the writer holds at most ``max_queue``
 more), further ones are refused and counted. ``stats`` combines this process's counters with
 the writer's last report (every ``flush_interval_s``, and after every flush). If the writer
@@ -103,12 +108,8 @@ class ProcessRecorder(RecorderLifecycle):
         self._closed_reply = threading.Event()
         self._log = log.bind(backend="process")
         self._process: subprocess.Popen[bytes] | None = None
+        self._service: threading.Thread | None = None  # with the writer, at the first use
         self._last_start = -math.inf
-        self._start_writer()
-        self._service = threading.Thread(
-            target=self._serve, name="spark-telemetry-shipper", daemon=True
-        )
-        self._service.start()
         atexit.register(self.close)
 
     @property
@@ -125,7 +126,7 @@ class ProcessRecorder(RecorderLifecycle):
                 self._unsampled += 1  # decided here as the writer would, so never encoded
             return
         with self._lock:
-            if not self._closed and self._waiting < self._max_queue:
+            if not self._closed and self._waiting < self._max_queue and self._writer_up_locked():
                 self._submitted += 1
                 self._waiting += 1
                 self._items.append(run)
@@ -141,7 +142,8 @@ class ProcessRecorder(RecorderLifecycle):
 
     def _take(self, records: Sequence[_wire.Record]) -> int:
         with self._lock:
-            room = 0 if self._closed else max(self._max_queue - self._waiting, 0)
+            writable = not self._closed and self._writer_up_locked()
+            room = max(self._max_queue - self._waiting, 0) if writable else 0
             taken = list(records[:room])
             self._refused += len(records) - len(taken)
             self._submitted += len(taken)
@@ -152,6 +154,25 @@ class ProcessRecorder(RecorderLifecycle):
         if len(taken) < len(records):
             self._warn_refused(len(records) - len(taken))
         return len(taken)
+
+    def _writer_up_locked(self) -> bool:
+        """Start the writer process and the service thread at the first record (so a client
+        that never records anything, such as a CLI command's, starts no process); False while
+        it cannot be started (retried at most once a second, the error logged each time)."""
+        if self._service is not None:
+            return True
+        if time.monotonic() - self._last_start < _RESTART_MIN_INTERVAL_S:
+            return False
+        try:
+            self._start_writer()
+        except WriterProcessError as error:
+            self._log.error("telemetry.writer_process_unavailable", error=str(error))
+            return False
+        self._service = threading.Thread(
+            target=self._serve, name="spark-telemetry-shipper", daemon=True
+        )
+        self._service.start()
+        return True
 
     def _warn_refused(self, count: int) -> None:
         now = time.monotonic()
@@ -237,6 +258,8 @@ class ProcessRecorder(RecorderLifecycle):
         with self._lock:
             if self._closed:
                 return self._closed_reply.wait(timeout)
+            if not self._writer_up_locked():
+                return not self._items and not self._backlog  # nothing taken is unwritten
             self._ship_locked()
             self._flush_id += 1
             self._flushes[self._flush_id] = marker
@@ -276,6 +299,10 @@ class ProcessRecorder(RecorderLifecycle):
             if self._closed:
                 return
             self._closed = True
+            if self._service is None:  # never started: nothing was taken
+                self._closed_reply.set()
+                atexit.unregister(self.close)
+                return
             self._ship_locked()
             self._queue_frame(_wire.frame(_wire.CLOSE, _wire.encode_value(wait_s)))
         atexit.unregister(self.close)
@@ -286,7 +313,8 @@ class ProcessRecorder(RecorderLifecycle):
             for marker in markers:
                 marker.set()
         self._stop_writer()
-        self._service.join(ABANDON_GRACE_S)
+        if self._service is not None:
+            self._service.join(ABANDON_GRACE_S)
         self._log.info("telemetry.recorder_closed", **asdict(self.stats))
 
     # -- writer process ---------------------------------------------------------------------

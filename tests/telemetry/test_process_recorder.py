@@ -118,6 +118,58 @@ def test_runs_and_scores_land_through_the_writer_process(
     assert fingerprints == 20  # completed by the writer process, as the thread would
 
 
+def test_a_recorder_that_records_nothing_starts_no_process(sqlite_database_url: str) -> None:
+    """A client that only reads (a CLI command's) never spawns the writer: nothing starts
+    until the first run, and closing an unused recorder is immediate."""
+    config = TelemetryConfig.from_url(sqlite_database_url, writer_process=True)
+    recorder = config.open_recorder()
+    assert isinstance(recorder, ProcessRecorder)
+    assert recorder._process is None and recorder._service is None
+    recorder.close()
+    assert recorder._process is None and recorder.flush(1)
+    assert recorder.stats.submitted == 0
+
+    used = config.open_recorder()
+    assert isinstance(used, ProcessRecorder)
+    try:
+        used.submit(factories.run(1))
+        assert used._process is not None  # started by the first run
+        assert used.flush(30) and used.stats.written == 1
+    finally:
+        used.close()
+
+
+def test_a_writer_process_that_cannot_start_refuses_and_counts_until_it_can(
+    sqlite_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the process cannot be started, runs and scores are refused and counted (the
+    request path never sees the error); the start is tried again once a second has passed."""
+
+    def no_process(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("no more processes")
+
+    config = TelemetryConfig.from_url(sqlite_database_url, writer_process=True)
+    recorder = config.open_recorder()
+    assert isinstance(recorder, ProcessRecorder)
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(subprocess, "Popen", no_process)
+            recorder.submit(factories.run(1))
+            assert recorder.submit_feedback([FeedbackRecord("t", 1.0, 1.0)]) == 0
+            assert recorder._process is None
+            assert (recorder.stats.refused, recorder.stats.dropped) == (2, 2)
+        recorder.submit(factories.run(1))  # within a second of the failure: not tried again
+        assert recorder._process is None and recorder.stats.refused == 3
+        recorder._last_start -= 1.0  # the second has passed
+        recorder.submit(factories.run(1))
+        assert recorder._process is not None
+        assert recorder.flush(30)
+        assert (recorder.stats.written, recorder.stats.refused) == (1, 3)
+    finally:
+        recorder.close()
+    assert _counts(sqlite_database_url)[0] == 1
+
+
 def test_runs_beyond_max_queue_are_refused_and_counted(sqlite_database_url: str) -> None:
     config = TelemetryConfig.from_url(
         sqlite_database_url, writer_process=True, batch_size=1000, max_queue=5
