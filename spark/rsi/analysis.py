@@ -156,6 +156,10 @@ class DiagnosticReport(BaseModel):
     run_error_rate: float = 0.0
     run_p50_ms: float = 0.0
     run_p95_ms: float = 0.0
+    run_mean_ms: float = 0.0
+    run_mean_ok_ms: float | None = Field(
+        default=None, description="mean latency of the runs that did not fail (None: unknown)"
+    )
     mean_quality: float | None = None
     bottlenecks: list[Bottleneck] = Field(default_factory=list)
     failure_patterns: list[FailurePattern] = Field(default_factory=list)
@@ -166,6 +170,16 @@ class DiagnosticReport(BaseModel):
         description="why the window starts later than asked: the failure rate changed inside "
         "it (spark.rsi.regime), and the diagnosis reads the runs since",
     )
+
+    @property
+    def latency_scale(self) -> float:
+        """The mean latency of all runs over that of the runs that did not fail: what turns a
+        relative change of the runs' mean latency into the objective's latency term, which is
+        relative to the mean successful run (``spark.rsi.objectives``). Above 1 where failed
+        runs are slow (timeouts), below where they fail fast; 1 when unknown."""
+        if self.run_mean_ok_ms is None or self.run_mean_ok_ms <= 0 or self.run_mean_ms <= 0:
+            return 1.0
+        return self.run_mean_ms / self.run_mean_ok_ms
 
     def bottlenecks_of(self, kind: BottleneckKind) -> list[Bottleneck]:
         """The bottlenecks of one kind, in report order."""
@@ -236,6 +250,8 @@ def analyze(
         run_error_rate=version_stats.error_rate,
         run_p50_ms=version_stats.p50_ms,
         run_p95_ms=version_stats.p95_ms,
+        run_mean_ms=version_stats.mean_ms,
+        run_mean_ok_ms=version_stats.mean_ok_ms,
         mean_quality=version_stats.mean_quality,
         bottlenecks=bottlenecks,
         failure_patterns=patterns,

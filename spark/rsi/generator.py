@@ -436,7 +436,9 @@ class _Rules:
             node.id, per_attempt * transient, current, retries, backoff_s
         )
         effects = {"error_rate": -error_effect, "latency": latency_cost, "cost": cured_cost}
-        change = expected_objective_change(self.objective, effects, self.report.run_error_rate)
+        change = expected_objective_change(
+            self.objective, effects, self.report.run_error_rate, self.report.latency_scale
+        )
         return change, retries, cure, error_effect, latency_cost, cured_cost
 
     def fallbacks(self) -> Iterator[_Proposal]:
@@ -533,7 +535,7 @@ class _Rules:
             backoff_s=node.config.backoff_s,
             critical_path_ms=self.report.structure.critical_path_ms,
             reach=min(1.0, evidence.get("count", trace_count) / trace_count),
-            latency_weight=self.objective.weight("latency"),
+            latency_weight=self.objective.weight("latency") * self.report.latency_scale,
             error_weight=self.objective.weight("error_rate"),
         )
         return best_cut(profile, terms, self._failure_budget())

@@ -144,13 +144,18 @@ def objective_of(metadata: Mapping[str, object], override: Objective | None = No
 
 
 def expected_objective_change(
-    objective: Objective, effects: Mapping[str, float], baseline_error_rate: float
+    objective: Objective,
+    effects: Mapping[str, float],
+    baseline_error_rate: float,
+    latency_scale: float = 1.0,
 ) -> float:
     """The expected change of the loss per request (negative = better) of relative effects per
     metric (``{"error_rate": -0.5, "latency": 0.1}``), an error effect being relative to the
-    baseline's error rate."""
+    baseline's error rate. A latency effect is relative to the mean latency of all runs;
+    ``latency_scale`` (``DiagnosticReport.latency_scale``) is that mean over the mean
+    successful run the loss divides by (1: taken as equal)."""
     change = objective.weight("error_rate") * effects.get("error_rate", 0.0) * baseline_error_rate
-    change += objective.weight("latency") * effects.get("latency", 0.0)
+    change += objective.weight("latency") * effects.get("latency", 0.0) * latency_scale
     change += objective.weight("cost") * effects.get("cost", 0.0)
     change -= objective.weight("quality") * effects.get("quality", 0.0)
     return change

@@ -72,7 +72,7 @@ class MultiObjectiveOptimizer:
     def objective_change(self, hypothesis: Hypothesis, report: DiagnosticReport) -> float:
         """The expected change of the owner's loss per request (negative = better)."""
         return expected_objective_change(
-            self.objective, _effects(hypothesis), report.run_error_rate
+            self.objective, _effects(hypothesis), report.run_error_rate, report.latency_scale
         )
 
     def constraint_violation(self, hypothesis: Hypothesis, report: DiagnosticReport) -> str | None:

@@ -170,7 +170,9 @@ def _score(
     return _Scored(
         hypothesis=hypothesis,
         loss=effect_vector(effects),
-        objective_change=expected_objective_change(objective, effects, report.run_error_rate),
+        objective_change=expected_objective_change(
+            objective, effects, report.run_error_rate, report.latency_scale
+        ),
         weight=weight,
         attempts=attempts,
         broken=broken_constraint(objective, effects, report),

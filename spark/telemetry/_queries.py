@@ -146,6 +146,7 @@ def version_stats_sql(window: Window, postgres: bool) -> str:
             FROM spark_traces t {_feedback_join(window)} WHERE {window.where("t.")}
         )
         SELECT count(*) AS n, sum(1.0 / sampling_rate) AS estimated_n, {_ERRORS.format(p="")} AS errors, avg(duration_ms) AS mean_ms,
+               avg(CASE WHEN status = 'error' THEN NULL ELSE duration_ms END) AS mean_ok_ms,
                {percentiles_sql("duration_ms", postgres)} AS pct, avg(cost) AS mean_cost,
                avg(quality) AS mean_quality, count(quality) AS quality_count,
                min(started_at) AS first_started_at, max(started_at) AS last_started_at

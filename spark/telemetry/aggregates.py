@@ -59,6 +59,7 @@ class VersionStats(BaseModel):
     mean_cost: float = 0.0
     mean_quality: float | None = None
     quality_count: int = 0
+    mean_ok_ms: float | None = None  # of the runs that did not fail (None: every run failed)
     first_started_at: float | None = None
     last_started_at: float | None = None
 

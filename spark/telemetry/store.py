@@ -534,6 +534,7 @@ def _version_stats(window: Window, row: Row[Any]) -> VersionStats:
         error_count=errors,
         error_rate=errors / count if count else 0.0,
         mean_ms=float(row.mean_ms or 0.0),
+        mean_ok_ms=_optional_float(row.mean_ok_ms),
         p50_ms=p50,
         p95_ms=p95,
         p99_ms=p99,

@@ -254,3 +254,18 @@ def test_structure_without_telemetry_uses_the_longest_path() -> None:
     structure = describe_structure(support_spec(), {})
     assert structure.critical_path == ["ingest", *CHAIN, "draft", "audit"]
     assert structure.critical_path_ms == 0.0
+
+
+def test_the_latency_scale_compares_all_runs_with_the_successful_ones() -> None:
+    """Slow failures (timeouts) make the runs' mean latency exceed the successful runs' mean,
+    which the objective's latency term divides by: the report's scale says by how much, and
+    is 1 when the successful runs' mean is unknown."""
+    stats = healthy_node_stats()
+    slow_failures = version_stats(errors=20).model_copy(
+        update={"mean_ms": 380.0, "mean_ok_ms": 200.0}
+    )
+    report = analyze(support_spec(), stats, slow_failures)
+    assert (report.run_mean_ms, report.run_mean_ok_ms) == (380.0, 200.0)
+    assert report.latency_scale == pytest.approx(1.9)
+    unknown = analyze(support_spec(), stats, version_stats())
+    assert unknown.run_mean_ok_ms is None and unknown.latency_scale == 1.0

@@ -215,3 +215,23 @@ def test_among_undecidable_gains_the_larger_comes_first() -> None:
     )
     assert [r.title for r in ranking] == ["tune fetch_account", "tune fetch_history"]
     assert [r.score for r in ranking] == [0.0, 0.0]
+
+
+def test_a_latency_gain_is_priced_against_the_successful_runs_mean() -> None:
+    """Where failed runs are slow (the runs' mean latency twice the successful runs'), a
+    relative latency gain is worth twice as much of the owner's loss, which divides latency
+    by the successful runs' mean: it now outranks an error cure it ranked behind."""
+    cure = hypothesis("fetch_account", "error_rate", error_rate=-0.5)  # 1.0 x -0.5 x 10% = -0.05
+    faster = hypothesis("fetch_history", latency=-0.15)  # 0.25 x -0.15 = -0.0375
+    assert titles([faster, cure], report=report(errors=20)) == [
+        "tune fetch_account",
+        "tune fetch_history",
+    ]
+    slow_failures = analyze(
+        support_spec(),
+        healthy_node_stats(),
+        version_stats(errors=20).model_copy(update={"mean_ms": 400.0, "mean_ok_ms": 200.0}),
+    )
+    ranking = rank_hypotheses([cure, faster], objective=Objective(), report=slow_failures)
+    assert [r.title for r in ranking] == ["tune fetch_history", "tune fetch_account"]
+    assert ranking[0].objective_change == pytest.approx(-0.075)

@@ -134,6 +134,7 @@ def test_version_stats_quality_prefers_feedback_over_trace_quality(database_url:
     assert (stats.count, stats.error_count, stats.error_rate) == (3, 1, pytest.approx(1 / 3))
     assert (stats.mean_quality, stats.quality_count) == (pytest.approx((0.75 + 0.4) / 2), 2)
     assert [stats.mean_ms, stats.mean_cost] == pytest.approx([30.0, 1.0])
+    assert stats.mean_ok_ms == pytest.approx(35.0)  # the failed 20 ms run left out
     expected = np.percentile([10.0, 20.0, 60.0], QUANTILES).tolist()
     assert [stats.p50_ms, stats.p95_ms, stats.p99_ms] == pytest.approx(expected)
     assert (stats.first_started_at, stats.last_started_at) == (T0, T0 + 2)
@@ -146,6 +147,7 @@ def test_version_stats_filters_by_routing_arm_and_handles_no_traces(database_url
     assert store.version_stats("g", routing_arm="candidate").count == 1
     empty = store.version_stats("g", "v9")
     assert (empty.count, empty.error_rate, empty.p99_ms, empty.mean_quality) == (0, 0.0, 0.0, None)
+    assert empty.mean_ok_ms is None
 
 
 def test_trace_metrics_are_oldest_first_and_limit_keeps_the_newest(database_url: str) -> None:
