@@ -111,7 +111,6 @@ class _Topology:
 
     nodes: dict[str, NodeSpec]
     entries: frozenset[str]
-    predecessors: dict[str, list[str]]
     successors: dict[str, list[str]]
     incoming: dict[str, tuple[tuple[str, str], ...]]  # the keys of the edges into each node
     always_active: dict[str, tuple[tuple[str, str], ...]]  # outgoing edges without a condition
@@ -122,6 +121,7 @@ class _Topology:
     edges: tuple[EdgeSpec, ...]
     repeats_measured: frozenset[str]  # nodes whose spans carry an input fingerprint
     cached: frozenset[str]  # nodes with a result cache (``cache_ttl_s``)
+    cached_or_measured: frozenset[str]  # ``cached`` and ``repeats_measured`` together
     plain: frozenset[str]  # nodes called once, directly: no cache, timeout, retry or fallback
     side_effects: frozenset[str]  # nodes whose spans keep their output (for replay)
 
@@ -142,10 +142,11 @@ def topology_of(spec: GraphSpec) -> _Topology:
             always[edge.source].append(edge.key)
         else:
             conditional[edge.source].append(edge)
+    repeats_measured = frozenset(node.id for node in spec.nodes if measures_repeats(node))
+    cached = frozenset(node.id for node in spec.nodes if node.config.cache_ttl_s is not None)
     return _Topology(
         nodes={node.id: node for node in spec.nodes},
         entries=frozenset(node.id for node in spec.nodes if spec.is_entry(node.id)),
-        predecessors=predecessors,
         successors=successors,
         incoming={node_id: tuple(keys) for node_id, keys in incoming.items()},
         always_active={node_id: tuple(keys) for node_id, keys in always.items()},
@@ -154,8 +155,9 @@ def topology_of(spec: GraphSpec) -> _Topology:
         roots=[node_id for node_id, sources in predecessors.items() if not sources],
         node_list=tuple(spec.nodes),
         edges=tuple(spec.edges),
-        repeats_measured=frozenset(node.id for node in spec.nodes if measures_repeats(node)),
-        cached=frozenset(node.id for node in spec.nodes if node.config.cache_ttl_s is not None),
+        repeats_measured=repeats_measured,
+        cached=cached,
+        cached_or_measured=cached | repeats_measured,
         plain=frozenset(node.id for node in spec.nodes if _called_plainly(node)),
         side_effects=frozenset(node.id for node in spec.nodes if node.has_tag("side_effects")),
     )
@@ -401,9 +403,7 @@ class _Execution:
         self.plain_calls = request.replay_outputs is None and request.shared is None
         # the nodes ``_fingerprint`` may hash or capture the inputs of (None for the others)
         self.fingerprinted = (
-            topology.cached
-            if request.telemetry == "off"
-            else topology.cached | topology.repeats_measured
+            topology.cached if request.telemetry == "off" else topology.cached_or_measured
         )
         self.started_at = runtime.clock()
         self.finished_at = self.started_at
