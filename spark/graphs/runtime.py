@@ -117,6 +117,7 @@ class _Topology:
     conditional: dict[str, tuple[EdgeSpec, ...]]  # outgoing edges with one
     in_degree: dict[str, int]
     roots: list[str]  # nodes without predecessors, in spec order
+    node_ids: tuple[str, ...]  # every node, in spec order
     node_list: tuple[NodeSpec, ...]  # the spec's own objects, to notice a replaced node or edge
     edges: tuple[EdgeSpec, ...]
     repeats_measured: frozenset[str]  # nodes whose spans carry an input fingerprint
@@ -153,6 +154,7 @@ def topology_of(spec: GraphSpec) -> _Topology:
         conditional={node_id: tuple(edges) for node_id, edges in conditional.items()},
         in_degree={node_id: len(sources) for node_id, sources in predecessors.items()},
         roots=[node_id for node_id, sources in predecessors.items() if not sources],
+        node_ids=tuple(node.id for node in spec.nodes),
         node_list=tuple(spec.nodes),
         edges=tuple(spec.edges),
         repeats_measured=repeats_measured,
@@ -722,9 +724,9 @@ class _Execution:
     def telemetry(
         self, routing_arm: RoutingArm, routing_key: str | None
     ) -> RunTelemetry | PendingRun:
-        """The trace and the spans (in spec node order) of the finished run: complete for an
-        eager sink, left pending for a deferring one."""
-        spans = [self.spans[node.id] for node in self.spec.nodes]
+        """The trace and the spans (in the order they were recorded) of the finished run:
+        complete for an eager sink, left pending for a deferring one."""
+        spans = list(self.spans.values())
         if self.request.telemetry == "deferred":
             return self._pending(spans, routing_arm, routing_key)
         inputs_json = try_canonical_json(self.request.inputs)
@@ -749,7 +751,7 @@ class _Execution:
     ) -> PendingRun:
         """The run for a deferring sink: no trace record, no hashing, and the inputs JSON left
         to the writer when the inputs cannot change before it runs (``_unchanging``)."""
-        request = self.request
+        request, failure = self.request, self.failure
         inputs = request.inputs
         later = _unchanging(inputs)
         return PendingRun(  # positional: this runs once per request
@@ -758,10 +760,10 @@ class _Execution:
             request.version_id,
             self.started_at,
             _ms(self.finished_at - self.started_at),
-            self._status(),
+            "ok" if failure is None else "error",
             routing_arm,
             routing_key,
-            self._error_type(),
+            None if failure is None else type(failure.error).__name__,
             inputs if later else None,
             None if later else try_canonical_json(inputs),
             spans,
@@ -770,21 +772,25 @@ class _Execution:
 
     def result(self) -> RunResult:
         """The caller-facing result of the finished run."""
-        failure = self.failure
+        failure, spans, state = self.failure, self.spans, self.state
+        cost, tokens = 0.0, 0
+        for span in spans.values():
+            cost += span.cost
+            tokens += span.tokens
         return RunResult(
-            trace_id=self.request.trace_id,
-            graph_id=self.spec.id,
-            version_id=self.request.version_id,
-            status=self._status(),
-            outputs={name: self.state[name] for name in self.written},
-            duration_ms=_ms(self.finished_at - self.started_at),
-            node_statuses={node.id: self.spans[node.id].status for node in self.spec.nodes},
-            cost=sum(span.cost for span in self.spans.values()),
-            tokens=sum(span.tokens for span in self.spans.values()),
-            error_type=self._error_type(),
-            error_message=_failure_message(failure) if failure is not None else None,
-            failed_node_id=failure.node_id if failure is not None else None,
-        )
+            self.request.trace_id,
+            self.spec.id,
+            self.request.version_id,
+            "ok" if failure is None else "error",
+            {name: state[name] for name in self.written},
+            _ms(self.finished_at - self.started_at),
+            {node_id: spans[node_id].status for node_id in self.topology.node_ids},
+            cost,
+            tokens,
+            None if failure is None else type(failure.error).__name__,
+            None if failure is None else _failure_message(failure),
+            None if failure is None else failure.node_id,
+        )  # positional, in ``RunResult`` field order: this runs once per request
 
     def _status(self) -> RunStatus:
         return "ok" if self.failure is None else "error"
@@ -803,7 +809,10 @@ def _unchanging(inputs: dict[str, Any]) -> bool:
     serialise). Anything else (a list, a nested dict, a model) the caller or a node could
     still change, so its JSON is taken on the request path."""
     scalars = _SCALARS
-    return all(type(key) is str and type(value) in scalars for key, value in inputs.items())
+    for key, value in inputs.items():  # a loop: a generator in ``all`` costs twice as much
+        if type(key) is not str or type(value) not in scalars:
+            return False
+    return True
 
 
 def _failure_message(failure: _Failure) -> str:

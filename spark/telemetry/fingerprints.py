@@ -42,60 +42,62 @@ def fingerprint_of_json(text: str | None) -> str | None:
 
 def complete_run(run: RunTelemetry | PendingRun) -> RunTelemetry:
     """The ``RunTelemetry`` of a pending run, its fingerprints and span ids filled in (a
-    ``RunTelemetry`` is returned as it is). Each span is rebuilt once, by slices of the
-    tuple (a ``_replace`` costs six times as much)."""
+    ``RunTelemetry`` is returned as it is). Each span is rebuilt once: its new id joined to
+    the rest of its tuple (a ``_replace`` costs six times as much), or, where its inputs were
+    captured, by slices around the fingerprint."""
     if isinstance(run, RunTelemetry):
         return run
     node_inputs = run.node_inputs
     unnamed = sum(1 for span in run.spans if not span.span_id)
     span_ids = iter(new_span_ids(unnamed))
-    fingerprint = _policies().input_fingerprint
     spans = []
     for span in run.spans:
-        stored = span.input_fingerprint
-        inputs = node_inputs.get(span.node_id) if stored is None else None
-        if inputs is not None:
-            try:
-                stored = fingerprint(inputs)
-            except RuntimeError:  # a container changed size while the writer read it
-                stored = None
+        head = (span[0] or next(span_ids),)
+        inputs = node_inputs.get(span.node_id) if span[_FINGERPRINT] is None else None
+        if inputs is None:
+            spans.append(_new_span(SpanRecord, head + span[1:]))
+            continue
+        try:
+            fingerprint = _policies().input_fingerprint(inputs)
+        except RuntimeError:  # a container changed size while the writer read it
+            fingerprint = None
         spans.append(
             _new_span(
-                SpanRecord,
-                (
-                    span.span_id or next(span_ids),
-                    *span[1:_FINGERPRINT],
-                    stored,
-                    *span[_FINGERPRINT + 1 :],
-                ),
+                SpanRecord, head + span[1:_FINGERPRINT] + (fingerprint,) + span[_FINGERPRINT + 1 :]
             )
         )
     return RunTelemetry(trace_record(run), spans)
 
 
-_new_span = tuple.__new__
+_new_span = _new_trace = tuple.__new__
 _FINGERPRINT = SpanRecord._fields.index("input_fingerprint")
 
 
 def trace_record(run: PendingRun) -> TraceRecord:
-    """The trace of a pending run, as the request path would have recorded it."""
+    """The trace of a pending run, as the request path would have recorded it (built
+    positionally, in ``TraceRecord`` field order: keywords cost a namedtuple five times as
+    much)."""
     inputs_json = run.inputs_json
     if inputs_json is None and run.inputs is not None:
         inputs_json = _try_canonical_json(run.inputs)
-    return TraceRecord(
-        trace_id=run.trace_id,
-        graph_id=run.graph_id,
-        version_id=run.version_id,
-        started_at=run.started_at,
-        duration_ms=run.duration_ms,
-        status=run.status,
-        routing_arm=run.routing_arm,
-        routing_key=run.routing_key,
-        input_fingerprint=fingerprint_of_json(inputs_json),
-        inputs_json=inputs_json,
-        error_type=run.error_type,
-        cost=sum(span.cost for span in run.spans),
-        sampling_rate=run.sampling_rate,
+    return _new_trace(
+        TraceRecord,
+        (
+            run.trace_id,
+            run.graph_id,
+            run.version_id,
+            run.started_at,
+            run.duration_ms,
+            run.status,
+            run.routing_arm,
+            run.routing_key,
+            fingerprint_of_json(inputs_json),
+            inputs_json,
+            run.error_type,
+            sum(span.cost for span in run.spans),
+            None,  # quality: set by feedback, never by the run
+            run.sampling_rate,
+        ),
     )
 
 

@@ -113,6 +113,10 @@ async def test_a_deferring_sink_gets_the_inputs_and_the_writer_hashes_them(
     assert completed.trace.inputs_json == hashed.trace.inputs_json == '{"q":"x"}'
     timing = {"started_at", "duration_ms"}
     assert _fields(completed.trace, timing) == _fields(hashed.trace, timing)
+    minted = timing | {"span_id"}
+    assert [_fields(s, minted) for s in completed.spans] == [
+        _fields(s, minted) for s in hashed.spans
+    ]
 
 
 @pytest.mark.parametrize("sink_type", [DeferringSink, ListSink])

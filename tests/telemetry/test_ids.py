@@ -50,6 +50,24 @@ def test_ids_minted_together_are_the_same_ids_one_at_a_time_would_be() -> None:
     assert {minted[-8:] for minted in batch} == {first[-8:]}  # the same process bits
 
 
+def test_ids_minted_together_are_the_full_formula_with_consecutive_counters() -> None:
+    """Formatting the batch's fixed digits once gives exactly the ids ``_new_id`` mints: the
+    millisecond, the counter values in a row, the process bits; the next single id follows."""
+    clock = lambda: 1_764_000_000_123_456_789  # noqa: E731
+    batch = new_span_ids(5, time_ns=clock)
+    single = ids._new_id(clock)
+
+    values = [int(minted, 16) for minted in [*batch, single]]
+    millis = clock() // 1_000_000
+    first_sequence = (values[0] >> 32) & ids._SEQUENCE_MASK
+    expected = [
+        (millis << 80) | (((first_sequence + n) & ids._SEQUENCE_MASK) << 32) | ids._constant
+        for n in range(6)
+    ]
+    assert values == expected
+    assert all(len(minted) == 32 for minted in batch)
+
+
 def test_ids_carry_the_time_they_were_minted() -> None:
     """The first 48 bits are the Unix time in milliseconds."""
     before = time.time_ns() // 1_000_000
