@@ -20,8 +20,9 @@ Semantics of one run:
   in a single ``submit`` call;
 - a node's input fingerprint is computed on the request path only for its result cache
   (``cache_ttl_s``); a sink that ``defers_fingerprints`` gets a ``PendingRun`` holding the inputs
-  each node ran on (``spark.telemetry.fingerprints`` builds the trace record off the request
-  path, hashes and mints the span ids), and without a sink nothing is hashed or serialised.
+  each node ran on and its spans' fields in one flat list (``spark.telemetry.fingerprints``
+  builds the trace and span records off the request path, hashes and mints the span ids), and
+  without a sink nothing is hashed or serialised.
 """
 
 from __future__ import annotations
@@ -51,8 +52,10 @@ from spark.graphs.registry import NodeContext, NodeImpl, NodeRegistry, default_r
 from spark.graphs.shared_outcomes import SharedOutcome, SharedOutcomes
 from spark.graphs.spec import EdgeSpec, GraphSpec, NodeSpec
 from spark.telemetry.fingerprints import fingerprint_of_json
-from spark.telemetry.ids import new_span_id, new_trace_id
+from spark.telemetry.ids import new_span_ids, new_trace_id
 from spark.telemetry.models import (
+    PENDING_SPAN_FIELDS,
+    PENDING_SPAN_WIDTH,
     PendingRun,
     RoutingArm,
     RunStatus,
@@ -394,7 +397,10 @@ class _Execution:
         self.topology = topology
         self.unsettled = dict(self.topology.in_degree)
         self.active_edges: set[tuple[str, str]] = set()
-        self.spans: dict[str, SpanRecord] = {}
+        # every span recorded so far: its fields (PENDING_SPAN_FIELDS) one after another in a
+        # flat list, and where each node's begin (a span per node: the first recorded stays)
+        self.span_fields: list[Any] = []
+        self.recorded: dict[str, int] = {}
         self.running: dict[str, tuple[float, NodeContext]] = {}
         self.captured: dict[str, dict[str, Any]] = {}
         self.tasks: set[asyncio.Task[None]] = set()
@@ -455,7 +461,7 @@ class _Execution:
         """Execute ``node``, then go on in this task while it makes exactly one node ready."""
         current: NodeSpec | None = node
         if self.aborted:  # another node failed after this one was made ready
-            self._record(self._skipped_span(node))
+            self._record_skipped(node)
             return
         while current is not None:
             try:
@@ -491,7 +497,7 @@ class _Execution:
             if self._activated(node) and not self.aborted:
                 ready.append(node)
             else:
-                self._record(self._skipped_span(node))
+                self._record_skipped(node)
                 pending.extend(self._newly_ready(node.id))
         return ready
 
@@ -519,9 +525,7 @@ class _Execution:
             outcome = await self._shared_outcome(shared, node, inputs, ctx, fingerprint)
         else:
             outcome = await self._policy_outcome(node, inputs, ctx, fingerprint)
-        self.spans.setdefault(
-            node_id, self._executed_span(node, started, ctx, outcome, fingerprint)
-        )
+        self._record_executed(node, started, ctx, outcome, fingerprint)
         if outcome.error is not None:
             self._fail(node, outcome.error, outcome.attempts)
         self._apply(node, outcome.output or {})
@@ -636,29 +640,26 @@ class _Execution:
             if edge.condition is not None and edge.condition.holds(state):
                 self.active_edges.add(edge.key)
 
-    def _record(self, span: SpanRecord) -> None:
-        self.spans.setdefault(span.node_id, span)
-
     def _record_cancelled(self, node: NodeSpec) -> None:
-        if node.id in self.running and node.id not in self.spans:
+        if node.id in self.running and node.id not in self.recorded:
             started, ctx = self.running[node.id]
-            self._record(self._skipped_span(node, started, ctx, error_type="CancelledError"))
+            self._record_skipped(node, started, ctx, error_type="CancelledError")
 
     def _record_unsettled(self) -> None:
         for node in self.spec.nodes:
-            if node.id not in self.spans:
-                self._record(self._skipped_span(node))
+            if node.id not in self.recorded:
+                self._record_skipped(node)
 
-    def _executed_span(
+    def _record_executed(
         self,
         node: NodeSpec,
         started: float,
         ctx: NodeContext,
         outcome: PolicyOutcome,
         fingerprint: str | None,
-    ) -> SpanRecord:
+    ) -> None:
         error, usage = outcome.error, ctx.usage
-        return self._span(  # positional: this runs once per node
+        self._record(  # positional: this runs once per node
             node,
             started,
             "ok" if error is None else "error",
@@ -671,14 +672,14 @@ class _Execution:
             self._side_effect_json(node, outcome.output),
         )
 
-    def _skipped_span(
+    def _record_skipped(
         self,
         node: NodeSpec,
         started: float | None = None,
         ctx: NodeContext | None = None,
         error_type: str | None = None,
-    ) -> SpanRecord:
-        return self._span(
+    ) -> None:
+        self._record(
             node,
             started if started is not None else self.runtime.clock(),
             status="skipped",
@@ -688,7 +689,7 @@ class _Execution:
             cost=ctx.usage.cost if ctx is not None else 0.0,
         )
 
-    def _span(
+    def _record(
         self,
         node: NodeSpec,
         started: float,
@@ -700,25 +701,27 @@ class _Execution:
         cost: float = 0.0,
         input_fingerprint: str | None = None,
         output_json: str | None = None,
-    ) -> SpanRecord:
-        request = self.request
-        return SpanRecord(  # positional: this runs once per node on the request path
-            new_span_id() if request.telemetry == "eager" else "",  # else minted by the writer
-            request.trace_id,
-            self.spec.id,
-            request.version_id,
-            node.id,
-            node.type,
-            started,
-            max(self.runtime.clock() - started, 0.0) * 1000.0,
-            status,
-            error_type,
-            attempts,
-            cache_hit,
-            tokens,
-            cost,
-            input_fingerprint,
-            output_json,
+    ) -> None:
+        """Record ``node``'s span, unless it has one already (the first recorded stays)."""
+        node_id, fields = node.id, self.span_fields
+        if node_id in self.recorded:
+            return
+        self.recorded[node_id] = len(fields)
+        fields.extend(  # in PENDING_SPAN_FIELDS order
+            (
+                node_id,
+                node.type,
+                started,
+                max(self.runtime.clock() - started, 0.0) * 1000.0,
+                status,
+                error_type,
+                attempts,
+                cache_hit,
+                tokens,
+                cost,
+                input_fingerprint,
+                output_json,
+            )
         )
 
     def telemetry(
@@ -726,14 +729,14 @@ class _Execution:
     ) -> RunTelemetry | PendingRun:
         """The trace and the spans (in the order they were recorded) of the finished run:
         complete for an eager sink, left pending for a deferring one."""
-        spans = list(self.spans.values())
         if self.request.telemetry == "deferred":
-            return self._pending(spans, routing_arm, routing_key)
-        inputs_json = try_canonical_json(self.request.inputs)
+            return self._pending(routing_arm, routing_key)
+        request, fields = self.request, self.span_fields
+        inputs_json = try_canonical_json(request.inputs)
         trace = TraceRecord(
-            trace_id=self.request.trace_id,
+            trace_id=request.trace_id,
             graph_id=self.spec.id,
-            version_id=self.request.version_id,
+            version_id=request.version_id,
             started_at=self.started_at,
             duration_ms=_ms(self.finished_at - self.started_at),
             status=self._status(),
@@ -742,15 +745,23 @@ class _Execution:
             input_fingerprint=fingerprint_of_json(inputs_json),
             inputs_json=inputs_json,
             error_type=self._error_type(),
-            cost=sum(span.cost for span in spans),
+            cost=sum(fields[_COST::PENDING_SPAN_WIDTH]),
         )
+        run_ids = (request.trace_id, self.spec.id, request.version_id)
+        spans = [
+            SpanRecord(span_id, *run_ids, *fields[at : at + PENDING_SPAN_WIDTH])
+            for span_id, at in zip(
+                new_span_ids(len(self.recorded)),
+                range(0, len(fields), PENDING_SPAN_WIDTH),
+                strict=True,
+            )
+        ]
         return RunTelemetry(trace=trace, spans=spans)
 
-    def _pending(
-        self, spans: list[SpanRecord], routing_arm: RoutingArm, routing_key: str | None
-    ) -> PendingRun:
-        """The run for a deferring sink: no trace record, no hashing, and the inputs JSON left
-        to the writer when the inputs cannot change before it runs (``_unchanging``)."""
+    def _pending(self, routing_arm: RoutingArm, routing_key: str | None) -> PendingRun:
+        """The run for a deferring sink: no trace record, no hashing, no record per span, and
+        the inputs JSON left to the writer when the inputs cannot change before it runs
+        (``_unchanging``)."""
         request, failure = self.request, self.failure
         inputs = request.inputs
         later = _unchanging(inputs)
@@ -766,17 +777,13 @@ class _Execution:
             None if failure is None else type(failure.error).__name__,
             inputs if later else None,
             None if later else try_canonical_json(inputs),
-            spans,
+            self.span_fields,
             self.captured,
         )
 
     def result(self) -> RunResult:
         """The caller-facing result of the finished run."""
-        failure, spans, state = self.failure, self.spans, self.state
-        cost, tokens = 0.0, 0
-        for span in spans.values():
-            cost += span.cost
-            tokens += span.tokens
+        failure, fields, recorded, state = self.failure, self.span_fields, self.recorded, self.state
         return RunResult(
             self.request.trace_id,
             self.spec.id,
@@ -784,9 +791,9 @@ class _Execution:
             "ok" if failure is None else "error",
             {name: state[name] for name in self.written},
             _ms(self.finished_at - self.started_at),
-            {node_id: spans[node_id].status for node_id in self.topology.node_ids},
-            cost,
-            tokens,
+            {node_id: fields[recorded[node_id] + _STATUS] for node_id in self.topology.node_ids},
+            sum(fields[_COST::PENDING_SPAN_WIDTH]),
+            sum(fields[_TOKENS::PENDING_SPAN_WIDTH]),
             None if failure is None else type(failure.error).__name__,
             None if failure is None else _failure_message(failure),
             None if failure is None else failure.node_id,
@@ -799,6 +806,7 @@ class _Execution:
         return type(self.failure.error).__name__ if self.failure is not None else None
 
 
+_STATUS, _COST, _TOKENS = map(PENDING_SPAN_FIELDS.index, ("status", "cost", "tokens"))
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 

@@ -117,7 +117,7 @@ def _plain(record: Record) -> tuple[Any, ...]:
         return (
             _PENDING,
             _PENDING_HEAD(record),
-            list(map(tuple, record.spans)),
+            record.span_fields,
             record.node_inputs,
             record.sampling_rate,
         )
@@ -142,9 +142,8 @@ def _record(item: tuple[Any, ...]) -> Record:
     if tag == _PICKLED:
         return _record(pickle.loads(item[1]))
     if tag == _PENDING:
-        _, head, spans, node_inputs, sampling_rate = item
-        spans = [_new_record(SpanRecord, span) for span in spans]
-        return _new_pending_run(*head, spans, node_inputs, sampling_rate)
+        _, head, span_fields, node_inputs, sampling_rate = item
+        return _new_pending_run(*head, span_fields, node_inputs, sampling_rate)
     if tag == _RUN:
         _, trace, spans = item
         return RunTelemetry(

@@ -2,10 +2,11 @@
 ids.
 
 The runtime hands a sink that sets ``defers_fingerprints`` (the recorder) each run as a
-``PendingRun``: the raw fields, the inputs its nodes ran on and spans with empty ids and
-fingerprints. The recorder's writer thread builds the ``RunTelemetry`` here, just before writing,
-so a request pays for no hashing, no span id and no trace record. A ``PendingRun`` is completed
-once (its spans are completed in place), so a retried batch keeps its ids.
+``PendingRun``: the raw fields, the inputs its nodes ran on and its spans' fields in one flat
+list, without ids or fingerprints. The recorder's writer builds the ``RunTelemetry`` here, just
+before writing, so a request pays for no hashing, no span id, no trace record and no record per
+span. The writer completes a ``PendingRun`` once and retries the completed run, so a retried
+batch keeps its ids.
 
 The trace's inputs JSON is the canonical JSON of the request inputs: taken on the request path
 when the inputs hold values that could change after the run (a list, a nested dict), otherwise
@@ -28,7 +29,14 @@ from types import ModuleType
 from typing import Any
 
 from spark.telemetry.ids import new_span_ids
-from spark.telemetry.models import PendingRun, RunTelemetry, SpanRecord, TraceRecord
+from spark.telemetry.models import (
+    PENDING_SPAN_FIELDS,
+    PENDING_SPAN_WIDTH,
+    PendingRun,
+    RunTelemetry,
+    SpanRecord,
+    TraceRecord,
+)
 
 FINGERPRINT_DIGITS = 16
 
@@ -41,36 +49,38 @@ def fingerprint_of_json(text: str | None) -> str | None:
 
 
 def complete_run(run: RunTelemetry | PendingRun) -> RunTelemetry:
-    """The ``RunTelemetry`` of a pending run, its fingerprints and span ids filled in (a
-    ``RunTelemetry`` is returned as it is). Each span is rebuilt once: its new id joined to
-    the rest of its tuple (a ``_replace`` costs six times as much), or, where its inputs were
-    captured, by slices around the fingerprint."""
+    """The ``RunTelemetry`` of a pending run: a ``SpanRecord`` for each of its spans, with a
+    new span id and, where the node's inputs were captured, their fingerprint, and the trace
+    record (a ``RunTelemetry`` is returned as it is)."""
     if isinstance(run, RunTelemetry):
         return run
-    node_inputs = run.node_inputs
-    unnamed = sum(1 for span in run.spans if not span.span_id)
-    span_ids = iter(new_span_ids(unnamed))
+    node_inputs, fields = run.node_inputs, run.span_fields
+    run_ids = (run.trace_id, run.graph_id, run.version_id)
     spans = []
-    for span in run.spans:
-        head = (span[0] or next(span_ids),)
-        inputs = node_inputs.get(span.node_id) if span[_FINGERPRINT] is None else None
-        if inputs is None:
-            spans.append(_new_span(SpanRecord, head + span[1:]))
-            continue
-        try:
-            fingerprint = _policies().input_fingerprint(inputs)
-        except RuntimeError:  # a container changed size while the writer read it
-            fingerprint = None
-        spans.append(
-            _new_span(
-                SpanRecord, head + span[1:_FINGERPRINT] + (fingerprint,) + span[_FINGERPRINT + 1 :]
-            )
-        )
+    for span_id, at in zip(
+        new_span_ids(len(fields) // PENDING_SPAN_WIDTH),
+        range(0, len(fields), PENDING_SPAN_WIDTH),
+        strict=True,
+    ):
+        values = fields[at : at + PENDING_SPAN_WIDTH]
+        if values[_FINGERPRINT] is None:
+            inputs = node_inputs.get(values[0])
+            if inputs is not None:
+                values[_FINGERPRINT] = _fingerprint(inputs)
+        spans.append(_new_span(SpanRecord, (span_id, *run_ids, *values)))
     return RunTelemetry(trace_record(run), spans)
 
 
+def _fingerprint(inputs: dict[str, Any]) -> str | None:
+    try:
+        return _policies().input_fingerprint(inputs)
+    except RuntimeError:  # a container changed size while the writer read it
+        return None
+
+
 _new_span = _new_trace = tuple.__new__
-_FINGERPRINT = SpanRecord._fields.index("input_fingerprint")
+_FINGERPRINT = PENDING_SPAN_FIELDS.index("input_fingerprint")
+_COST = PENDING_SPAN_FIELDS.index("cost")
 
 
 def trace_record(run: PendingRun) -> TraceRecord:
@@ -94,7 +104,7 @@ def trace_record(run: PendingRun) -> TraceRecord:
             fingerprint_of_json(inputs_json),
             inputs_json,
             run.error_type,
-            sum(span.cost for span in run.spans),
+            sum(run.span_fields[_COST::PENDING_SPAN_WIDTH]),
             None,  # quality: set by feedback, never by the run
             run.sampling_rate,
         ),

@@ -77,6 +77,12 @@ class RunTelemetry:
     spans: list[SpanRecord] = field(default_factory=list)
 
 
+PENDING_SPAN_FIELDS = SpanRecord._fields[4:]
+"""The fields a ``PendingRun`` keeps of each span: ``SpanRecord``'s from ``node_id`` on (the
+span id is minted by the writer; the trace, graph and version ids are the run's)."""
+PENDING_SPAN_WIDTH = len(PENDING_SPAN_FIELDS)
+
+
 @dataclass(slots=True)
 class PendingRun:
     """A finished run as the request path hands it to a sink that ``defers_fingerprints``: the
@@ -87,7 +93,10 @@ class PendingRun:
 
     ``inputs`` is set instead of ``inputs_json`` only when serialising it later gives the same
     text (see ``spark.graphs.runtime``); ``node_inputs`` holds the inputs each executed node ran
-    on, by node id. Owned by the sink once submitted.
+    on, by node id. ``span_fields`` holds the spans one after another in a single flat list,
+    ``PENDING_SPAN_WIDTH`` values each (``PENDING_SPAN_FIELDS``; input fingerprints None):
+    plain values in one list, where a record per span would be ten objects more per queued run
+    for the garbage collector to count and walk. Owned by the sink once submitted.
     """
 
     trace_id: str
@@ -101,9 +110,14 @@ class PendingRun:
     error_type: str | None
     inputs: dict[str, Any] | None  # the request inputs, still to serialise
     inputs_json: str | None  # or already serialised on the request path
-    spans: list[SpanRecord]  # span ids empty, input fingerprints None
+    span_fields: list[Any]  # PENDING_SPAN_WIDTH values a span, in PENDING_SPAN_FIELDS order
     node_inputs: dict[str, dict[str, Any]]
     sampling_rate: float = 1.0
+
+    @property
+    def span_count(self) -> int:
+        """How many spans the run has."""
+        return len(self.span_fields) // PENDING_SPAN_WIDTH
 
 
 class TelemetrySink(Protocol):

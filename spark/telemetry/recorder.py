@@ -634,7 +634,11 @@ def _without_inputs(run: RunTelemetry) -> RunTelemetry:
 
 
 def _span_count(records: list[Record]) -> int:
-    return sum(len(item.spans) for item in records if not isinstance(item, FeedbackRecord))
+    return sum(
+        len(item.spans) if isinstance(item, RunTelemetry) else item.span_count
+        for item in records
+        if not isinstance(item, FeedbackRecord)
+    )
 
 
 def trace_id_of(record: Record) -> str:

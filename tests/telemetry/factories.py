@@ -57,7 +57,9 @@ def pending_run(
     """A run as the request path leaves it for a deferring sink: one span per node of
     ``node_inputs`` (no span id, no fingerprint), ``inputs`` not yet serialised."""
     parent = trace(**trace_overrides)
-    spans = [span(parent, node_id, span_id="") for node_id in node_inputs]
+    span_fields = [
+        value for node_id in node_inputs for value in span(parent, node_id)[4:]
+    ]  # each span's fields from node_id on, as the runtime lists them
     return PendingRun(
         parent.trace_id,
         parent.graph_id,
@@ -70,6 +72,6 @@ def pending_run(
         parent.error_type,
         inputs,
         None,
-        spans,
+        span_fields,
         node_inputs,
     )
