@@ -398,7 +398,7 @@ class _Execution:
         self.unsettled = dict(self.topology.in_degree)
         self.active_edges: set[tuple[str, str]] = set()
         # every span recorded so far: its fields (PENDING_SPAN_FIELDS) one after another in a
-        # flat list, and where each node's begin (a span per node: the first recorded stays)
+        # flat list, and where each node's fields begin (one span a node: the first one stays)
         self.span_fields: list[Any] = []
         self.recorded: dict[str, int] = {}
         self.running: dict[str, tuple[float, NodeContext]] = {}
